@@ -1,0 +1,649 @@
+"""The holder's SQLite store: datasets, grants, the privacy-budget ledger, the audit log
+and API keys, in ``home/pets.db``.
+
+Durability and concurrency:
+
+* WAL journal, ``synchronous=FULL``: a charge that :meth:`Store.charge` returned has
+  reached the disk, so a crash after the charge loses budget, never privacy.
+* One SQLite connection per operation (connections are never shared between threads),
+  autocommit mode with an explicit ``BEGIN IMMEDIATE`` around every write: the check
+  "is there enough budget left?" and the debit happen under one write lock, so
+  concurrent sessions — threads or processes on the same home — can never overspend.
+* Budgets are summed exactly: each epsilon/delta is stored as the text of its float
+  ``repr`` (and as REAL, for people reading the table) and summed as
+  :class:`fractions.Fraction`, so ten charges of 0.1 spend exactly a budget of 1.0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from pets.cost import Cost, exact
+from pets.errors import (
+    AuditError,
+    AuthError,
+    BudgetExceeded,
+    DataError,
+    InternalError,
+    PolicyError,
+    QueryError,
+)
+from pets.store.audit import GENESIS_HASH, AuditLog, canonical_json, record_hash
+
+__all__ = ["Store", "SCHEMA_VERSION"]
+
+#: Version of the tables below; a newer file is refused rather than misread.
+SCHEMA_VERSION = 1
+
+_BUSY_TIMEOUT_S = 30.0
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS datasets (
+        name TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS grants (
+        analyst TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        epsilon REAL NOT NULL,
+        epsilon_text TEXT NOT NULL,
+        delta REAL NOT NULL,
+        delta_text TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (analyst, dataset, purpose))""",
+    """CREATE TABLE IF NOT EXISTS ledger (
+        audit_id INTEGER PRIMARY KEY,
+        analyst TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        epsilon REAL NOT NULL,
+        epsilon_text TEXT NOT NULL,
+        delta REAL NOT NULL,
+        delta_text TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS ledger_triple ON ledger (analyst, dataset, purpose)",
+    """CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        analyst TEXT,
+        purpose TEXT,
+        dataset TEXT,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS audit_events ON audit (analyst, dataset, kind, status)",
+    """CREATE TABLE IF NOT EXISTS audit_head (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        last_id INTEGER NOT NULL,
+        last_hash TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_hash TEXT PRIMARY KEY,
+        analyst TEXT NOT NULL,
+        created TEXT NOT NULL,
+        revoked TEXT)""",
+    "CREATE INDEX IF NOT EXISTS api_keys_analyst ON api_keys (analyst)",
+)
+
+#: Keys the store writes itself; a caller's record may not carry them.
+_RESERVED = frozenset({"id", "ts", "hash", "prev_hash", "charged"})
+_STATUSES = ("released", "refused")
+
+
+def _now() -> str:
+    """UTC time as ISO 8601 with microseconds, e.g. ``2024-05-01T12:00:00.123456+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _num(x: float) -> str:
+    """A number as a user would write it: ``0`` not ``0.0``, ``0.3`` not ``0.300000``."""
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise QueryError(f"{what} must be a non-empty string, got {type(value).__name__}")
+    return value
+
+
+def _budget(value: Any, what: str, upper: float | None = None) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and value >= 0 and (upper is None or value <= upper)
+    if not ok:
+        limit = f" and <= {_num(upper)}" if upper is not None else ""
+        raise QueryError(f"{what} must be a finite number >= 0{limit}, got {value!r}")
+    return float(value)
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _cost_dict(cost: Cost) -> dict[str, float]:
+    return {"epsilon": cost.epsilon, "delta": cost.delta}
+
+
+class Store:
+    """The holder's persistent state in ``home/pets.db`` (created with the folder if needed).
+
+    Safe to use from several threads, and from several processes on the same home: a
+    second ``Store`` on the same home sees the same datasets, grants, spent budget and
+    audit log.
+
+    >>> store = Store("./pets-home")                              # doctest: +SKIP
+    >>> store.set_grant("alice", "adult", "labour-stats", epsilon=1.0)   # doctest: +SKIP
+    >>> store.charge("alice", "adult", "labour-stats", Cost(0.25),       # doctest: +SKIP
+    ...              {"kind": "dp", "plan": {...}, "protection": {...}})
+    1
+    >>> store.remaining("alice", "adult", "labour-stats")         # doctest: +SKIP
+    Cost(epsilon=0.75, delta=0.0)
+    """
+
+    def __init__(self, home: str | Path) -> None:
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.path = self.home / "pets.db"
+        self._init_db()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.home)!r})"
+
+    # ------------------------------------------------------------------ connections
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(
+            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+        )
+        try:
+            con.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            con.execute("PRAGMA synchronous = FULL")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside ``BEGIN IMMEDIATE``; commit on success, roll back on error."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside a read transaction: every query sees one snapshot."""
+        with self._connect() as con:
+            con.execute("BEGIN")
+            try:
+                yield con
+            finally:
+                if con.in_transaction:
+                    con.execute("COMMIT")
+
+    def _init_db(self) -> None:
+        with self._connect() as con:
+            deadline = time.monotonic() + _BUSY_TIMEOUT_S
+            while True:  # switching a fresh file to WAL needs a moment alone with it
+                try:
+                    mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+            if str(mode).lower() != "wal":
+                raise DataError(
+                    f"cannot use write-ahead logging for {self.path} (journal mode {mode!r}); "
+                    "put the pets home on a local file system"
+                )
+        with self._write() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = row[0]
+            if version is None:  # a fresh store
+                for sql in _TABLES:
+                    con.execute(sql)
+                con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                con.execute(
+                    "INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, 0, ?)",
+                    (GENESIS_HASH,),
+                )
+            elif version > SCHEMA_VERSION:
+                raise DataError(
+                    f"{self.path} was written by a newer pets (store schema {version}, this "
+                    f"pets reads up to {SCHEMA_VERSION}); upgrade pets to open it"
+                )
+
+    # ------------------------------------------------------------------ datasets
+
+    def put_dataset(self, name: str, record: dict[str, Any], replace: bool = False) -> None:
+        """Register dataset ``name`` with ``record`` (a JSON-able dict: source, policy ...).
+
+        Raises :class:`pets.QueryError` if ``name`` is already registered and ``replace``
+        is false.
+        """
+        _name(name, "dataset name")
+        if not isinstance(record, Mapping):
+            raise InternalError(f"dataset record must be a dict, got {type(record).__name__}")
+        try:
+            text = canonical_json(dict(record))
+        except (TypeError, ValueError) as e:
+            raise InternalError(f"dataset record for {name!r} is not JSON-serialisable: {e}") from None
+        now = _now()
+        with self._write() as con:
+            exists = con.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone()
+            if exists and not replace:
+                raise QueryError(
+                    f"dataset {name!r} is already registered; pass replace=True to replace it"
+                )
+            if exists:
+                con.execute(
+                    "UPDATE datasets SET record = ?, updated = ? WHERE name = ?", (text, now, name)
+                )
+            else:
+                con.execute(
+                    "INSERT INTO datasets (name, record, created, updated) VALUES (?, ?, ?, ?)",
+                    (name, text, now, now),
+                )
+
+    def get_dataset(self, name: str) -> dict[str, Any] | None:
+        """The record of dataset ``name``, or ``None`` if it is not registered."""
+        with self._read() as con:
+            row = con.execute("SELECT record FROM datasets WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def list_datasets(self) -> list[str]:
+        """Names of the registered datasets, sorted."""
+        with self._read() as con:
+            return [r[0] for r in con.execute("SELECT name FROM datasets ORDER BY name")]
+
+    # ------------------------------------------------------------------ grants
+
+    def set_grant(
+        self, analyst: str, dataset: str, purpose: str, epsilon: float, delta: float = 0.0
+    ) -> None:
+        """Set the *total* budget of ``analyst`` on ``dataset`` for ``purpose``.
+
+        Replaces an earlier grant of the same triple; what was already spent stays spent.
+        """
+        _name(analyst, "analyst")
+        _name(dataset, "dataset")
+        _name(purpose, "purpose")
+        eps = _budget(epsilon, "epsilon")
+        dlt = _budget(delta, "delta", upper=1.0)
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO grants (analyst, dataset, purpose, epsilon, epsilon_text, delta, "
+                "delta_text, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (analyst, dataset, purpose) DO UPDATE SET "
+                "epsilon = excluded.epsilon, epsilon_text = excluded.epsilon_text, "
+                "delta = excluded.delta, delta_text = excluded.delta_text, "
+                "updated = excluded.updated",
+                (analyst, dataset, purpose, eps, repr(eps), dlt, repr(dlt), _now()),
+            )
+
+    def get_grant(self, analyst: str, dataset: str, purpose: str) -> Cost | None:
+        """The total budget granted, or ``None`` if there is no grant."""
+        with self._read() as con:
+            g = self._grant_exact(con, analyst, dataset, purpose)
+        return None if g is None else Cost(float(g[0]), float(g[1]))
+
+    def list_grants(self, analyst: str | None = None) -> list[dict[str, Any]]:
+        """Every grant (or ``analyst``'s), with what was spent and what is left.
+
+        Each dict has ``analyst, dataset, purpose, epsilon, delta, spent_epsilon,
+        spent_delta, remaining_epsilon, remaining_delta``.
+        """
+        where, args = ("WHERE analyst = ?", (analyst,)) if analyst is not None else ("", ())
+        with self._read() as con:
+            grants = con.execute(
+                "SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM grants "
+                f"{where} ORDER BY analyst, dataset, purpose",
+                args,
+            ).fetchall()
+            spent: dict[tuple[str, str, str], list[Fraction]] = {}
+            for a, d, p, e, dl in con.execute(
+                f"SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM ledger {where}",
+                args,
+            ):
+                s = spent.setdefault((a, d, p), [Fraction(0), Fraction(0)])
+                s[0] += Fraction(e)
+                s[1] += Fraction(dl)
+        out = []
+        for a, d, p, e, dl in grants:
+            ge, gd = Fraction(e), Fraction(dl)
+            se, sd = spent.get((a, d, p), (Fraction(0), Fraction(0)))
+            out.append(
+                {
+                    "analyst": a,
+                    "dataset": d,
+                    "purpose": p,
+                    "epsilon": float(ge),
+                    "delta": float(gd),
+                    "spent_epsilon": float(se),
+                    "spent_delta": float(sd),
+                    "remaining_epsilon": float(max(ge - se, 0)),
+                    "remaining_delta": float(max(gd - sd, 0)),
+                }
+            )
+        return out
+
+    def revoke(self, analyst: str, dataset: str, purpose: str) -> bool:
+        """Remove the grant; ``True`` if there was one. Spent budget stays on the ledger."""
+        with self._write() as con:
+            cur = con.execute(
+                "DELETE FROM grants WHERE analyst = ? AND dataset = ? AND purpose = ?",
+                (analyst, dataset, purpose),
+            )
+            return cur.rowcount > 0
+
+    # ------------------------------------------------------------------ ledger
+
+    @staticmethod
+    def _grant_exact(
+        con: sqlite3.Connection, analyst: str, dataset: str, purpose: str
+    ) -> tuple[Fraction, Fraction] | None:
+        row = con.execute(
+            "SELECT epsilon_text, delta_text FROM grants "
+            "WHERE analyst = ? AND dataset = ? AND purpose = ?",
+            (analyst, dataset, purpose),
+        ).fetchone()
+        return None if row is None else (Fraction(row[0]), Fraction(row[1]))
+
+    @staticmethod
+    def _spent_exact(
+        con: sqlite3.Connection, analyst: str, dataset: str, purpose: str
+    ) -> tuple[Fraction, Fraction]:
+        eps = dlt = Fraction(0)
+        for e, d in con.execute(
+            "SELECT epsilon_text, delta_text FROM ledger "
+            "WHERE analyst = ? AND dataset = ? AND purpose = ?",
+            (analyst, dataset, purpose),
+        ):
+            eps += Fraction(e)
+            dlt += Fraction(d)
+        return eps, dlt
+
+    @classmethod
+    def _remaining_exact(
+        cls, con: sqlite3.Connection, analyst: str, dataset: str, purpose: str
+    ) -> tuple[Fraction, Fraction] | None:
+        grant = cls._grant_exact(con, analyst, dataset, purpose)
+        if grant is None:
+            return None
+        se, sd = cls._spent_exact(con, analyst, dataset, purpose)
+        return max(grant[0] - se, Fraction(0)), max(grant[1] - sd, Fraction(0))
+
+    def spent(self, analyst: str, dataset: str, purpose: str) -> Cost:
+        """Everything ``analyst`` has spent on ``dataset`` for ``purpose`` (summed exactly)."""
+        with self._read() as con:
+            e, d = self._spent_exact(con, analyst, dataset, purpose)
+        return Cost(float(e), float(d))
+
+    def remaining(self, analyst: str, dataset: str, purpose: str) -> Cost:
+        """Grant minus spent, never below zero; ``Cost(0, 0)`` without a grant."""
+        with self._read() as con:
+            left = self._remaining_exact(con, analyst, dataset, purpose)
+        return Cost() if left is None else Cost(float(left[0]), float(left[1]))
+
+    def ledger(
+        self, analyst: str | None = None, dataset: str | None = None, purpose: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ledger rows (``audit_id, analyst, dataset, purpose, epsilon, delta``), oldest first."""
+        where, args = [], []
+        for col, v in (("analyst", analyst), ("dataset", dataset), ("purpose", purpose)):
+            if v is not None:
+                where.append(f"{col} = ?")
+                args.append(v)
+        sql = "SELECT audit_id, analyst, dataset, purpose, epsilon_text, delta_text FROM ledger"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._read() as con:
+            rows = con.execute(sql + " ORDER BY audit_id", args).fetchall()
+        return [
+            {
+                "audit_id": r[0],
+                "analyst": r[1],
+                "dataset": r[2],
+                "purpose": r[3],
+                "epsilon": float(r[4]),
+                "delta": float(r[5]),
+            }
+            for r in rows
+        ]
+
+    def charge(
+        self, analyst: str, dataset: str, purpose: str, cost: Cost, record: dict[str, Any]
+    ) -> int:
+        """Debit ``cost`` and append its audit record in one transaction; return the audit id.
+
+        ``record`` describes the release (``kind`` and whatever the caller wants audited:
+        plan, protection ... never raw values). ``analyst``, ``dataset``, ``purpose``,
+        ``status="released"`` and ``cost`` are filled in. Call this *before* revealing
+        the result.
+
+        Raises :class:`pets.PolicyError` (rule ``"no_grant"``) without a grant and
+        :class:`pets.BudgetExceeded` if ``cost`` is more than what is left; in both cases
+        nothing is written.
+        """
+        _name(analyst, "analyst")
+        _name(dataset, "dataset")
+        _name(purpose, "purpose")
+        if not isinstance(cost, Cost):
+            raise InternalError(f"charge() needs a pets.Cost, got {type(cost).__name__}")
+        rec = dict(record) if isinstance(record, Mapping) else record
+        if not isinstance(rec, dict):
+            raise InternalError(f"audit record must be a dict, got {type(record).__name__}")
+        for key, value in (("analyst", analyst), ("dataset", dataset), ("purpose", purpose)):
+            if rec.setdefault(key, value) != value:
+                raise InternalError(
+                    f"audit record {key} {rec[key]!r} does not match the charge's {value!r}"
+                )
+        rec.setdefault("status", "released")
+        if rec["status"] != "released":
+            raise InternalError("a charged audit record must have status 'released'")
+        given = rec.get("cost", None)
+        if isinstance(given, Cost):
+            given = _cost_dict(given)
+        if given is not None and given != _cost_dict(cost):
+            raise InternalError("audit record cost does not match the charged cost")
+        rec["cost"] = _cost_dict(cost)
+        rec, body = self._prepare(rec, _charged=True)
+
+        with self._write() as con:
+            left = self._remaining_exact(con, analyst, dataset, purpose)
+            if left is None:
+                purposes = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT purpose FROM grants WHERE analyst = ? AND dataset = ? "
+                        "ORDER BY purpose",
+                        (analyst, dataset),
+                    )
+                ]
+                raise PolicyError(
+                    f"analyst {analyst!r} has no grant for dataset {dataset!r} and purpose "
+                    f"{purpose!r}; the holder can grant one with holder.grant(...)",
+                    rule="no_grant",
+                    allowed=purposes,
+                )
+            if exact(cost.epsilon) > left[0] or exact(cost.delta) > left[1]:
+                left_cost = Cost(float(left[0]), float(left[1]))
+                raise BudgetExceeded(
+                    f"this release asks epsilon={_num(cost.epsilon)}, delta={_num(cost.delta)} "
+                    f"but only epsilon={_num(left_cost.epsilon)}, delta={_num(left_cost.delta)} "
+                    f"is left for {analyst} on {dataset} (purpose {purpose})",
+                    asked=cost,
+                    left=left_cost,
+                )
+            audit_id = self._append(con, rec, body)
+            try:
+                con.execute(
+                    "INSERT INTO ledger (audit_id, analyst, dataset, purpose, epsilon, "
+                    "epsilon_text, delta, delta_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        audit_id,
+                        analyst,
+                        dataset,
+                        purpose,
+                        cost.epsilon,
+                        repr(cost.epsilon),
+                        cost.delta,
+                        repr(cost.delta),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AuditError(
+                    f"the ledger already has a charge for audit record {audit_id}; the audit "
+                    "log was altered outside pets (run audit().verify())",
+                    record=audit_id,
+                ) from None
+        return audit_id
+
+    # ------------------------------------------------------------------ audit
+
+    def record(self, record: dict[str, Any]) -> int:
+        """Append an audit record that spends nothing (a refusal, a k-anonymous extract ...).
+
+        ``record`` needs ``kind`` and ``status`` (``"released"`` or ``"refused"``) and
+        usually ``analyst``, ``dataset``, ``purpose``. Returns the audit id.
+        """
+        rec, body = self._prepare(record)
+        with self._write() as con:
+            return self._append(con, rec, body)
+
+    def audit(self) -> AuditLog:
+        """The audit log: ``verify()``, ``records()``, ``to_dataframe()``, ``len()``."""
+        return AuditLog(self)
+
+    def count_events(self, analyst: str, dataset: str, kind: str) -> int:
+        """How many ``kind`` releases (status ``"released"``) ``analyst`` got from ``dataset``."""
+        with self._read() as con:
+            row = con.execute(
+                "SELECT COUNT(*) FROM audit WHERE analyst = ? AND dataset = ? AND kind = ? "
+                "AND status = 'released'",
+                (analyst, dataset, kind),
+            ).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _prepare(record: Any, _charged: bool = False) -> tuple[dict[str, Any], str]:
+        """Check a caller's audit record and give its canonical JSON body."""
+        if not isinstance(record, Mapping):
+            raise InternalError(f"audit record must be a dict, got {type(record).__name__}")
+        rec = dict(record)
+        reserved = sorted(_RESERVED & rec.keys())
+        if reserved:
+            raise InternalError(f"audit record may not set {', '.join(reserved)} (the store does)")
+        for key in ("analyst", "purpose", "dataset"):
+            if not isinstance(rec.get(key), (str, type(None))):
+                raise InternalError(f"audit record {key} must be a string or None")
+        if not isinstance(rec.get("kind"), str) or not rec["kind"]:
+            raise InternalError("audit record needs a 'kind' (e.g. 'dp', 'kanon', 'refused')")
+        if rec.get("status") not in _STATUSES:
+            raise InternalError("audit record needs a 'status': 'released' or 'refused'")
+        if _charged:
+            rec["charged"] = True
+        try:
+            body = canonical_json(rec)
+            body.encode("utf-8")
+        except (TypeError, ValueError, UnicodeError) as e:
+            raise InternalError(f"audit record is not JSON-serialisable: {e}") from None
+        return rec, body
+
+    @staticmethod
+    def _append(con: sqlite3.Connection, rec: dict[str, Any], body: str) -> int:
+        """Append one record to the chain and move the head (inside the caller's write)."""
+        head = con.execute("SELECT last_id, last_hash FROM audit_head WHERE one = 1").fetchone()
+        if head is None:
+            raise AuditError(
+                "the audit head is missing, so the log cannot be extended; run audit().verify()"
+            )
+        new_id, prev_hash = int(head[0]) + 1, str(head[1])
+        ts = _now()
+        fields = (new_id, ts, rec.get("analyst"), rec.get("purpose"), rec.get("dataset"),
+                  rec["kind"], rec["status"], body)  # fmt: skip
+        h = record_hash(*fields, prev_hash)
+        try:
+            con.execute(
+                "INSERT INTO audit (id, ts, analyst, purpose, dataset, kind, status, body, "
+                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*fields, prev_hash, h),
+            )
+        except sqlite3.IntegrityError:
+            raise AuditError(
+                f"audit record {new_id} already exists although the head says {new_id - 1}; "
+                "the audit log was altered outside pets (run audit().verify())",
+                record=new_id,
+            ) from None
+        con.execute("UPDATE audit_head SET last_id = ?, last_hash = ? WHERE one = 1", (new_id, h))
+        return new_id
+
+    # ------------------------------------------------------------------ API keys
+
+    def issue_key(self, analyst: str) -> str:
+        """A new API key for ``analyst`` (``pets_...``). Only its SHA-256 is stored: show it once."""
+        _name(analyst, "analyst")
+        key = "pets_" + secrets.token_urlsafe(32)
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO api_keys (key_hash, analyst, created) VALUES (?, ?, ?)",
+                (_key_hash(key), analyst, _now()),
+            )
+        return key
+
+    def check_key(self, key: str) -> str:
+        """The analyst a key belongs to; :class:`pets.AuthError` if unknown or revoked."""
+        if isinstance(key, str) and key.startswith("pets_"):
+            with self._read() as con:
+                row = con.execute(
+                    "SELECT analyst FROM api_keys WHERE key_hash = ? AND revoked IS NULL",
+                    (_key_hash(key),),
+                ).fetchone()
+            if row is not None:
+                return str(row[0])
+        raise AuthError("unknown or revoked API key")
+
+    def revoke_key(self, key: str) -> None:
+        """Revoke one API key; :class:`pets.AuthError` if it is unknown or already revoked."""
+        if isinstance(key, str):
+            with self._write() as con:
+                cur = con.execute(
+                    "UPDATE api_keys SET revoked = ? WHERE key_hash = ? AND revoked IS NULL",
+                    (_now(), _key_hash(key)),
+                )
+                if cur.rowcount:
+                    return
+        raise AuthError("unknown or revoked API key")
+
+    def revoke_keys(self, analyst: str) -> int:
+        """Revoke every key of ``analyst``; returns how many were revoked."""
+        with self._write() as con:
+            cur = con.execute(
+                "UPDATE api_keys SET revoked = ? WHERE analyst = ? AND revoked IS NULL",
+                (_now(), analyst),
+            )
+            return cur.rowcount
