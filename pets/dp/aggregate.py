@@ -1,0 +1,432 @@
+"""DP counts, sums, means and variances over public group keys.
+
+Guarantee (stated once, relied on everywhere): for a plan with public keys (given in the
+query or declared in the policy — never read from the data), the released table is
+ε-differentially private (pure DP, δ = 0) under adding or removing one person, where a
+person is one row, or — when the policy names a privacy unit — all rows with one value
+of that column, bounded to ``max_groups`` groups × ``max_rows_per_group`` rows per group.
+
+How: the engine returns exact integer aggregates per cell (counts, and sums of
+fixed-point values ``v = round(clamp(x) · F) − c``). The budget is split evenly over the
+distinct measurements; each measurement's vector over all cells has L1 sensitivity
+``max|v| · max_groups · max_rows_per_group`` and gets OpenDP's discrete Laplace noise with
+``scale = sensitivity / ε_share`` (checked against OpenDP's own privacy map).
+Sequential composition over measurements gives ε in total. Everything after the noise
+(ratios for means, clipping into bounds, suppressing cells below the minimum group
+size) is post-processing.
+
+Missing values: ``count()`` counts rows; ``count(col)``, ``sum``, ``mean`` and
+``variance`` use only rows where the column is present, and a mean or variance divides
+by the (noisy) count of present values. Rows whose group-by key is missing fall outside
+every public key and are left out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import plan as P
+from ..cost import Cost
+from ..engines.base import AggregateRequest, Bounding, Measure
+from ..errors import PolicyError, QueryError
+from ..policy import Policy
+from ..protections import DP
+from .accuracy import check_level, laplace_half_width
+from .samplers import add_discrete_laplace, laplace_scale
+
+__all__ = ["CompiledDP", "compile_dp", "fixed_point_factor"]
+
+# Largest |v| per row for plain sums (sum of 2^32 rows still fits in int64), and for the
+# centred values of means and variances (whose squares are summed too).
+_SUM_LIMIT = 2**31
+_CENTRED_LIMIT = 2**18
+
+
+def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -> int:
+    """The fixed-point factor F (a power of ten, 1 … 10^6) for values in [lower, upper].
+
+    Integer columns with integer bounds use F = 1 (exact). Otherwise the largest F with
+    max(|lower|, |upper|) · F ≤ ``limit``.
+    """
+    if integral:
+        return 1
+    m = max(abs(lower), abs(upper))
+    f = 1
+    for d in range(0, 7):
+        if m * 10**d <= limit:
+            f = 10**d
+    return f
+
+
+@dataclass
+class _Output:
+    agg: P.Aggregation
+    keys: dict[str, str]  # role → measure key ("count", "sum", "sumsq")
+    factor: int = 1
+    center: int = 0
+    lower: float = 0.0
+    upper: float = 0.0
+
+
+@dataclass
+class CompiledDP:
+    """A DP plan ready to run: what to ask the engine, and how to noise and finish it."""
+
+    plan: P.Plan
+    protection: DP
+    group_columns: tuple[str, ...]
+    keys: tuple[tuple[Any, ...], ...]
+    measures: list[Measure]
+    per_row: dict[str, int]
+    scales: dict[str, float]  # integer-unit Laplace scale per measure key
+    outputs: list[_Output]
+    contribution: int
+    bounding: Bounding | None
+    rows_key: str | None
+    min_group_size: int | None
+    epsilon_each: float
+    cost: Cost
+
+    @property
+    def cells(self) -> int:
+        return int(np.prod([len(k) for k in self.keys])) if self.keys else 1
+
+    def request(self) -> AggregateRequest:
+        return AggregateRequest(
+            filters=self.plan.filters,
+            group_columns=self.group_columns,
+            group_keys=self.keys,
+            measures=tuple(self.measures),
+            bounding=self.bounding,
+        )
+
+    # -- accuracy before running ---------------------------------------------------
+    def output_scales(self) -> dict[str, float]:
+        """Noise scale per output in its own units (for a mean or variance: of its sum)."""
+        out = {}
+        for o in self.outputs:
+            if o.agg.kind == "count":
+                out[o.agg.name] = self.scales[o.keys["count"]]
+            else:
+                out[o.agg.name] = self.scales[o.keys["sum"]] / o.factor
+        return out
+
+    def ci_half_widths(self, level: float = 0.95) -> dict[str, float | None]:
+        """Half-width of the ``level`` interval per output; None where it depends on
+        the data (means and variances depend on the group's size)."""
+        out: dict[str, float | None] = {}
+        for o in self.outputs:
+            if o.agg.kind == "count":
+                out[o.agg.name] = float(laplace_half_width(self.scales[o.keys["count"]], level))
+            elif o.agg.kind == "sum":
+                out[o.agg.name] = laplace_half_width(self.scales[o.keys["sum"]], level) / o.factor
+            else:
+                out[o.agg.name] = None
+        return out
+
+    def details(self) -> pd.DataFrame:
+        rows = []
+        hw = self.ci_half_widths(0.95)
+        sc = self.output_scales()
+        for o in self.outputs:
+            rows.append(
+                {
+                    "aggregate": o.agg.name,
+                    "kind": o.agg.kind,
+                    "column": o.agg.column,
+                    "bounds": o.agg.bounds if o.agg.kind != "count" else None,
+                    "epsilon": self.epsilon_each * len(set(o.keys.values())),
+                    "noise_scale": sc[o.agg.name],
+                    "ci95_half_width": hw[o.agg.name],
+                }
+            )
+        return pd.DataFrame(rows)
+
+    # -- running -------------------------------------------------------------------
+    def cell_frame(self) -> pd.DataFrame:
+        if not self.group_columns:
+            return pd.DataFrame(index=[0])
+        combos = list(itertools.product(*self.keys))
+        return pd.DataFrame(combos, columns=list(self.group_columns))
+
+    def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Align the engine's rows (groups present) to every public cell, 0 elsewhere."""
+        n = self.cells
+        vec = {m.key: np.zeros(n, dtype=np.int64) for m in self.measures}
+        if len(exact) == 0:
+            return vec
+        if not self.group_columns:
+            for m in self.measures:
+                vec[m.key][0] = int(exact[m.key].iloc[0])
+            return vec
+        index = {combo: i for i, combo in enumerate(itertools.product(*self.keys))}
+        gvals = [exact[c].tolist() for c in self.group_columns]
+        positions = np.fromiter(
+            (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=len(exact)
+        )
+        ok = positions >= 0
+        for m in self.measures:
+            vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
+        return vec
+
+    def noise(self, exact: pd.DataFrame) -> "NoisyResult":
+        vec = self.exact_vectors(exact)
+        noisy = {k: add_discrete_laplace(v, self.scales[k]) for k, v in vec.items()}
+        return NoisyResult(self, noisy)
+
+
+@dataclass
+class NoisyResult:
+    compiled: CompiledDP
+    noisy: dict[str, np.ndarray]  # integer-unit noisy measures (already private)
+    suppressed: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.compiled
+        if c.min_group_size is not None and c.rows_key is not None:
+            self.suppressed = self.noisy[c.rows_key] < c.min_group_size
+        else:
+            self.suppressed = np.zeros(c.cells, dtype=bool)
+
+    def values(self) -> pd.DataFrame:
+        c = self.compiled
+        df = c.cell_frame()
+        for o in c.outputs:
+            df[o.agg.name] = self._value(o)
+        if self.suppressed.any():
+            for o in c.outputs:
+                df[o.agg.name] = df[o.agg.name].astype("float64")
+                df.loc[self.suppressed, o.agg.name] = np.nan
+        if not c.group_columns:
+            df = df.reset_index(drop=True)
+        return df
+
+    def _value(self, o: _Output) -> np.ndarray:
+        nz = self.noisy
+        if o.agg.kind == "count":
+            return nz[o.keys["count"]].copy()
+        if o.agg.kind == "sum":
+            s = nz[o.keys["sum"]]
+            return s.copy() if o.factor == 1 else s / o.factor
+        n = np.maximum(nz[o.keys["count"]], 1).astype(np.float64)
+        s = nz[o.keys["sum"]] / o.factor
+        mid = o.center / o.factor
+        if o.agg.kind == "mean":
+            return np.clip(mid + s / n, o.lower, o.upper)
+        q = nz[o.keys["sumsq"]] / (o.factor * o.factor)
+        var = q / n - (s / n) ** 2
+        return np.clip(var, 0.0, ((o.upper - o.lower) / 2.0) ** 2)
+
+    def ci(self, level: float = 0.95) -> pd.DataFrame:
+        """Per released cell: the value and an interval that covers the exact (clamped,
+        pre-noise) statistic with probability ≥ ``level`` (union bound for ratios)."""
+        level = check_level(level)
+        c = self.compiled
+        base = c.cell_frame()
+        frames = []
+        for o in c.outputs:
+            lo, hi = self._interval(o, level)
+            f = base.copy()
+            f["aggregate"] = o.agg.name
+            f["value"] = self._value(o).astype(np.float64)
+            f["lower"] = lo
+            f["upper"] = hi
+            if self.suppressed.any():
+                f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
+            frames.append(f)
+        out = pd.concat(frames, ignore_index=True)
+        return out
+
+    def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
+        nz, sc = self.noisy, self.compiled.scales
+        if o.agg.kind in ("count", "sum"):
+            k = o.keys["count"] if o.agg.kind == "count" else o.keys["sum"]
+            h = laplace_half_width(sc[k], level)
+            v = nz[k].astype(np.float64)
+            return (v - h) / o.factor, (v + h) / o.factor
+        parts = len(set(o.keys.values()))
+        lvl = 1.0 - (1.0 - level) / parts  # union bound over the measurements used
+        hc = laplace_half_width(sc[o.keys["count"]], lvl)
+        hs = laplace_half_width(sc[o.keys["sum"]], lvl)
+        n_lo = nz[o.keys["count"]] - hc
+        n_hi = np.maximum(nz[o.keys["count"]] + hc, 1)
+        s_lo = (nz[o.keys["sum"]] - hs) / o.factor
+        s_hi = (nz[o.keys["sum"]] + hs) / o.factor
+        valid = n_lo >= 1
+        n_lo_safe = np.maximum(n_lo, 1).astype(np.float64)
+        ratios = np.stack([s_lo / n_lo_safe, s_lo / n_hi, s_hi / n_lo_safe, s_hi / n_hi])
+        r_lo, r_hi = ratios.min(axis=0), ratios.max(axis=0)
+        mid = o.center / o.factor
+        if o.agg.kind == "mean":
+            lo = np.where(valid, np.clip(mid + r_lo, o.lower, o.upper), o.lower)
+            hi = np.where(valid, np.clip(mid + r_hi, o.lower, o.upper), o.upper)
+            return lo, hi
+        hq = laplace_half_width(sc[o.keys["sumsq"]], lvl)
+        q_lo = np.maximum(nz[o.keys["sumsq"]] - hq, 0) / (o.factor * o.factor)
+        q_hi = (nz[o.keys["sumsq"]] + hq) / (o.factor * o.factor)
+        sq_min = np.where((r_lo <= 0) & (r_hi >= 0), 0.0, np.minimum(r_lo**2, r_hi**2))
+        sq_max = np.maximum(r_lo**2, r_hi**2)
+        vmax = ((o.upper - o.lower) / 2.0) ** 2
+        lo = np.where(valid, np.clip(q_lo / n_hi - sq_max, 0.0, vmax), 0.0)
+        hi = np.where(valid, np.clip(q_hi / n_lo_safe - sq_min, 0.0, vmax), vmax)
+        return lo, hi
+
+
+def _round_half_away(x: float) -> int:
+    """Round half away from zero, as DuckDB's round() does (Python's round() does not)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def _numeric(t: str) -> bool:
+    return t in ("int", "float")
+
+
+def _check_keys(column: str, keys: tuple[Any, ...], ctype: str) -> None:
+    for k in keys:
+        if k is None:
+            raise QueryError(f"a key of group-by column {column!r} is None; keys must be values")
+        if _numeric(ctype) and (isinstance(k, bool) or not isinstance(k, (int, float))):
+            raise QueryError(
+                f"group-by column {column!r} is numeric but a key is a {type(k).__name__}; "
+                "give numbers as keys"
+            )
+        if ctype == "str" and not isinstance(k, str):
+            raise QueryError(
+                f"group-by column {column!r} holds text but a key is a {type(k).__name__}; "
+                "give strings as keys"
+            )
+
+
+def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP) -> CompiledDP:
+    """Check a plan's shape for a DP release and work out its measurements and scales.
+
+    Raises QueryError for malformed requests and PolicyError where keys are not public.
+    Column-level policy rules are checked by :mod:`pets.governance` before this.
+    """
+    if not plan.aggs:
+        raise QueryError(
+            "a DP release answers aggregates: add .agg(n=pets.count(), ...) to the query"
+        )
+    if plan.select is not None:
+        raise QueryError(
+            "select() chooses columns for record-level releases (k-anonymity); "
+            "a DP release takes .group_by(...).agg(...) instead"
+        )
+    group_columns = tuple(g.column for g in plan.group_by)
+    if len(set(group_columns)) != len(group_columns):
+        raise QueryError("a column appears twice in group_by()")
+    keys: list[tuple[Any, ...]] = []
+    for g in plan.group_by:
+        k = g.keys if g.keys is not None else policy.columns[g.column].keys
+        if k is None:
+            raise PolicyError(
+                f"group-by column {g.column!r} has no public keys. Releasing the groups "
+                "found in the data would reveal them. Either pass the keys: "
+                f"group_by({g.column!r}, keys=[...]), or have the holder declare them in "
+                f"the policy ([columns.{g.column}] keys = [...])",
+                rule="public_keys",
+                column=g.column,
+            )
+        _check_keys(g.column, tuple(k), schema[g.column])
+        keys.append(tuple(k))
+    cells = int(np.prod([len(k) for k in keys])) if keys else 1
+
+    measures: dict[tuple[Any, ...], Measure] = {}
+    per_row: dict[str, int] = {}
+
+    def measure(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
+                factor: int = 1, center: int = 0) -> str:
+        ident = (kind, column, lo, hi, factor, center)
+        if ident not in measures:
+            key = f"m{len(measures)}"
+            measures[ident] = Measure(key, kind, column, lo, hi, factor, center)
+            if kind in ("rows", "present"):
+                per_row[key] = 1
+            else:
+                v_lo = _round_half_away(lo * factor) - center
+                v_hi = _round_half_away(hi * factor) - center
+                v = max(abs(v_lo), abs(v_hi))
+                per_row[key] = max(1, v * v if kind == "sumsq" else v)
+        return measures[ident].key
+
+    outputs: list[_Output] = []
+    for a in plan.aggs:
+        if a.kind == "count":
+            k = measure("rows") if a.column is None else measure("present", a.column)
+            outputs.append(_Output(a, {"count": k}))
+            continue
+        assert a.column is not None
+        ctype = schema[a.column]
+        if not _numeric(ctype):
+            raise QueryError(
+                f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
+            )
+        bounds = a.bounds if a.bounds is not None else policy.columns[a.column].bounds
+        if bounds is None:
+            raise QueryError(
+                f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
+                f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
+            )
+        lo, hi = float(bounds[0]), float(bounds[1])
+        integral = ctype == "int" and lo.is_integer() and hi.is_integer()
+        if a.kind == "sum":
+            f = fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
+            outputs.append(_Output(a, {"sum": measure("sum", a.column, lo, hi, f, 0)}, f, 0, lo, hi))
+            continue
+        f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2, integral and (lo + hi) % 2 == 0,
+                               _CENTRED_LIMIT)
+        center = _round_half_away((lo + hi) / 2 * f)
+        ks = {"count": measure("present", a.column), "sum": measure("sum", a.column, lo, hi, f, center)}
+        if a.kind == "variance":
+            ks["sumsq"] = measure("sumsq", a.column, lo, hi, f, center)
+        outputs.append(_Output(a, ks, f, center, lo, hi))
+
+    # minimum group size: suppress cells whose noisy row count is below it
+    mins = [
+        policy.grade_rule(policy.columns[c].grade).min_group_size
+        for c in plan.columns()
+        if c in policy.columns
+    ]
+    mins_set = [m for m in mins if m is not None]
+    min_group_size = max(mins_set) if mins_set else None
+    rows_key = None
+    if min_group_size is not None:
+        rows_key = measure("rows")
+
+    # contribution bounding per person
+    if policy.privacy_unit is not None:
+        g = policy.max_groups or 1
+        r = policy.max_rows_per_group or 1
+        bounding: Bounding | None = Bounding(policy.privacy_unit, g, r, secrets.randbits(63))
+        contribution = min(g, cells) * r
+    else:
+        bounding = None
+        contribution = 1
+
+    eps_each = protection.epsilon / len(measures)
+    scales = {
+        m.key: laplace_scale(per_row[m.key] * contribution, eps_each) for m in measures.values()
+    }
+    return CompiledDP(
+        plan=plan,
+        protection=protection,
+        group_columns=group_columns,
+        keys=tuple(keys),
+        measures=list(measures.values()),
+        per_row=per_row,
+        scales=scales,
+        outputs=outputs,
+        contribution=contribution,
+        bounding=bounding,
+        rows_key=rows_key,
+        min_group_size=min_group_size,
+        epsilon_each=eps_each,
+        cost=Cost(protection.epsilon, 0.0),
+    )

@@ -1,0 +1,83 @@
+"""The narrow engine protocol.
+
+An engine runs the exact part of a release inside the holder's domain and returns
+aggregates (never rows) to the mechanism that asked. It knows nothing about noise,
+policies or budgets. DuckDB is the embedded default; a Spark engine implements the
+same two methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from ..plan import Expr, Scalar
+
+__all__ = ["Source", "Measure", "Bounding", "AggregateRequest", "Engine", "LOGICAL_TYPES"]
+
+LOGICAL_TYPES = ("int", "float", "str", "bool", "date", "other")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset's rows live: a CSV or Parquet file inside the holder's domain.
+
+    ``missing`` lists the markers that mean "missing value" (e.g. ``"?"``); string
+    values are compared after trimming surrounding whitespace when ``trim`` is set.
+    """
+
+    kind: str  # "csv" | "parquet"
+    path: str
+    missing: tuple[str, ...] = ()
+    trim: bool = True
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One exact integer aggregate per group.
+
+    kinds: ``rows`` (count of rows), ``present`` (rows where ``column`` is not missing),
+    ``sum`` (Σ v) and ``sumsq`` (Σ v²) where, for each present value x,
+    ``v = round(clamp(x, lower, upper) * factor) - center`` — a fixed-point integer whose
+    absolute value the mechanism bounds to compute the sensitivity.
+    """
+
+    key: str
+    kind: str
+    column: str | None = None
+    lower: float = 0.0
+    upper: float = 0.0
+    factor: int = 1
+    center: int = 0
+
+
+@dataclass(frozen=True)
+class Bounding:
+    """Per-person contribution bounds: keep at most ``max_rows_per_group`` rows per
+    person and group, in at most ``max_groups`` groups per person; a fresh random
+    choice per release (``seed``)."""
+
+    unit: str
+    max_groups: int
+    max_rows_per_group: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AggregateRequest:
+    filters: tuple[Expr, ...]
+    group_columns: tuple[str, ...]
+    group_keys: tuple[tuple[Scalar, ...], ...]  # per group column: rows outside are dropped
+    measures: tuple[Measure, ...]
+    bounding: Bounding | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    def schema(self, source: Source) -> dict[str, str]:
+        """Column name → logical type (one of LOGICAL_TYPES)."""
+
+    def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
+        """Group columns then one int64 column per measure key; only groups present."""

@@ -1,0 +1,297 @@
+"""The data holder: datasets with their policies, grants, the ledger and the audit log.
+
+>>> import pets, tempfile
+>>> holder = pets.Holder(tempfile.mkdtemp())
+>>> holder.register("adult", pets.example_data("adult"), pets.example_policy("adult"))
+>>> holder.grant("alice", dataset="adult", purpose="labour-stats", epsilon=1.0)
+>>> s = holder.session("alice", purpose="labour-stats")
+
+All state lives in SQLite under ``home``: a second Holder on the same home (another
+process, after a restart) sees the same datasets, grants, spent budget and audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .cost import Cost
+from .engines.base import Engine, Source
+from .engines.duckdb import DuckDBEngine
+from .errors import DataError, PolicyError, PolicyFormatError, QueryError
+from .policy import Policy
+from .store import Store
+
+__all__ = ["Holder", "Dataset"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+_CSV = (".csv", ".txt", ".tsv", ".csv.gz")
+_PARQUET = (".parquet", ".pq")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise QueryError(
+            f"{what} {name!r} is not valid: use letters, digits, '_' or '-', starting with a "
+            "letter or '_' (at most 64 characters)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset as the holder sees it (never shown to analysts)."""
+
+    name: str
+    source: Source
+    policy: Policy
+    schema: dict[str, str]
+
+
+class Holder:
+    """A data holder's home: registered datasets, grants, ledger and audit log."""
+
+    def __init__(self, home: str | os.PathLike[str], *, engine: Engine | None = None) -> None:
+        self.home = Path(home).expanduser().resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._store = Store(self.home)
+        self._engine: Engine = engine if engine is not None else DuckDBEngine()
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, Dataset]] = {}
+
+    def __repr__(self) -> str:
+        return f"Holder({str(self.home)!r}, datasets={self.datasets()})"
+
+    # -- datasets --------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        source: str | os.PathLike[str] | pd.DataFrame,
+        policy: str | os.PathLike[str] | dict[str, Any] | Policy,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Register a dataset under a policy.
+
+        ``source`` is a CSV or Parquet path (referenced in place; pets checks it has not
+        changed before every query) or a pandas DataFrame (stored inside the home as
+        Parquet). ``policy`` is a TOML path, a dict or a :class:`pets.Policy`. The
+        policy is checked against the data: every column it lists must exist, bounds
+        only on numeric columns. Nothing is stored if anything is wrong.
+        """
+        _check_name(name, "dataset name")
+        if not replace and self._store.get_dataset(name) is not None:
+            raise QueryError(
+                f"dataset {name!r} is already registered; pass replace=True to replace it"
+            )
+        pol = Policy.load(policy)
+        tmp: Path | None = None
+        if isinstance(source, pd.DataFrame):
+            data_dir = self.home / "data"
+            data_dir.mkdir(exist_ok=True)
+            final = data_dir / f"{name}.parquet"
+            tmp = data_dir / f".{name}.{uuid.uuid4().hex}.parquet"
+            _write_parquet(source, tmp)
+            path, kind, origin = tmp, "parquet", "dataframe"
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source).expanduser().resolve()
+            if not path.is_file():
+                raise DataError(f"source file {str(source)!r} does not exist")
+            low = path.name.lower()
+            if low.endswith(_CSV):
+                kind = "csv"
+            elif low.endswith(_PARQUET):
+                kind = "parquet"
+            else:
+                raise DataError(
+                    f"cannot tell the format of {path.name!r}: use a .csv or .parquet file, "
+                    "or pass a pandas DataFrame"
+                )
+            origin = "path"
+        else:
+            raise QueryError(
+                "source must be a CSV/Parquet path or a pandas DataFrame, "
+                f"got {type(source).__name__}"
+            )
+        try:
+            src = Source(kind, str(path), tuple(pol.missing))
+            self._engine.forget(src) if hasattr(self._engine, "forget") else None
+            schema = self._engine.schema(src)
+            _check_policy_against(pol, schema)
+            if tmp is not None:
+                os.replace(tmp, final)
+                tmp = None
+                path = final
+                src = Source(kind, str(path), tuple(pol.missing))
+            st = path.stat()
+            record = {
+                "name": name,
+                "origin": origin,
+                "source": {"kind": kind, "path": str(path), "missing": list(pol.missing)},
+                "sha256": _sha256(path),
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "policy": pol.to_dict(),
+                "schema": schema,
+                "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            self._store.put_dataset(name, record, replace=replace)
+        finally:
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
+        with self._lock:
+            self._cache.pop(name, None)
+
+    def datasets(self) -> list[str]:
+        """Names of the registered datasets."""
+        return self._store.list_datasets()
+
+    def policy(self, name: str) -> Policy:
+        """The policy a dataset was registered with."""
+        return self._dataset(name).policy
+
+    def _dataset(self, name: str) -> Dataset:
+        """The dataset, after checking its source has not changed since registration."""
+        rec = self._store.get_dataset(name)
+        if rec is None:
+            raise QueryError(f"unknown dataset {name!r}; registered: {', '.join(self.datasets()) or 'none'}")
+        path = Path(rec["source"]["path"])
+        try:
+            st = path.stat()
+        except OSError:
+            raise DataError(
+                f"the source of dataset {name!r} is gone; re-register it with "
+                "holder.register(..., replace=True)"
+            ) from None
+        if st.st_size != rec["size"] or st.st_mtime_ns != rec["mtime_ns"]:
+            if st.st_size != rec["size"] or _sha256(path) != rec["sha256"]:
+                raise DataError(
+                    f"the source of dataset {name!r} has changed since it was registered; "
+                    "re-register it with holder.register(..., replace=True)"
+                )
+        stamp = f"{rec['sha256']}:{rec['registered_at']}:{rec['size']}"
+        with self._lock:
+            hit = self._cache.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        s = rec["source"]
+        ds = Dataset(
+            name=name,
+            source=Source(s["kind"], s["path"], tuple(s.get("missing", ()))),
+            policy=Policy.from_dict(rec["policy"]),
+            schema=dict(rec["schema"]),
+        )
+        with self._lock:
+            self._cache[name] = (stamp, ds)
+        return ds
+
+    # -- grants and keys -------------------------------------------------------------
+    def grant(
+        self, analyst: str, *, dataset: str, purpose: str, epsilon: float, delta: float = 0.0
+    ) -> None:
+        """Give ``analyst`` a privacy budget on ``dataset`` for one ``purpose``.
+
+        Sets the total budget of that (analyst, dataset, purpose); what was already
+        spent stays spent. There is no wildcard purpose.
+        """
+        _check_name(analyst, "analyst name")
+        _check_purpose(purpose)
+        if self._store.get_dataset(dataset) is None:
+            raise QueryError(f"unknown dataset {dataset!r}; register it first")
+        Cost(epsilon, delta)  # validates
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
+            raise QueryError(f"a grant's epsilon must be a number > 0, got {epsilon!r}")
+        if not (0 <= delta < 1):
+            raise QueryError(f"a grant's delta must be in [0, 1), got {delta!r}")
+        self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta))
+
+    def revoke(self, analyst: str, *, dataset: str, purpose: str) -> None:
+        """Withdraw a grant (spent budget stays on the ledger)."""
+        self._store.revoke(analyst, dataset, purpose)
+
+    def grants(self, analyst: str | None = None) -> list[dict[str, Any]]:
+        return self._store.list_grants(analyst)
+
+    def remaining(self, analyst: str, *, dataset: str, purpose: str) -> Cost:
+        return self._store.remaining(analyst, dataset, purpose)
+
+    def issue_key(self, analyst: str) -> str:
+        """A new API key for ``analyst`` (server mode); only its hash is stored."""
+        _check_name(analyst, "analyst name")
+        return self._store.issue_key(analyst)
+
+    # -- sessions and audit ----------------------------------------------------------
+    def session(self, analyst: str, *, purpose: str) -> "Session":
+        """A local session for ``analyst`` asking for one ``purpose``."""
+        from .session import Session
+
+        _check_name(analyst, "analyst name")
+        _check_purpose(purpose)
+        return Session(self, analyst, purpose)
+
+    def audit(self) -> Any:
+        """The hash-chained audit log: ``.verify()``, ``.records()``, ``.to_dataframe()``."""
+        return self._store.audit()
+
+
+def _check_purpose(purpose: Any) -> str:
+    if not isinstance(purpose, str) or not purpose.strip():
+        raise QueryError("purpose must be a non-empty string naming what the data is used for")
+    if purpose.strip() in ("*", "any", "all") or "*" in purpose:
+        raise PolicyError(
+            f"purpose {purpose!r} is a wildcard; a grant and a session are for one named purpose",
+            rule="purpose",
+        )
+    return purpose
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    import duckdb
+
+    if len(df.columns) == 0 or any(not isinstance(c, str) for c in df.columns):
+        raise QueryError("a DataFrame source needs string column names")
+    con = duckdb.connect()
+    try:
+        con.register("__pets_src", df)
+        con.execute(f"COPY __pets_src TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:
+    for name, cp in pol.columns.items():
+        if name not in schema:
+            raise PolicyFormatError(
+                f"columns.{name}: the policy lists column {name!r}, which is not in the data",
+                key=f"columns.{name}",
+            )
+        if cp.bounds is not None and schema[name] not in ("int", "float"):
+            raise PolicyFormatError(
+                f"columns.{name}.bounds: column {name!r} is not numeric; remove its bounds",
+                key=f"columns.{name}.bounds",
+            )
+    if pol.privacy_unit is not None and pol.privacy_unit not in schema:
+        raise PolicyFormatError(
+            f"dataset.privacy_unit: column {pol.privacy_unit!r} is not in the data",
+            key="dataset.privacy_unit",
+        )
+
+
+from .session import Session  # noqa: E402  (for type checkers; no cycle at import time)

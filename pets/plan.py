@@ -1,0 +1,330 @@
+"""The query plan: a small IR of frozen dataclasses, and its JSON form.
+
+Every front end (the Python builder, SQL, the command line, the HTTP client) produces a
+:class:`Plan`; governance, mechanisms and engines only ever see plans. A plan turns into
+JSON and back without loss (``Plan.from_json(p.to_json()) == p``), which is what the
+server will send over the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .errors import QueryError
+
+__all__ = [
+    "Col",
+    "Lit",
+    "Compare",
+    "And",
+    "Or",
+    "Not",
+    "IsIn",
+    "IsNull",
+    "Expr",
+    "GroupKey",
+    "Aggregation",
+    "Plan",
+    "COMPARE_OPS",
+    "AGG_KINDS",
+    "expr_columns",
+]
+
+COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
+AGG_KINDS = ("count", "sum", "mean", "variance")
+
+Scalar = Union[str, int, float, bool, None]
+
+
+def _check_scalar(value: Any, what: str) -> Scalar:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise QueryError(f"{what} must be a finite number, got {value!r}")
+        return value
+    # numpy scalars and the like
+    item = getattr(value, "item", None)
+    if callable(item):
+        return _check_scalar(item(), what)
+    raise QueryError(
+        f"{what} must be a string, number, boolean or None, got {type(value).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class Col:
+    """A reference to a column of the dataset."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise QueryError(f"a column name must be a non-empty string, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Lit:
+    """A literal value written by the analyst."""
+
+    value: Scalar
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _check_scalar(self.value, "a literal"))
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+    def __post_init__(self) -> None:
+        if self.op not in COMPARE_OPS:
+            raise QueryError(f"unknown comparison {self.op!r}; use one of {', '.join(COMPARE_OPS)}")
+
+
+@dataclass(frozen=True)
+class And:
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Or:
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class IsIn:
+    operand: "Expr"
+    values: tuple[Scalar, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.values, (str, bytes)) or not hasattr(self.values, "__iter__"):
+            raise QueryError("isin() takes a list of values, e.g. col('sex').isin(['Female'])")
+        vals = tuple(_check_scalar(v, "an isin() value") for v in self.values)
+        if not vals:
+            raise QueryError("isin() needs at least one value")
+        object.__setattr__(self, "values", vals)
+
+
+@dataclass(frozen=True)
+class IsNull:
+    operand: "Expr"
+
+
+Expr = Union[Col, Lit, Compare, And, Or, Not, IsIn, IsNull]
+_EXPR_TYPES = (Col, Lit, Compare, And, Or, Not, IsIn, IsNull)
+
+
+def expr_columns(e: Expr) -> list[str]:
+    """The column names an expression refers to, in order of first appearance."""
+    out: list[str] = []
+
+    def walk(x: Expr) -> None:
+        if isinstance(x, Col):
+            if x.name not in out:
+                out.append(x.name)
+        elif isinstance(x, (Compare, And, Or)):
+            walk(x.left)
+            walk(x.right)
+        elif isinstance(x, (Not, IsIn, IsNull)):
+            walk(x.operand)
+
+    walk(e)
+    return out
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A group-by column and its public keys (``None``: take them from the policy)."""
+
+    column: str
+    keys: tuple[Scalar, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.keys is not None:
+            if isinstance(self.keys, (str, bytes)) or not hasattr(self.keys, "__iter__"):
+                raise QueryError(
+                    f"keys for group-by column {self.column!r} must be a list of values"
+                )
+            keys = tuple(_check_scalar(k, f"a key of {self.column!r}") for k in self.keys)
+            if not keys:
+                raise QueryError(f"keys for group-by column {self.column!r} must not be empty")
+            if len(set(keys)) != len(keys):
+                raise QueryError(f"keys for group-by column {self.column!r} contain duplicates")
+            object.__setattr__(self, "keys", keys)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One named output: ``count`` (rows, or present values of ``column``), ``sum``,
+    ``mean`` or ``variance`` of a numeric column clamped to ``bounds``."""
+
+    name: str
+    kind: str
+    column: str | None = None
+    bounds: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in AGG_KINDS:
+            raise QueryError(f"unknown aggregation {self.kind!r}; use one of {', '.join(AGG_KINDS)}")
+        if self.kind != "count" and self.column is None:
+            raise QueryError(f"{self.kind}() needs a column, e.g. pets.{self.kind}('age', bounds=(0, 100))")
+        if self.bounds is not None:
+            b = self.bounds
+            label = f"{self.kind}({self.column!r})"
+            if isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2:
+                raise QueryError(f"bounds for {label} must be a pair (lower, upper), got {b!r}")
+            lo, hi = (_check_scalar(v, f"a bound of {label}") for v in b)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)):
+                raise QueryError(f"bounds for {label} must be numbers, got {b!r}")
+            if not lo < hi:  # type: ignore[operator]
+                raise QueryError(
+                    f"bounds for {label} must be (lower, upper) with lower < upper; "
+                    f"got ({lo}, {hi}) — swap them or widen the range"
+                )
+            object.__setattr__(self, "bounds", (lo, hi))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a query asks: a dataset, filters (AND-ed), an optional column selection
+    (for record-level releases), group-by keys and named aggregations."""
+
+    dataset: str
+    filters: tuple[Expr, ...] = ()
+    select: tuple[str, ...] | None = None
+    group_by: tuple[GroupKey, ...] = ()
+    aggs: tuple[Aggregation, ...] = field(default_factory=tuple)
+
+    def columns(self) -> list[str]:
+        """Every column the plan refers to, in order of first appearance."""
+        out: list[str] = []
+
+        def add(name: str | None) -> None:
+            if name is not None and name not in out:
+                out.append(name)
+
+        for f in self.filters:
+            for c in expr_columns(f):
+                add(c)
+        for c in self.select or ():
+            add(c)
+        for g in self.group_by:
+            add(g.column)
+        for a in self.aggs:
+            add(a.column)
+        return out
+
+    # -- JSON form -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "filters": [_expr_to_dict(f) for f in self.filters],
+            "select": list(self.select) if self.select is not None else None,
+            "group_by": [
+                {"column": g.column, "keys": list(g.keys) if g.keys is not None else None}
+                for g in self.group_by
+            ],
+            "aggs": [
+                {
+                    "name": a.name,
+                    "kind": a.kind,
+                    "column": a.column,
+                    "bounds": list(a.bounds) if a.bounds is not None else None,
+                }
+                for a in self.aggs
+            ],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        try:
+            return cls(
+                dataset=d["dataset"],
+                filters=tuple(_expr_from_dict(f) for f in d.get("filters", [])),
+                select=tuple(d["select"]) if d.get("select") is not None else None,
+                group_by=tuple(
+                    GroupKey(g["column"], tuple(g["keys"]) if g.get("keys") is not None else None)
+                    for g in d.get("group_by", [])
+                ),
+                aggs=tuple(
+                    Aggregation(
+                        a["name"],
+                        a["kind"],
+                        a.get("column"),
+                        tuple(a["bounds"]) if a.get("bounds") is not None else None,  # type: ignore[arg-type]
+                    )
+                    for a in d.get("aggs", [])
+                ),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise QueryError(f"malformed plan: {e!r}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise QueryError(f"malformed plan JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def _expr_to_dict(e: Expr) -> dict[str, Any]:
+    if isinstance(e, Col):
+        return {"col": e.name}
+    if isinstance(e, Lit):
+        return {"lit": e.value}
+    if isinstance(e, Compare):
+        return {"op": e.op, "left": _expr_to_dict(e.left), "right": _expr_to_dict(e.right)}
+    if isinstance(e, And):
+        return {"and": [_expr_to_dict(e.left), _expr_to_dict(e.right)]}
+    if isinstance(e, Or):
+        return {"or": [_expr_to_dict(e.left), _expr_to_dict(e.right)]}
+    if isinstance(e, Not):
+        return {"not": _expr_to_dict(e.operand)}
+    if isinstance(e, IsIn):
+        return {"isin": _expr_to_dict(e.operand), "values": list(e.values)}
+    if isinstance(e, IsNull):
+        return {"isnull": _expr_to_dict(e.operand)}
+    raise QueryError(f"not an expression: {type(e).__name__}")
+
+
+def _expr_from_dict(d: dict[str, Any]) -> Expr:
+    if not isinstance(d, dict):
+        raise QueryError(f"malformed expression: {d!r}")
+    if "col" in d:
+        return Col(d["col"])
+    if "lit" in d:
+        return Lit(d["lit"])
+    if "op" in d:
+        return Compare(d["op"], _expr_from_dict(d["left"]), _expr_from_dict(d["right"]))
+    if "and" in d:
+        return And(_expr_from_dict(d["and"][0]), _expr_from_dict(d["and"][1]))
+    if "or" in d:
+        return Or(_expr_from_dict(d["or"][0]), _expr_from_dict(d["or"][1]))
+    if "not" in d:
+        return Not(_expr_from_dict(d["not"]))
+    if "isin" in d:
+        return IsIn(_expr_from_dict(d["isin"]), tuple(d["values"]))
+    if "isnull" in d:
+        return IsNull(_expr_from_dict(d["isnull"]))
+    raise QueryError(f"malformed expression: {d!r}")
+
+
+def is_expr(x: Any) -> bool:
+    return isinstance(x, _EXPR_TYPES)

@@ -1,0 +1,266 @@
+"""The fluent query builder and column expressions.
+
+>>> from pets import col, count, mean
+>>> q = Query("adult").filter(col("age") >= 18).group_by("sex", keys=["Female", "Male"])
+>>> q = q.agg(n=count(), hours=mean("hours-per-week", bounds=(1, 99)))
+>>> q.plan.columns()
+['age', 'sex', 'hours-per-week']
+
+A :class:`Query` is immutable: every method returns a new one. It only describes the
+question; a session's ``explain`` / ``release`` answers it under a protection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import plan as P
+from .errors import QueryError
+
+__all__ = ["Expression", "col", "lit", "Query", "AggSpec", "count", "sum", "mean", "variance"]
+
+
+class Expression:
+    """A column expression. Build with :func:`col`; combine with comparisons,
+    ``&``, ``|``, ``~``, :meth:`isin` and :meth:`is_null`."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: P.Expr) -> None:
+        self.node = node
+
+    # comparisons -------------------------------------------------------------------
+    def _cmp(self, op: str, other: Any) -> "Expression":
+        return Expression(P.Compare(op, self.node, _to_node(other)))
+
+    def __eq__(self, other: Any) -> "Expression":  # type: ignore[override]
+        return self._cmp("==", other)
+
+    def __ne__(self, other: Any) -> "Expression":  # type: ignore[override]
+        return self._cmp("!=", other)
+
+    def __lt__(self, other: Any) -> "Expression":
+        return self._cmp("<", other)
+
+    def __le__(self, other: Any) -> "Expression":
+        return self._cmp("<=", other)
+
+    def __gt__(self, other: Any) -> "Expression":
+        return self._cmp(">", other)
+
+    def __ge__(self, other: Any) -> "Expression":
+        return self._cmp(">=", other)
+
+    # boolean -----------------------------------------------------------------------
+    def __and__(self, other: "Expression") -> "Expression":
+        return Expression(P.And(self.node, _to_node(other, boolean=True)))
+
+    def __or__(self, other: "Expression") -> "Expression":
+        return Expression(P.Or(self.node, _to_node(other, boolean=True)))
+
+    def __invert__(self) -> "Expression":
+        return Expression(P.Not(self.node))
+
+    def __bool__(self) -> bool:
+        raise QueryError(
+            "a column expression has no truth value; combine conditions with & | ~ "
+            "(not 'and', 'or', 'not') and put each comparison in parentheses"
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def isin(self, values: Iterable[Any]) -> "Expression":
+        return Expression(P.IsIn(self.node, tuple(values) if not isinstance(values, str) else values))  # type: ignore[arg-type]
+
+    def is_null(self) -> "Expression":
+        return Expression(P.IsNull(self.node))
+
+    def __repr__(self) -> str:
+        return f"Expression({self.node!r})"
+
+
+def _to_node(x: Any, boolean: bool = False) -> P.Expr:
+    if isinstance(x, Expression):
+        return x.node
+    if boolean:
+        raise QueryError(f"& and | combine column conditions, got {type(x).__name__}")
+    return P.Lit(x)
+
+
+def col(name: str) -> Expression:
+    """A reference to a column: ``col("age") >= 18``."""
+    return Expression(P.Col(name))
+
+
+def lit(value: Any) -> Expression:
+    """A literal value (rarely needed: plain Python values are taken as literals)."""
+    return Expression(P.Lit(value))
+
+
+class AggSpec:
+    """An aggregation before it gets its output name in :meth:`Query.agg`."""
+
+    __slots__ = ("kind", "column", "bounds")
+
+    def __init__(self, kind: str, column: str | None, bounds: Sequence[float] | None) -> None:
+        if column is not None and not isinstance(column, str):
+            raise QueryError(f"{kind}() takes a column name (a string), got {type(column).__name__}")
+        self.kind = kind
+        self.column = column
+        self.bounds = tuple(bounds) if bounds is not None else None
+        # validate now so the error points at the call that made it
+        P.Aggregation("_", kind, column, self.bounds)  # type: ignore[arg-type]
+
+    def named(self, name: str) -> P.Aggregation:
+        return P.Aggregation(name, self.kind, self.column, self.bounds)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        args = [repr(self.column)] if self.column else []
+        if self.bounds:
+            args.append(f"bounds={self.bounds}")
+        return f"{self.kind}({', '.join(args)})"
+
+
+def count(column: str | None = None) -> AggSpec:
+    """Number of rows; with a column, number of rows where that column is present."""
+    return AggSpec("count", column, None)
+
+
+def sum(column: str, bounds: Sequence[float] | None = None) -> AggSpec:  # noqa: A001
+    """Sum of a numeric column, each value clamped to ``bounds`` (default: the policy's)."""
+    return AggSpec("sum", column, bounds)
+
+
+def mean(column: str, bounds: Sequence[float] | None = None) -> AggSpec:
+    """Mean of a numeric column over the rows where it is present, values clamped to ``bounds``."""
+    return AggSpec("mean", column, bounds)
+
+
+def variance(column: str, bounds: Sequence[float] | None = None) -> AggSpec:
+    """Population variance of a numeric column over present values clamped to ``bounds``."""
+    return AggSpec("variance", column, bounds)
+
+
+class Query:
+    """An immutable description of a question about one dataset."""
+
+    __slots__ = ("_dataset", "_filters", "_select", "_group_by", "_aggs")
+
+    def __init__(
+        self,
+        dataset: str,
+        _filters: tuple[P.Expr, ...] = (),
+        _select: tuple[str, ...] | None = None,
+        _group_by: tuple[P.GroupKey, ...] = (),
+        _aggs: tuple[P.Aggregation, ...] = (),
+    ) -> None:
+        if not isinstance(dataset, str) or not dataset:
+            raise QueryError("a dataset name must be a non-empty string")
+        self._dataset = dataset
+        self._filters = _filters
+        self._select = _select
+        self._group_by = _group_by
+        self._aggs = _aggs
+
+    def _with(self, **kw: Any) -> "Query":
+        args = dict(
+            _filters=self._filters, _select=self._select, _group_by=self._group_by, _aggs=self._aggs
+        )
+        args.update(kw)
+        return Query(self._dataset, **args)
+
+    def filter(self, condition: Expression) -> "Query":
+        """Keep rows where ``condition`` holds (several filters are AND-ed)."""
+        if not isinstance(condition, Expression):
+            raise QueryError(
+                "filter() takes a column condition such as col('age') >= 18, "
+                f"got {type(condition).__name__}"
+            )
+        return self._with(_filters=self._filters + (condition.node,))
+
+    def select(self, *columns: str) -> "Query":
+        """Choose columns for a record-level release (e.g. a k-anonymous extract)."""
+        cols = _names(columns, "select")
+        return self._with(_select=cols)
+
+    def group_by(
+        self, *columns: str, keys: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None
+    ) -> "Query":
+        """Group by public keys.
+
+        ``keys`` lists the public keys of a single column, or maps each column to its
+        keys; columns without keys here take them from the policy. Every key gets a row
+        in the result, present in the data or not.
+        """
+        cols = _names(columns, "group_by")
+        if keys is None:
+            per: dict[str, Any] = {}
+        elif isinstance(keys, Mapping):
+            unknown = [k for k in keys if k not in cols]
+            if unknown:
+                raise QueryError(f"keys given for {unknown[0]!r}, which is not a group_by column")
+            per = dict(keys)
+        else:
+            if len(cols) != 1:
+                raise QueryError(
+                    "with several group_by columns, give keys as a dict: "
+                    "keys={'sex': [...], 'race': [...]}"
+                )
+            per = {cols[0]: keys}
+        groups = tuple(
+            P.GroupKey(c, tuple(per[c]) if per.get(c) is not None else None) for c in cols
+        )
+        return self._with(_group_by=self._group_by + groups)
+
+    def agg(self, **aggregations: AggSpec) -> "Query":
+        """Named aggregations: ``agg(n=pets.count(), avg=pets.mean("x", bounds=(0, 1)))``."""
+        if not aggregations:
+            raise QueryError("agg() needs at least one named aggregation, e.g. agg(n=pets.count())")
+        new = []
+        taken = {a.name for a in self._aggs} | {g.column for g in self._group_by}
+        for name, spec in aggregations.items():
+            if not isinstance(spec, AggSpec):
+                raise QueryError(
+                    f"agg({name}=...) takes pets.count(), pets.sum(), pets.mean() or "
+                    f"pets.variance(), got {type(spec).__name__}"
+                )
+            if name in taken:
+                raise QueryError(f"output name {name!r} is used twice; choose another name")
+            taken.add(name)
+            new.append(spec.named(name))
+        return self._with(_aggs=self._aggs + tuple(new))
+
+    @property
+    def dataset(self) -> str:
+        return self._dataset
+
+    @property
+    def plan(self) -> P.Plan:
+        """The plan (IR) this query compiles to."""
+        return P.Plan(
+            dataset=self._dataset,
+            filters=self._filters,
+            select=self._select,
+            group_by=self._group_by,
+            aggs=self._aggs,
+        )
+
+    @classmethod
+    def from_plan(cls, plan: P.Plan) -> "Query":
+        return cls(plan.dataset, plan.filters, plan.select, plan.group_by, plan.aggs)
+
+    def __repr__(self) -> str:
+        return f"Query({self.plan.to_json()})"
+
+
+def _names(columns: tuple[Any, ...], method: str) -> tuple[str, ...]:
+    if len(columns) == 1 and isinstance(columns[0], (list, tuple)):
+        columns = tuple(columns[0])
+    if not columns:
+        raise QueryError(f"{method}() needs at least one column name")
+    for c in columns:
+        if not isinstance(c, str) or not c:
+            raise QueryError(f"{method}() takes column names (strings), got {c!r}")
+    if len(set(columns)) != len(columns):
+        raise QueryError(f"{method}() lists a column twice")
+    return tuple(columns)

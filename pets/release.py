@@ -1,0 +1,78 @@
+"""What a session gives back: a :class:`Release`, or an :class:`Explanation` before one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from .cost import Cost
+from .plan import Plan
+
+__all__ = ["Release", "Explanation"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A released answer.
+
+    ``df`` holds the released values; ``ci(level)`` their confidence intervals (one row
+    per released cell and aggregate); ``spent`` the privacy cost charged to the ledger;
+    ``audit_id`` the audit record of this release; ``scale`` the noise scale per output
+    (for a mean or variance: of its sum); ``suppressed`` how many cells were withheld
+    for falling below the policy's minimum group size.
+    """
+
+    df: pd.DataFrame
+    spent: Cost
+    audit_id: int
+    plan: Plan
+    protection: Any
+    scale: dict[str, float] = field(default_factory=dict)
+    suppressed: int = 0
+    _ci: Callable[[float], pd.DataFrame] | None = field(default=None, repr=False)
+
+    def ci(self, level: float = 0.95) -> pd.DataFrame:
+        """Intervals that cover the exact (clamped) statistic with probability ≥ ``level``:
+        columns are the group keys, ``aggregate``, ``value``, ``lower``, ``upper``."""
+        if self._ci is None:
+            raise TypeError("this release has no confidence intervals")
+        return self._ci(level)
+
+    def __repr__(self) -> str:
+        return (
+            f"Release(spent=({self.spent}), audit_id={self.audit_id}, "
+            f"cells={len(self.df)}, suppressed={self.suppressed})\n{self.df!r}"
+        )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a release would do, computed without touching the data or the budget.
+
+    ``allowed`` and, when refused, ``rule`` and ``message``; ``cost`` it would charge;
+    ``scale`` and ``ci_width`` (95% interval, full width) per output — ``None`` where
+    the width depends on the data (means, variances); ``remaining`` budget now;
+    ``details`` one row per output.
+    """
+
+    allowed: bool
+    cost: Cost
+    rule: str | None = None
+    message: str | None = None
+    column: str | None = None
+    scale: dict[str, float] = field(default_factory=dict)
+    ci_width: dict[str, float | None] = field(default_factory=dict)
+    remaining: Cost | None = None
+    details: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        if not self.allowed:
+            return f"refused by rule {self.rule!r}: {self.message}"
+        lines = [f"allowed; cost {self.cost}; remaining before it {self.remaining}"]
+        for name, s in self.scale.items():
+            w = self.ci_width.get(name)
+            ws = f"{w:g}" if w is not None else "depends on group size"
+            lines.append(f"  {name}: noise scale {s:g}, 95% CI width {ws}")
+        return "\n".join(lines)
