@@ -1,0 +1,83 @@
+"""The quick start and the docs work as written: `pets demo`, the CLI, README examples."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import pets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pets(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pets.cli", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=120,
+    )
+
+
+def test_demo_runs_end_to_end_quickly_and_verifies_the_audit(tmp_path: Path) -> None:
+    t = time.perf_counter()
+    p = _pets("demo", "--home", str(tmp_path / "home"))
+    elapsed = time.perf_counter() - t
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "PolicyError [negative_list]" in out
+    assert "BudgetExceeded" in out
+    assert "audit log intact: True" in out
+    assert re.search(r"Female\s+\d+", out)
+    assert elapsed < 30
+    # the demo's home holds what it did: a second holder sees it
+    h = pets.Holder(tmp_path / "home")
+    assert h.datasets() == ["adult"]
+    assert h.audit().verify() is True
+    assert h.remaining("alice", dataset="adult", purpose="labour-statistics") == pets.Cost(1.2, 0.0)
+
+
+def test_cli_register_grant_query_and_audit(tmp_path: Path) -> None:
+    home = str(tmp_path / "h")
+    assert _pets("register", "--home", home, "adult", pets.example_data(), "--policy",
+                 pets.example_policy()).returncode == 0
+    assert _pets("grant", "--home", home, "--analyst", "bob", "--dataset", "adult",
+                 "--purpose", "stats", "--epsilon", "1").returncode == 0
+    p = _pets("query", "--home", home, "--analyst", "bob", "--purpose", "stats", "--epsilon",
+              "0.25", "--format", "csv", "SELECT sex, COUNT(*) AS n FROM adult GROUP BY sex")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0] == "sex,n"
+    counts = {l.split(",")[0]: int(l.split(",")[1]) for l in lines[1:]}
+    assert set(counts) == {"Female", "Male"}
+    # exact: Female 10771, Male 21790; noise scale 4 → far inside ±200
+    assert abs(counts["Female"] - 10771) < 200 and abs(counts["Male"] - 21790) < 200
+    p = _pets("query", "--home", home, "--analyst", "bob", "--purpose", "stats", "--epsilon",
+              "0.9", "SELECT COUNT(*) FROM adult")
+    assert p.returncode == 2
+    assert "BudgetExceeded" in p.stderr and "epsilon=0.75" in p.stderr
+    p = _pets("query", "--home", home, "--analyst", "bob", "--purpose", "stats", "--epsilon",
+              "0.1", "SELECT sex, MAX(age) FROM adult GROUP BY sex")
+    assert p.returncode == 2 and "unsupported SQL: aggregate MAX" in p.stderr
+    p = _pets("audit", "verify", "--home", home)
+    assert p.returncode == 0 and "2 records" in p.stdout  # the release and the budget refusal; bad SQL is not recorded
+    assert pets.Holder(home).remaining("bob", dataset="adult", purpose="stats") == pets.Cost(0.75, 0)
+
+
+def _python_blocks(md: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", md.read_text(), flags=re.S)
+
+
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(ROOT / "README.md")
+    assert len(blocks) >= 4
+    ns: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "README.md", "exec"), ns)
+    r = ns["r"]
+    assert isinstance(r, pets.Release)
+    assert list(r.df.columns) == ["sex", "n", "age"]
+    assert ns["holder"].audit().verify() is True  # type: ignore[attr-defined]
