@@ -81,3 +81,14 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert isinstance(r, pets.Release)
     assert list(r.df.columns) == ["sex", "n", "age"]
     assert ns["holder"].audit().verify() is True  # type: ignore[attr-defined]
+
+
+def test_dp_guide_example_runs() -> None:
+    blocks = _python_blocks(ROOT / "docs" / "dp.md")
+    assert blocks
+    ns: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/dp.md", "exec"), ns)
+    r = ns["r"]
+    assert isinstance(r, pets.Release)
+    assert len(r.df) == 5  # the five public race keys
+    assert r.spent == pets.Cost(0.3, 0.0)
