@@ -131,7 +131,7 @@ class Holder:
                 f"got {type(source).__name__}"
             )
         try:
-            src = Source(kind, str(path), tuple(pol.missing))
+            src = Source(kind, str(path), tuple(pol.missing), trim=kind == "csv")
             self._engine.forget(src) if hasattr(self._engine, "forget") else None
             schema = self._engine.schema(src)
             _check_policy_against(pol, schema)
@@ -139,7 +139,7 @@ class Holder:
                 os.replace(tmp, final)
                 tmp = None
                 path = final
-                src = Source(kind, str(path), tuple(pol.missing))
+                src = Source(kind, str(path), tuple(pol.missing), trim=kind == "csv")
             st = path.stat()
             record = {
                 "name": name,
@@ -194,7 +194,7 @@ class Holder:
         s = rec["source"]
         ds = Dataset(
             name=name,
-            source=Source(s["kind"], s["path"], tuple(s.get("missing", ()))),
+            source=Source(s["kind"], s["path"], tuple(s.get("missing", ())), trim=s["kind"] == "csv"),
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
         )

@@ -83,9 +83,10 @@ class CompiledDP:
     protection: DP
     group_columns: tuple[str, ...]
     keys: tuple[tuple[Any, ...], ...]
-    measures: list[Measure]
-    per_row: dict[str, int]
-    scales: dict[str, float]  # integer-unit Laplace scale per measure key
+    measures: list[Measure]  # exact aggregates asked of the engine
+    derived: dict[str, list[tuple[str, int]]]  # measurement key → Σ coef · engine measure
+    per_row: dict[str, int]  # measurement key → max |contribution| of one row
+    scales: dict[str, float]  # integer-unit Laplace scale per measurement key
     outputs: list[_Output]
     contribution: int
     bounding: Bounding | None
@@ -157,24 +158,30 @@ class CompiledDP:
         return pd.DataFrame(combos, columns=list(self.group_columns))
 
     def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Align the engine's rows (groups present) to every public cell, 0 elsewhere."""
+        """The exact integer value of each measurement in every public cell: the
+        engine's rows (groups present; groups outside the keys are ignored) aligned to
+        the cells, 0 where a key is absent from the data."""
         n = self.cells
         vec = {m.key: np.zeros(n, dtype=np.int64) for m in self.measures}
-        if len(exact) == 0:
-            return vec
-        if not self.group_columns:
+        if len(exact) > 0 and not self.group_columns:
             for m in self.measures:
                 vec[m.key][0] = int(exact[m.key].iloc[0])
-            return vec
-        index = {combo: i for i, combo in enumerate(itertools.product(*self.keys))}
-        gvals = [exact[c].tolist() for c in self.group_columns]
-        positions = np.fromiter(
-            (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=len(exact)
-        )
-        ok = positions >= 0
-        for m in self.measures:
-            vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
-        return vec
+        elif len(exact) > 0:
+            index = {combo: i for i, combo in enumerate(itertools.product(*self.keys))}
+            gvals = [exact[c].tolist() for c in self.group_columns]
+            positions = np.fromiter(
+                (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=len(exact)
+            )
+            ok = positions >= 0
+            for m in self.measures:
+                vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
+        out = {}
+        for key, parts in self.derived.items():
+            acc = np.zeros(n, dtype=np.int64)
+            for engine_key, coef in parts:
+                acc += coef * vec[engine_key]
+            out[key] = acc
+        return out
 
     def noise(self, exact: pd.DataFrame) -> "NoisyResult":
         vec = self.exact_vectors(exact)
@@ -279,6 +286,12 @@ class NoisyResult:
         return lo, hi
 
 
+def _max_abs_rounded(lo: float, hi: float, center: int) -> int:
+    """Largest |round(y) − center| for y in [lo, hi], whichever way the engine rounds ties."""
+    ends = (math.floor(lo), math.ceil(lo), math.floor(hi), math.ceil(hi))
+    return int(max(abs(e - center) for e in ends))
+
+
 def _round_half_away(x: float) -> int:
     """Round half away from zero, as DuckDB's round() does (Python's round() does not)."""
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
@@ -338,23 +351,40 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         keys.append(tuple(k))
     cells = int(np.prod([len(k) for k in keys])) if keys else 1
 
-    measures: dict[tuple[Any, ...], Measure] = {}
+    engine: dict[tuple[Any, ...], Measure] = {}
+    derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = {}
     per_row: dict[str, int] = {}
+
+    def ask(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
+            factor: int = 1, center: int = 0) -> str:
+        """An exact aggregate asked of the engine (shared between outputs)."""
+        ident = (kind, column, lo, hi, factor, center)
+        if ident not in engine:
+            engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor, center)
+        return engine[ident].key
 
     def measure(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
                 factor: int = 1, center: int = 0) -> str:
+        """A noisy measurement: its exact value as Σ coef · engine aggregate, and the
+        largest absolute contribution of one row."""
         ident = (kind, column, lo, hi, factor, center)
-        if ident not in measures:
-            key = f"m{len(measures)}"
-            measures[ident] = Measure(key, kind, column, lo, hi, factor, center)
-            if kind in ("rows", "present"):
-                per_row[key] = 1
-            else:
-                v_lo = _round_half_away(lo * factor) - center
-                v_hi = _round_half_away(hi * factor) - center
-                v = max(abs(v_lo), abs(v_hi))
-                per_row[key] = max(1, v * v if kind == "sumsq" else v)
-        return measures[ident].key
+        if ident in derived:
+            return derived[ident][0]
+        key = f"m{len(derived)}"
+        if kind in ("rows", "present"):
+            parts = [(ask(kind, column), 1)]
+            bound = 1
+        elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
+            parts = [(ask("sum", column, lo, hi, factor), 1)]
+            if center:
+                parts.append((ask("present", column), -center))
+            bound = _max_abs_rounded(lo * factor, hi * factor, center)
+        else:  # sumsq, centred in the engine
+            parts = [(ask("sumsq", column, lo, hi, factor, center), 1)]
+            bound = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
+        derived[ident] = (key, parts)
+        per_row[key] = max(1, bound)
+        return key
 
     outputs: list[_Output] = []
     for a in plan.aggs:
@@ -380,8 +410,11 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
             f = fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
             outputs.append(_Output(a, {"sum": measure("sum", a.column, lo, hi, f, 0)}, f, 0, lo, hi))
             continue
-        f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2, integral and (lo + hi) % 2 == 0,
-                               _CENTRED_LIMIT)
+        if a.kind == "mean":  # shares the plain sum's fixed-point encoding
+            f = fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
+        else:  # variance sums squares: keep the centred values small
+            f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
+                                   integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)
         center = _round_half_away((lo + hi) / 2 * f)
         ks = {"count": measure("present", a.column), "sum": measure("sum", a.column, lo, hi, f, center)}
         if a.kind == "variance":
@@ -410,16 +443,15 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         bounding = None
         contribution = 1
 
-    eps_each = protection.epsilon / len(measures)
-    scales = {
-        m.key: laplace_scale(per_row[m.key] * contribution, eps_each) for m in measures.values()
-    }
+    eps_each = protection.epsilon / len(derived)
+    scales = {key: laplace_scale(per_row[key] * contribution, eps_each) for key in per_row}
     return CompiledDP(
         plan=plan,
         protection=protection,
         group_columns=group_columns,
         keys=tuple(keys),
-        measures=list(measures.values()),
+        measures=list(engine.values()),
+        derived={key: parts for key, parts in derived.values()},
         per_row=per_row,
         scales=scales,
         outputs=outputs,

@@ -117,13 +117,17 @@ class DuckDBEngine:
         types = self.schema(source)
         params: list[Any] = []
         where = [_expr_sql(f, params) for f in request.filters]
-        for column, keys in zip(request.group_columns, request.group_keys):
-            where.append(f"{quote_ident(column)} IN ({', '.join('?' for _ in keys)})")
-            params.extend(keys)
+        b = request.bounding
+        if b is not None:
+            # rows outside the public keys must not use up a person's contribution bound
+            for column, keys in zip(request.group_columns, request.group_keys):
+                where.append(f"{quote_ident(column)} IN ({', '.join('?' for _ in keys)})")
+                params.extend(keys)
+        # without bounding, groups outside the keys are computed and dropped by the
+        # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
         rel = self._relation(source)
         where_sql = f" WHERE {' AND '.join(where)}" if where else ""
-        b = request.bounding
         if b is not None:
             unit = quote_ident(b.unit)
             part = ", ".join([unit] + gcols)
@@ -169,13 +173,16 @@ def _measure_sql(m: Measure, types: dict[str, str]) -> str:
         and float(m.lower).is_integer()
         and float(m.upper).is_integer()
     )
+    # clamp with if(): measurably faster in DuckDB than least(greatest(...))
     if integral:
-        v = f"(least(greatest({c}, {int(m.lower)}), {int(m.upper)})::BIGINT - {int(m.center)})"
+        lo, hi = int(m.lower), int(m.upper)
+        v = f"if({c} > {hi}, {hi}, if({c} < {lo}, {lo}, {c}))::BIGINT"
     else:
-        v = (
-            f"(round(least(greatest({c}::DOUBLE, {float(m.lower)!r}), {float(m.upper)!r}) "
-            f"* {int(m.factor)})::BIGINT - {int(m.center)})"
-        )
+        lo_f, hi_f = float(m.lower), float(m.upper)
+        x = f"{c}::DOUBLE"
+        v = f"(if({x} > {hi_f!r}, {hi_f!r}, if({x} < {lo_f!r}, {lo_f!r}, {x})) * {int(m.factor)})::BIGINT"
+    if m.center:
+        v = f"({v} - {int(m.center)})"
     if m.kind == "sum":
         return f"coalesce(sum({v}), 0)::BIGINT AS {key}"
     if m.kind == "sumsq":
