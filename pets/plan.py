@@ -110,7 +110,7 @@ class IsIn:
     values: tuple[Scalar, ...]
 
     def __post_init__(self) -> None:
-        if isinstance(self.values, (str, bytes)) or not hasattr(self.values, "__iter__"):
+        if isinstance(self.values, (str, bytes, dict)) or not hasattr(self.values, "__iter__"):
             raise QueryError("isin() takes a list of values, e.g. col('sex').isin(['Female'])")
         vals = tuple(_check_scalar(v, "an isin() value") for v in self.values)
         if not vals:
@@ -208,6 +208,36 @@ class Plan:
     group_by: tuple[GroupKey, ...] = ()
     aggs: tuple[Aggregation, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise QueryError("a plan's dataset must be a non-empty string")
+        for f in self.filters:
+            if not is_expr(f):
+                raise QueryError(f"a filter must be an expression, got {type(f).__name__}")
+        if self.select is not None:
+            if isinstance(self.select, (str, bytes)) or not all(
+                isinstance(c, str) and c for c in self.select
+            ):
+                raise QueryError("select must be a list of column names")
+            object.__setattr__(self, "select", tuple(self.select))
+        for g in self.group_by:
+            if not isinstance(g, GroupKey):
+                raise QueryError("group_by must hold GroupKey entries")
+        names = [g.column for g in self.group_by]
+        if len(set(names)) != len(names):
+            raise QueryError("a column appears twice in group_by()")
+        for a in self.aggs:
+            if not isinstance(a, Aggregation):
+                raise QueryError("aggs must hold Aggregation entries")
+            if not isinstance(a.name, str) or not a.name:
+                raise QueryError("an aggregation's output name must be a non-empty string")
+            if a.name in names:
+                what = "a group-by column" if a.name in {g.column for g in self.group_by} else "another output"
+                raise QueryError(
+                    f"output name {a.name!r} is already used by {what}; choose another name"
+                )
+            names.append(a.name)
+
     def columns(self) -> list[str]:
         """Every column the plan refers to, in order of first appearance."""
         out: list[str] = []
@@ -272,8 +302,10 @@ class Plan:
                     for a in d.get("aggs", [])
                 ),
             )
-        except (KeyError, TypeError, AttributeError) as e:
-            raise QueryError(f"malformed plan: {e!r}") from None
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+            if isinstance(e, QueryError):
+                raise
+            raise QueryError(f"malformed plan: {type(e).__name__}: {e}") from None
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -304,6 +336,12 @@ def _expr_to_dict(e: Expr) -> dict[str, Any]:
     raise QueryError(f"not an expression: {type(e).__name__}")
 
 
+def _pair(v: Any, what: str) -> tuple[Any, Any]:
+    if not isinstance(v, list) or len(v) != 2:
+        raise QueryError(f"malformed plan: {what!r} takes exactly two operands")
+    return v[0], v[1]
+
+
 def _expr_from_dict(d: dict[str, Any]) -> Expr:
     if not isinstance(d, dict):
         raise QueryError(f"malformed expression: {d!r}")
@@ -314,9 +352,11 @@ def _expr_from_dict(d: dict[str, Any]) -> Expr:
     if "op" in d:
         return Compare(d["op"], _expr_from_dict(d["left"]), _expr_from_dict(d["right"]))
     if "and" in d:
-        return And(_expr_from_dict(d["and"][0]), _expr_from_dict(d["and"][1]))
+        a, b = _pair(d["and"], "and")
+        return And(_expr_from_dict(a), _expr_from_dict(b))
     if "or" in d:
-        return Or(_expr_from_dict(d["or"][0]), _expr_from_dict(d["or"][1]))
+        a, b = _pair(d["or"], "or")
+        return Or(_expr_from_dict(a), _expr_from_dict(b))
     if "not" in d:
         return Not(_expr_from_dict(d["not"]))
     if "isin" in d:

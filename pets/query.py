@@ -70,7 +70,9 @@ class Expression:
     __hash__ = None  # type: ignore[assignment]
 
     def isin(self, values: Iterable[Any]) -> "Expression":
-        return Expression(P.IsIn(self.node, tuple(values) if not isinstance(values, str) else values))  # type: ignore[arg-type]
+        if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+            raise QueryError("isin() takes a list of values, e.g. col('sex').isin(['Female'])")
+        return Expression(P.IsIn(self.node, tuple(values)))
 
     def is_null(self) -> "Expression":
         return Expression(P.IsNull(self.node))
@@ -105,6 +107,12 @@ class AggSpec:
     def __init__(self, kind: str, column: str | None, bounds: Sequence[float] | None) -> None:
         if column is not None and not isinstance(column, str):
             raise QueryError(f"{kind}() takes a column name (a string), got {type(column).__name__}")
+        if bounds is not None and (
+            isinstance(bounds, (str, bytes, dict)) or not hasattr(bounds, "__iter__")
+        ):
+            raise QueryError(
+                f"bounds for {kind}({column!r}) must be a pair (lower, upper), got {bounds!r}"
+            )
         self.kind = kind
         self.column = column
         self.bounds = tuple(bounds) if bounds is not None else None
@@ -201,16 +209,25 @@ class Query:
                 raise QueryError(f"keys given for {unknown[0]!r}, which is not a group_by column")
             per = dict(keys)
         else:
+            if isinstance(keys, (str, bytes)) or not hasattr(keys, "__iter__"):
+                raise QueryError(
+                    f"keys must be a list of values, e.g. keys=['Female', 'Male'], got {keys!r}"
+                )
             if len(cols) != 1:
                 raise QueryError(
                     "with several group_by columns, give keys as a dict: "
                     "keys={'sex': [...], 'race': [...]}"
                 )
             per = {cols[0]: keys}
+        for c, k in per.items():
+            if k is not None and (isinstance(k, (str, bytes, dict)) or not hasattr(k, "__iter__")):
+                raise QueryError(f"keys for {c!r} must be a list of values, got {k!r}")
         groups = tuple(
             P.GroupKey(c, tuple(per[c]) if per.get(c) is not None else None) for c in cols
         )
-        return self._with(_group_by=self._group_by + groups)
+        q = self._with(_group_by=self._group_by + groups)
+        q.plan  # validates: a group-by column may not reuse an output name
+        return q
 
     def agg(self, **aggregations: AggSpec) -> "Query":
         """Named aggregations: ``agg(n=pets.count(), avg=pets.mean("x", bounds=(0, 1)))``."""

@@ -12,6 +12,7 @@ refused with a :class:`QueryError` that names the construct and where it is.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import sqlglot
@@ -32,12 +33,34 @@ _CLAUSES = {
 _DEFAULT_PREFIX = {"count": "count", "sum": "sum", "mean": "avg", "variance": "var"}
 
 
+_TEXT: contextvars.ContextVar[str] = contextvars.ContextVar("pets_sql_text", default="")
+
+
 def _where(node: exp.Expression) -> str:
-    for n in node.walk():
-        meta = getattr(n, "meta", None) or {}
-        if "line" in meta and "col" in meta:
-            return f" at line {meta['line']}, column {meta['col']}"
-    return ""
+    """' at line L, column C' of where ``node`` starts in the SQL text (1-based)."""
+    starts = [
+        n.meta["start"] for n in node.walk() if isinstance(getattr(n, "meta", None), dict)
+        and "start" in n.meta
+    ]
+    if not starts:
+        return ""
+    start = min(starts)
+    text = _TEXT.get()
+    if isinstance(node, exp.Func):
+        # sqlglot marks the argument, not the function name: step back over "NAME ("
+        i = start - 1
+        while i >= 0 and text[i].isspace():
+            i -= 1
+        if i >= 0 and text[i] == "(":
+            i -= 1
+            while i >= 0 and text[i].isspace():
+                i -= 1
+            while i >= 0 and (text[i].isalnum() or text[i] == "_"):
+                i -= 1
+            start = i + 1
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return f" at line {line}, column {col}"
 
 
 def _refuse(node: exp.Expression, what: str | None = None) -> QueryError:
@@ -52,6 +75,14 @@ def parse_sql(text: str) -> P.Plan:
     """Parse one SELECT statement into a :class:`pets.plan.Plan`."""
     if not isinstance(text, str) or not text.strip():
         raise QueryError("SQL text must be a non-empty string")
+    token = _TEXT.set(text)
+    try:
+        return _parse(text)
+    finally:
+        _TEXT.reset(token)
+
+
+def _parse(text: str) -> P.Plan:
     try:
         statements = sqlglot.parse(text, read="duckdb")
     except sqlglot.errors.ParseError as e:
@@ -205,6 +236,10 @@ def _expr(node: exp.Expression) -> P.Expr:
         return P.Not(_expr(inner))
     for cls, op in _CMP.items():
         if type(node) is cls:
+            if isinstance(node.this, exp.Null) or isinstance(node.expression, exp.Null):
+                raise QueryError(
+                    f"comparison with NULL is never true{_where(node)}; write IS NULL or IS NOT NULL"
+                )
             return P.Compare(op, _operand(node.this), _operand(node.expression))
     if isinstance(node, exp.In):
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):

@@ -131,11 +131,17 @@ class DuckDBEngine:
         if b is not None:
             unit = quote_ident(b.unit)
             part = ", ".join([unit] + gcols)
-            order_g = ", ".join([f"hash({', '.join(gcols or ['0'])}, {int(b.seed)})"] + gcols)
+            # a person's groups are ranked by a keyed hash of (person, group): a fresh,
+            # independent choice of groups per person and per release
+            order_g = ", ".join([f"hash({unit}, {', '.join(gcols or ['0'])}, {int(b.seed)})"] + gcols)
+            rows = (
+                f"SELECT *, random() AS __pets_rand FROM {rel} AS t"
+                f"{where_sql}{' AND ' if where else ' WHERE '}{unit} IS NOT NULL"
+            )
             inner = (
-                f"SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY random()) AS __pets_rn, "
+                f"SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY __pets_rand) AS __pets_rn, "
                 f"dense_rank() OVER (PARTITION BY {unit} ORDER BY {order_g}) AS __pets_gr "
-                f"FROM {rel} AS t{where_sql}{' AND ' if where else ' WHERE '}{unit} IS NOT NULL"
+                f"FROM ({rows})"
             )
             src = (
                 f"(SELECT * FROM ({inner}) WHERE __pets_rn <= {int(b.max_rows_per_group)} "
@@ -211,7 +217,7 @@ def _expr_sql(e: P.Expr, params: list[Any]) -> str:
         left = _expr_sql(e.left, params)
         return f"({left} OR {_expr_sql(e.right, params)})"
     if isinstance(e, P.Not):
-        return f"(NOT coalesce({_expr_sql(e.operand, params)}, false))"
+        return f"(NOT {_expr_sql(e.operand, params)})"
     if isinstance(e, P.IsIn):
         left = _expr_sql(e.operand, params)
         params.extend(e.values)
