@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 
 from .errors import PolicyError, QueryError
+from . import plan as P
 from .plan import Plan
 from .policy import Policy
 
@@ -36,6 +37,8 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
             raise QueryError(f"unknown column {c!r} in dataset {plan.dataset!r}{hint}")
     for c in cols:
         policy.column(c)  # default deny
+    for f in plan.filters:
+        _check_types(f, schema)
     group_cols = {g.column for g in plan.group_by}
     for c in cols:
         cp = policy.columns[c]
@@ -73,6 +76,43 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
                 column=at,
                 allowed=cap,
             )
+
+
+_NUMERIC = ("int", "float")
+
+
+def _check_types(e: P.Expr, schema: dict[str, str]) -> None:
+    """Literals compared with a column must be of the column's kind."""
+    if isinstance(e, (P.And, P.Or)):
+        _check_types(e.left, schema)
+        _check_types(e.right, schema)
+    elif isinstance(e, P.Not):
+        _check_types(e.operand, schema)
+    elif isinstance(e, (P.Compare, P.IsIn)):
+        if isinstance(e, P.Compare):
+            pairs = [(e.left, e.right), (e.right, e.left)]
+        else:
+            pairs = [(e.operand, P.Lit(v)) for v in e.values]
+        for a, b in pairs:
+            if isinstance(a, P.Col) and isinstance(b, P.Lit) and b.value is not None:
+                t, v = schema.get(a.name), b.value
+                ok = (
+                    (t in _NUMERIC and isinstance(v, (int, float)) and not isinstance(v, bool))
+                    or (t == "str" and isinstance(v, str))
+                    or (t == "bool" and isinstance(v, bool))
+                    or t in ("date", "other")
+                )
+                if not ok:
+                    kind = {"int": "numbers", "float": "numbers", "str": "text",
+                            "bool": "booleans"}.get(t or "", t)
+                    raise QueryError(
+                        f"column {a.name!r} holds {kind}; compare it with a value of that kind, "
+                        f"not a {type(v).__name__}"
+                    )
+        if isinstance(e, P.Compare):
+            for side in (e.left, e.right):
+                if not isinstance(side, (P.Col, P.Lit)):
+                    _check_types(side, schema)
 
 
 def epsilon_cap(policy: Policy, plan: Plan) -> tuple[float | None, str | None]:

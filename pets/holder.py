@@ -13,6 +13,7 @@ process, after a restart) sees the same datasets, grants, spent budget and audit
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import threading
@@ -215,11 +216,11 @@ class Holder:
         _check_purpose(purpose)
         if self._store.get_dataset(dataset) is None:
             raise QueryError(f"unknown dataset {dataset!r}; register it first")
-        Cost(epsilon, delta)  # validates
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise QueryError(f"a grant's epsilon must be a number > 0, got {epsilon!r}")
-        if not (0 <= delta < 1):
-            raise QueryError(f"a grant's delta must be in [0, 1), got {delta!r}")
+        if (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
+                or not math.isfinite(epsilon) or epsilon <= 0):
+            raise QueryError(f"a grant's epsilon must be a finite number > 0, got {epsilon!r}")
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not (0 <= delta < 1):
+            raise QueryError(f"a grant's delta must be a number in [0, 1), got {delta!r}")
         self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta))
 
     def revoke(self, analyst: str, *, dataset: str, purpose: str) -> None:

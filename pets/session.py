@@ -40,7 +40,14 @@ class Session:
     # -- building --------------------------------------------------------------------
     def table(self, name: str) -> Query:
         """A query on dataset ``name``."""
-        self._holder._dataset(name)  # unknown or changed dataset: fail here, clearly
+        if self._holder._store.get_dataset(name) is None:
+            # name only the datasets this analyst may use, not every registered one
+            granted = sorted({g["dataset"] for g in self._holder._store.list_grants(self.analyst)})
+            raise QueryError(
+                f"unknown dataset {name!r}; datasets granted to {self.analyst}: "
+                f"{', '.join(granted) or 'none'}"
+            )
+        self._holder._dataset(name)  # a changed source fails here, clearly
         return Query(name)
 
     def sql(self, text: str, protection: Protection) -> Release:

@@ -24,6 +24,8 @@ __all__ = ["discrete_laplace", "add_discrete_laplace", "laplace_scale", "laplace
 dp.enable_features("contrib")
 
 _I64 = "i64"
+# Beyond this scale the noise alone could overflow 64-bit integers: refuse, don't saturate.
+_MAX_SCALE = 2.0**40
 
 
 @lru_cache(maxsize=256)
@@ -51,6 +53,11 @@ def laplace_scale(sensitivity: int, epsilon: float) -> float:
     if sensitivity <= 0:
         raise InternalError("sensitivity must be positive; this is a bug")
     scale = sensitivity / epsilon
+    if not math.isfinite(scale) or scale > _MAX_SCALE:
+        raise QueryError(
+            f"epsilon={epsilon:g} is too small: the noise would be larger than any 64-bit "
+            f"answer (scale {scale:g}); ask for epsilon >= {sensitivity / _MAX_SCALE:.3g}"
+        )
     for _ in range(64):
         if laplace_epsilon(sensitivity, scale) <= epsilon:
             return scale
