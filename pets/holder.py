@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from .cost import Cost
+from .dp.aggregate import sum_factor
 from .engines.base import Engine, Source
 from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
@@ -88,14 +89,21 @@ class Holder:
         policy: str | os.PathLike[str] | dict[str, Any] | Policy,
         *,
         replace: bool = False,
+        copy: bool = False,
     ) -> None:
         """Register a dataset under a policy.
 
-        ``source`` is a CSV or Parquet path (referenced in place; pets checks it has not
-        changed before every query) or a pandas DataFrame (stored inside the home as
-        Parquet). ``policy`` is a TOML path, a dict or a :class:`pets.Policy`. The
-        policy is checked against the data: every column it lists must exist, bounds
-        only on numeric columns. Nothing is stored if anything is wrong.
+        ``source`` is a CSV or Parquet path, or a pandas DataFrame. ``policy`` is a TOML
+        path, a dict or a :class:`pets.Policy`; it is checked against the data (every
+        column it lists must exist, bounds only on numeric columns). Nothing is stored
+        if anything is wrong.
+
+        A path is referenced in place, and pets refuses to answer once the file changes
+        after registration. With ``copy=True`` — always for a DataFrame — pets stores a
+        typed Parquet copy inside the home instead (a snapshot: later changes to the
+        original do not matter), with missing markers applied and each bounded numeric
+        column also stored pre-encoded for DP sums. Queries on a copy are faster, much
+        faster for CSV sources.
         """
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
@@ -103,14 +111,11 @@ class Holder:
                 f"dataset {name!r} is already registered; pass replace=True to replace it"
             )
         pol = Policy.load(policy)
-        tmp: Path | None = None
         if isinstance(source, pd.DataFrame):
-            data_dir = self.home / "data"
-            data_dir.mkdir(exist_ok=True)
-            final = data_dir / f"{name}.parquet"
-            tmp = data_dir / f".{name}.{uuid.uuid4().hex}.parquet"
-            _write_parquet(source, tmp)
-            path, kind, origin = tmp, "parquet", "dataframe"
+            if len(source.columns) == 0 or any(not isinstance(c, str) for c in source.columns):
+                raise QueryError("a DataFrame source needs string column names")
+            schema = self._engine.schema_of_frame(source)
+            origin: dict[str, Any] = {"kind": "dataframe"}
         elif isinstance(source, (str, os.PathLike)):
             path = Path(source).expanduser().resolve()
             if not path.is_file():
@@ -125,27 +130,44 @@ class Holder:
                     f"cannot tell the format of {path.name!r}: use a .csv or .parquet file, "
                     "or pass a pandas DataFrame"
                 )
-            origin = "path"
+            src = Source(kind, str(path), tuple(pol.missing), trim=kind == "csv")
+            if hasattr(self._engine, "forget"):
+                self._engine.forget(src)
+            schema = self._engine.schema(src)
+            origin = {"kind": "path", "path": str(path)}
         else:
             raise QueryError(
                 "source must be a CSV/Parquet path or a pandas DataFrame, "
                 f"got {type(source).__name__}"
             )
+        _check_policy_against(pol, schema)
+        tmp: Path | None = None
         try:
-            src = Source(kind, str(path), tuple(pol.missing), trim=kind == "csv")
-            self._engine.forget(src) if hasattr(self._engine, "forget") else None
-            schema = self._engine.schema(src)
-            _check_policy_against(pol, schema)
-            if tmp is not None:
+            if isinstance(source, pd.DataFrame) or copy:
+                data_dir = self.home / "data"
+                data_dir.mkdir(exist_ok=True)
+                final = data_dir / f"{name}.parquet"
+                tmp = data_dir / f".{name}.{uuid.uuid4().hex}.parquet"
+                encode = tuple(
+                    (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c]))
+                    for c, cp in pol.columns.items()
+                    if cp.bounds is not None and schema.get(c) in ("int", "float")
+                )
+                what = source if isinstance(source, pd.DataFrame) else src
+                self._engine.materialize(what, str(tmp), tuple(pol.missing), encode)
                 os.replace(tmp, final)
                 tmp = None
                 path = final
-                src = Source(kind, str(path), tuple(pol.missing), trim=kind == "csv")
+                stored = {"kind": "parquet", "path": str(final), "missing": [], "trim": False,
+                          "encoded": [list(e) for e in encode]}
+            else:
+                stored = {"kind": kind, "path": str(path), "missing": list(pol.missing),
+                          "trim": kind == "csv", "encoded": []}
             st = path.stat()
             record = {
                 "name": name,
                 "origin": origin,
-                "source": {"kind": kind, "path": str(path), "missing": list(pol.missing)},
+                "source": stored,
                 "sha256": _sha256(path),
                 "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns,
@@ -195,7 +217,10 @@ class Holder:
         s = rec["source"]
         ds = Dataset(
             name=name,
-            source=Source(s["kind"], s["path"], tuple(s.get("missing", ())), trim=s["kind"] == "csv"),
+            source=Source(
+                s["kind"], s["path"], tuple(s.get("missing", ())), trim=s.get("trim", False),
+                encoded=tuple((e[0], float(e[1]), float(e[2]), int(e[3])) for e in s.get("encoded", ())),
+            ),
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
         )
@@ -261,19 +286,6 @@ def _check_purpose(purpose: Any) -> str:
             rule="purpose",
         )
     return purpose
-
-
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    import duckdb
-
-    if len(df.columns) == 0 or any(not isinstance(c, str) for c in df.columns):
-        raise QueryError("a DataFrame source needs string column names")
-    con = duckdb.connect()
-    try:
-        con.register("__pets_src", df)
-        con.execute(f"COPY __pets_src TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
-    finally:
-        con.close()
 
 
 def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:

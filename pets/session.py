@@ -164,15 +164,14 @@ class Session:
         raise QueryError(f"protection {type(protection).__name__} is not supported here yet")
 
     def _check_budget(self, dataset: str, cost: Cost) -> None:
-        store = self._holder._store
-        grant = store.get_grant(self.analyst, dataset, self.purpose)
-        if grant is None:
+        budget = self._holder._store.budget(self.analyst, dataset, self.purpose)
+        if budget is None:
             raise PolicyError(
                 f"analyst {self.analyst!r} has no grant for dataset {dataset!r} and purpose "
                 f"{self.purpose!r}; the holder can grant one with holder.grant(...)",
                 rule="no_grant",
             )
-        left = store.remaining(self.analyst, dataset, self.purpose)
+        left = budget[1]
         if exact(cost.epsilon) > exact(left.epsilon) or exact(cost.delta) > exact(left.delta):
             raise BudgetExceeded(
                 f"this release asks {cost} but only {left} is left for {self.analyst} on "

@@ -41,11 +41,11 @@ from ..protections import DP
 from .accuracy import check_level, laplace_half_width
 from .samplers import add_discrete_laplace, laplace_scale
 
-__all__ = ["CompiledDP", "compile_dp", "fixed_point_factor"]
+__all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 
 # Largest |v| per row for plain sums (sum of 2^32 rows still fits in int64), and for the
 # centred values of means and variances (whose squares are summed too).
-_SUM_LIMIT = 2**31
+_SUM_LIMIT = 2**31 - 1
 _CENTRED_LIMIT = 2**18
 
 
@@ -63,6 +63,14 @@ def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -
         if m * 10**d <= limit:
             f = 10**d
     return f
+
+
+def sum_factor(lower: float, upper: float, column_type: str) -> int:
+    """The fixed-point factor a sum or mean of a ``column_type`` column under these
+    bounds uses (a holder pre-encodes bounded columns with it at registration)."""
+    lo, hi = float(lower), float(upper)
+    integral = column_type == "int" and lo.is_integer() and hi.is_integer()
+    return fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
 
 
 @dataclass
@@ -407,11 +415,11 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         lo, hi = float(bounds[0]), float(bounds[1])
         integral = ctype == "int" and lo.is_integer() and hi.is_integer()
         if a.kind == "sum":
-            f = fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
+            f = sum_factor(lo, hi, ctype)
             outputs.append(_Output(a, {"sum": measure("sum", a.column, lo, hi, f, 0)}, f, 0, lo, hi))
             continue
         if a.kind == "mean":  # shares the plain sum's fixed-point encoding
-            f = fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
+            f = sum_factor(lo, hi, ctype)
         else:  # variance sums squares: keep the centred values small
             f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
                                    integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)

@@ -29,9 +29,14 @@ class Source:
     """
 
     kind: str  # "csv" | "parquet"
+    # A materialised copy (see Engine.materialize) may carry pre-encoded columns: the
+    # exact clamped fixed-point value ``round(clamp(x, lower, upper) * factor)`` of a
+    # bounded column, computed once, so sums under those bounds need no per-row work.
     path: str
     missing: tuple[str, ...] = ()
     trim: bool = True
+    # columns stored pre-encoded as fixed-point integers: (column, lower, upper, factor)
+    encoded: tuple[tuple[str, float, float, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,3 +86,17 @@ class Engine(Protocol):
 
     def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
         """Group columns then one int64 column per measure key; only groups present."""
+
+    def schema_of_frame(self, df: pd.DataFrame) -> dict[str, str]:
+        """Column name → logical type of an in-memory DataFrame."""
+
+    def materialize(
+        self,
+        source: "Source | pd.DataFrame",
+        dest: str,
+        missing: tuple[str, ...],
+        encode: tuple[tuple[str, float, float, int], ...],
+    ) -> Source:
+        """Write ``source`` (missing markers applied, strings trimmed) to a Parquet file
+        ``dest`` inside the holder's home, with the ``encode`` columns pre-encoded; return
+        the Source that reads it."""

@@ -199,6 +199,28 @@ class AuditLog:
                 "FROM audit ORDER BY id"
             )
             _verify(rows, head, ledger)
+            totals: dict[tuple[str, str, str], list[Fraction]] = {}
+            for r in con.execute(
+                "SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM ledger"
+            ):
+                t = totals.setdefault((r[0], r[1], r[2]), [Fraction(0), Fraction(0)])
+                t[0] += Fraction(r[3])
+                t[1] += Fraction(r[4])
+            stored = {
+                (r[0], r[1], r[2]): [Fraction(r[3]), Fraction(r[4])]
+                for r in con.execute(
+                    "SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM spent"
+                )
+            }
+            zero = [Fraction(0), Fraction(0)]
+            for triple in sorted(set(totals) | set(stored)):
+                if totals.get(triple, zero) != stored.get(triple, zero):
+                    analyst, dataset, purpose = triple
+                    raise AuditError(
+                        f"the spent total of {analyst} on {dataset} (purpose {purpose}) does "
+                        "not match the sum of its ledger charges (budget was refunded or "
+                        "inflated outside pets)"
+                    )
         return True
 
 

@@ -20,7 +20,9 @@ import hashlib
 import json
 import math
 import secrets
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -74,6 +76,15 @@ _TABLES = (
         delta REAL NOT NULL,
         delta_text TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS ledger_triple ON ledger (analyst, dataset, purpose)",
+    # running exact totals of the ledger per (analyst, dataset, purpose), as "p/q"
+    # fractions, updated in the charge's transaction: budget checks stay O(1)
+    """CREATE TABLE IF NOT EXISTS spent (
+        analyst TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        epsilon_text TEXT NOT NULL,
+        delta_text TEXT NOT NULL,
+        PRIMARY KEY (analyst, dataset, purpose))""",
     """CREATE TABLE IF NOT EXISTS audit (
         id INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
@@ -160,6 +171,7 @@ class Store:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "pets.db"
+        self._local = threading.local()
         self._init_db()
 
     def __repr__(self) -> str:
@@ -169,15 +181,22 @@ class Store:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
-        )
-        try:
+        """This thread's connection (opened once per thread and process, then reused)."""
+        local = self._local
+        con = getattr(local, "con", None)
+        if con is None or getattr(local, "pid", None) != os.getpid():
+            con = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+            )
             con.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
             con.execute("PRAGMA synchronous = FULL")
+            local.con, local.pid = con, os.getpid()
+        try:
             yield con
-        finally:
-            con.close()
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -305,6 +324,16 @@ class Store:
                 (analyst, dataset, purpose, eps, repr(eps), dlt, repr(dlt), _now()),
             )
 
+    def budget(self, analyst: str, dataset: str, purpose: str) -> tuple[Cost, Cost] | None:
+        """``(granted, remaining)`` in one read, or ``None`` if there is no grant."""
+        with self._read() as con:
+            g = self._grant_exact(con, analyst, dataset, purpose)
+            if g is None:
+                return None
+            se, sd = self._spent_exact(con, analyst, dataset, purpose)
+        left = (max(g[0] - se, Fraction(0)), max(g[1] - sd, Fraction(0)))
+        return Cost(float(g[0]), float(g[1])), Cost(float(left[0]), float(left[1]))
+
     def get_grant(self, analyst: str, dataset: str, purpose: str) -> Cost | None:
         """The total budget granted, or ``None`` if there is no grant."""
         with self._read() as con:
@@ -377,15 +406,12 @@ class Store:
     def _spent_exact(
         con: sqlite3.Connection, analyst: str, dataset: str, purpose: str
     ) -> tuple[Fraction, Fraction]:
-        eps = dlt = Fraction(0)
-        for e, d in con.execute(
-            "SELECT epsilon_text, delta_text FROM ledger "
+        row = con.execute(
+            "SELECT epsilon_text, delta_text FROM spent "
             "WHERE analyst = ? AND dataset = ? AND purpose = ?",
             (analyst, dataset, purpose),
-        ):
-            eps += Fraction(e)
-            dlt += Fraction(d)
-        return eps, dlt
+        ).fetchone()
+        return (Fraction(0), Fraction(0)) if row is None else (Fraction(row[0]), Fraction(row[1]))
 
     @classmethod
     def _remaining_exact(
@@ -500,6 +526,13 @@ class Store:
                     left=left_cost,
                 )
             audit_id = self._append(con, rec, body)
+            se, sd = self._spent_exact(con, analyst, dataset, purpose)
+            con.execute(
+                "INSERT INTO spent (analyst, dataset, purpose, epsilon_text, delta_text) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (analyst, dataset, purpose) DO UPDATE SET "
+                "epsilon_text = excluded.epsilon_text, delta_text = excluded.delta_text",
+                (analyst, dataset, purpose, str(se + exact(cost.epsilon)), str(sd + exact(cost.delta))),
+            )
             try:
                 con.execute(
                     "INSERT INTO ledger (audit_id, analyst, dataset, purpose, epsilon, "

@@ -546,3 +546,26 @@ def test_a_record_appended_outside_pets_is_detected(filled: Store) -> None:
     con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*args, record_hash(*args)))
     e = audit_error(filled)
     assert e.record == 10 and "added outside pets" in str(e)
+
+
+def test_spent_total_is_kept_exactly_and_a_refund_outside_pets_is_detected(tmp_path):
+    import sqlite3
+
+    from pets.cost import Cost
+    from pets.errors import AuditError
+    from pets.store import Store
+
+    st = Store(tmp_path)
+    st.set_grant("amy", "d", "p", epsilon=1.0)
+    for _ in range(3):
+        st.charge("amy", "d", "p", Cost(0.1), {"kind": "dp"})
+    assert st.spent("amy", "d", "p") == Cost(0.3, 0.0)
+    with sqlite3.connect(tmp_path / "pets.db") as con:
+        (text,) = con.execute("SELECT epsilon_text FROM spent").fetchone()
+        assert text == "3/10"
+    assert st.audit().verify() is True
+    with sqlite3.connect(tmp_path / "pets.db") as con:
+        con.execute("UPDATE spent SET epsilon_text = '1/10'")
+    assert st.remaining("amy", "d", "p") == Cost(0.9, 0.0)  # the refund works ...
+    with pytest.raises(AuditError, match=r"spent total of amy on d \(purpose p\) does not match"):
+        st.audit().verify()  # ... and the auditor sees it
