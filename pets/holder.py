@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -32,6 +32,9 @@ from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .policy import Policy
 from .store import Store
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["Holder", "Dataset"]
 
@@ -306,5 +309,3 @@ def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:
             key="dataset.privacy_unit",
         )
 
-
-from .session import Session  # noqa: E402  (for type checkers; no cycle at import time)

@@ -171,7 +171,7 @@ class Query:
         self._aggs = _aggs
 
     def _with(self, **kw: Any) -> "Query":
-        args = dict(
+        args: dict[str, Any] = dict(
             _filters=self._filters, _select=self._select, _group_by=self._group_by, _aggs=self._aggs
         )
         args.update(kw)
@@ -226,7 +226,7 @@ class Query:
             P.GroupKey(c, tuple(per[c]) if per.get(c) is not None else None) for c in cols
         )
         q = self._with(_group_by=self._group_by + groups)
-        q.plan  # validates: a group-by column may not reuse an output name
+        _ = q.plan  # validates: a group-by column may not reuse an output name
         return q
 
     def agg(self, **aggregations: AggSpec) -> "Query":

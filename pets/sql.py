@@ -94,12 +94,12 @@ def _parse(text: str) -> P.Plan:
                 f"{first.get('description')}"
             ) from None
         raise QueryError(f"SQL syntax error: {e}") from None
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1:
-        raise QueryError(f"give exactly one SQL statement, got {len(statements)}")
-    sel = statements[0]
+    found = [s for s in statements if s is not None]
+    if len(found) != 1:
+        raise QueryError(f"give exactly one SQL statement, got {len(found)}")
+    sel = found[0]
     if not isinstance(sel, exp.Select):
-        raise _refuse(sel, "statement other than SELECT (only SELECT is supported)")
+        raise _refuse(sel, "statement other than SELECT (only SELECT is supported)")  # type: ignore[arg-type]
     for key, label in _CLAUSES.items():
         v = sel.args.get(key)
         if v:

@@ -397,8 +397,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     outputs: list[_Output] = []
     for a in plan.aggs:
         if a.kind == "count":
-            k = measure("rows") if a.column is None else measure("present", a.column)
-            outputs.append(_Output(a, {"count": k}))
+            ck = measure("rows") if a.column is None else measure("present", a.column)
+            outputs.append(_Output(a, {"count": ck}))
             continue
         assert a.column is not None
         ctype = schema[a.column]
@@ -443,10 +443,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
 
     # contribution bounding per person
     if policy.privacy_unit is not None:
-        g = policy.max_groups or 1
-        r = policy.max_rows_per_group or 1
-        bounding: Bounding | None = Bounding(policy.privacy_unit, g, r, secrets.randbits(63))
-        contribution = min(g, cells) * r
+        max_g = policy.max_groups or 1
+        max_r = policy.max_rows_per_group or 1
+        bounding: Bounding | None = Bounding(policy.privacy_unit, max_g, max_r, secrets.randbits(63))
+        contribution = min(max_g, cells) * max_r
     else:
         bounding = None
         contribution = 1

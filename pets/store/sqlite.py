@@ -374,8 +374,8 @@ class Store:
                     "delta": float(gd),
                     "spent_epsilon": float(se),
                     "spent_delta": float(sd),
-                    "remaining_epsilon": float(max(ge - se, 0)),
-                    "remaining_delta": float(max(gd - sd, 0)),
+                    "remaining_epsilon": float(max(ge - se, Fraction(0))),
+                    "remaining_delta": float(max(gd - sd, Fraction(0))),
                 }
             )
         return out
