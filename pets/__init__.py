@@ -2,7 +2,7 @@
 
 Raw data stays in its domain; data is usable but invisible. A holder registers tables
 under a policy and grants budgets; analysts ask questions and get back only releases:
-differentially private statistics now, and k-anonymous extracts, Paillier-aggregated
+differentially private statistics and k-anonymous extracts now; Paillier-aggregated
 totals and verification answers as they land.
 """
 
@@ -23,10 +23,11 @@ from .errors import (
 from .examples import example_data, example_policy
 from .holder import Holder
 from .policy import Policy
-from .protections import DP
+from .protections import DP, KAnonymity
 from .query import Expression, Query, col, count, mean, sum, variance
-from .release import Explanation, Release
+from .release import Explanation, Extract, Release
 from .session import Session
+from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
 
 __version__ = "0.1.0"
 
@@ -39,8 +40,10 @@ __all__ = [
     "DataError",
     "Explanation",
     "Expression",
+    "Extract",
     "Holder",
     "InternalError",
+    "KAnonymity",
     "PetsError",
     "Policy",
     "PolicyError",
@@ -50,6 +53,7 @@ __all__ = [
     "Release",
     "Session",
     "__version__",
+    "anon",
     "col",
     "count",
     "example_data",

@@ -15,7 +15,7 @@ from . import plan as P
 from .plan import Plan
 from .policy import Policy
 
-__all__ = ["check_plan", "epsilon_cap"]
+__all__ = ["check_plan", "epsilon_cap", "min_k"]
 
 
 def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
@@ -51,6 +51,13 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
                 rule="grade",
                 column=c,
                 allowed=allowed,
+            )
+        if cp.role == "identifier" and form == "kanon":
+            raise PolicyError(
+                f"column {c!r} is an identifier and is never released, not even in a "
+                "k-anonymous extract; leave it out",
+                rule="identifier",
+                column=c,
             )
         if cp.role == "identifier" and form == "dp":
             if c in group_cols:
@@ -113,6 +120,20 @@ def _check_types(e: P.Expr, schema: dict[str, str]) -> None:
             for side in (e.left, e.right):
                 if not isinstance(side, (P.Col, P.Lit)):
                     _check_types(side, schema)
+
+
+def min_k(policy: Policy, columns: list[str]) -> tuple[int | None, str | None]:
+    """The largest ``min_k`` over the grades of ``columns``, and the column it comes from."""
+    best: int | None = None
+    at: str | None = None
+    for c in columns:
+        cp = policy.columns.get(c)
+        if cp is None:
+            continue
+        m = policy.grade_rule(cp.grade).min_k
+        if m is not None and (best is None or m > best):
+            best, at = m, c
+    return best, at
 
 
 def epsilon_cap(policy: Policy, plan: Plan) -> tuple[float | None, str | None]:

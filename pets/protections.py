@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import QueryError
 
-__all__ = ["Protection", "DP", "protection_from_dict"]
+__all__ = ["Protection", "DP", "KAnonymity", "protection_from_dict"]
 
 
 class Protection:
@@ -48,8 +48,61 @@ class DP(Protection):
         return {"form": "dp", "epsilon": self.epsilon, "delta": self.delta}
 
 
+@dataclass(frozen=True)
+class KAnonymity(Protection):
+    """A k-anonymous extract of the selected columns.
+
+    Guarantee: every released row shares its quasi-identifier values (the selected
+    columns the policy marks ``quasi_identifier``) with at least ``k - 1`` other released
+    rows; with ``l`` every class holds at least l distinct (or entropy-, recursive-)
+    values of each ``sensitive`` column; with ``t`` each class's distribution of it is
+    within Earth Mover's Distance t of the whole table's. Up to ``max_suppression`` of
+    the rows may be left out. ``algorithm="optimal"`` searches full-domain
+    generalisations of the policy's hierarchies for the least ``metric`` loss;
+    ``"mondrian"`` recodes locally (ranges per class). The guarantee holds for one
+    extract; several extracts of the same people can be linked, so the policy limits
+    how many an analyst may take.
+    """
+
+    k: int
+    l: float | None = None
+    t: float | None = None
+    sensitive: str | tuple[str, ...] | None = None
+    max_suppression: float = 0.0
+    algorithm: str = "optimal"
+    metric: str = "loss"
+    l_kind: str = "distinct"
+    form = "kanon"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
+            raise QueryError(f"KAnonymity(k=...) must be an integer >= 2, got {self.k!r}")
+        if self.l is not None and (isinstance(self.l, bool) or not isinstance(self.l, (int, float)) or self.l < 1):
+            raise QueryError(f"KAnonymity(l=...) must be a number >= 1, got {self.l!r}")
+        if self.t is not None and (isinstance(self.t, bool) or not isinstance(self.t, (int, float))
+                                   or not 0 <= self.t <= 1):
+            raise QueryError(f"KAnonymity(t=...) must be a number in [0, 1], got {self.t!r}")
+        ms = self.max_suppression
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms < 1:
+            raise QueryError(f"KAnonymity(max_suppression=...) must be a share in [0, 1), got {ms!r}")
+        if self.algorithm not in ("optimal", "mondrian"):
+            raise QueryError(f"KAnonymity(algorithm=...) must be 'optimal' or 'mondrian', got {self.algorithm!r}")
+        if isinstance(self.sensitive, list):
+            object.__setattr__(self, "sensitive", tuple(self.sensitive))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "form": "kanon", "k": self.k, "l": self.l, "t": self.t,
+            "sensitive": list(self.sensitive) if isinstance(self.sensitive, tuple) else self.sensitive,
+            "max_suppression": self.max_suppression, "algorithm": self.algorithm,
+            "metric": self.metric, "l_kind": self.l_kind,
+        }
+
+
 def protection_from_dict(d: dict[str, Any]) -> Protection:
     form = d.get("form")
     if form == "dp":
         return DP(epsilon=d["epsilon"], delta=d.get("delta", 0.0))
+    if form == "kanon":
+        return KAnonymity(**{k: v for k, v in d.items() if k != "form"})
     raise QueryError(f"unknown protection {form!r}")

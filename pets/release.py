@@ -10,7 +10,7 @@ import pandas as pd
 from .cost import Cost
 from .plan import Plan
 
-__all__ = ["Release", "Explanation"]
+__all__ = ["Release", "Extract", "Explanation"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,36 @@ class Release:
         return (
             f"Release(spent=({self.spent}), audit_id={self.audit_id}, "
             f"cells={len(self.df)}, suppressed={self.suppressed})\n{self.df!r}"
+        )
+
+
+@dataclass(frozen=True)
+class Extract:
+    """A released record-level extract (e.g. k-anonymous).
+
+    ``df`` the released rows (generalised quasi-identifiers, suppressed rows left out);
+    ``transformation`` the generalisation level per quasi-identifier (or
+    ``"mondrian"``); ``suppressed`` rows removed; ``metrics`` information loss and
+    re-identification risk; ``classes`` equivalence classes; ``audit_id`` the audit
+    record; ``extracts_left`` how many more extracts the policy allows this analyst.
+    """
+
+    df: pd.DataFrame
+    transformation: Any
+    suppressed: int
+    metrics: dict[str, float]
+    classes: int
+    audit_id: int
+    plan: Plan
+    protection: Any
+    models: list[str] = field(default_factory=list)
+    extracts_left: int | None = None
+    spent: Cost = field(default_factory=Cost)
+
+    def __repr__(self) -> str:
+        return (
+            f"Extract(rows={len(self.df)}, suppressed={self.suppressed}, classes={self.classes}, "
+            f"transformation={self.transformation}, audit_id={self.audit_id})"
         )
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from .cost import Cost, exact
 from .dp.aggregate import compile_dp
 from .errors import BudgetExceeded, PolicyError, QueryError
-from .governance import check_plan
+from .governance import check_plan, min_k
 from .plan import Plan
-from .protections import DP, Protection
+from .protections import DP, KAnonymity, Protection
 from .query import Query
-from .release import Explanation, Release
+from .release import Explanation, Extract, Release
 
 if TYPE_CHECKING:
     from .holder import Dataset, Holder
@@ -65,6 +67,18 @@ class Session:
         _check_protection(protection)
         ds = self._holder._dataset(plan.dataset)
         remaining = self._remaining(plan.dataset)
+        if isinstance(protection, KAnonymity):
+            try:
+                roles = self._check_kanon(ds, plan, protection)
+            except PolicyError as e:
+                return Explanation(allowed=False, cost=Cost(), rule=e.rule, message=str(e),
+                                   column=e.column, remaining=remaining)
+            return Explanation(
+                allowed=True, cost=Cost(), remaining=remaining,
+                details=pd.DataFrame(
+                    [{"column": c, "treatment": r} for r, cols in roles.items() for c in cols]
+                ),
+            )
         try:
             compiled = self._check(ds, plan, protection)
             self._check_budget(plan.dataset, compiled.cost)
@@ -93,6 +107,8 @@ class Session:
         plan = _plan_of(query)
         _check_protection(protection)
         ds = self._holder._dataset(plan.dataset)
+        if isinstance(protection, KAnonymity):
+            return self._release_kanon(ds, plan, protection)  # type: ignore[return-value]
         try:
             compiled = self._check(ds, plan, protection)
             self._check_budget(plan.dataset, compiled.cost)
@@ -152,6 +168,109 @@ class Session:
                 )
             dataset = granted[0]
         return self._remaining(dataset)
+
+    # -- k-anonymous extracts -----------------------------------------------------------
+    def _check_kanon(self, ds: "Dataset", plan: Plan, prot: KAnonymity) -> dict[str, list[str]]:
+        """Policy checks for an extract; the columns by how they are treated."""
+        if plan.aggs or plan.group_by:
+            raise QueryError(
+                "a k-anonymous extract releases rows: use .select(...) (and .filter(...)), "
+                "not group_by/agg"
+            )
+        if not plan.select:
+            raise QueryError("choose the columns of the extract with .select('age', 'sex', ...)")
+        check_plan(ds.policy, plan, ds.schema, "kanon")
+        pol = ds.policy
+        cols = list(plan.select)
+        need, at = min_k(pol, plan.columns())
+        if need is not None and prot.k < need:
+            raise PolicyError(
+                f"k={prot.k} is below the policy's minimum k of {need} for column {at!r} "
+                f"(grade {pol.columns[at].grade}); ask for k >= {need}",  # type: ignore[index]
+                rule="min_k", column=at, allowed=need,
+            )
+        sens = list(prot.sensitive) if isinstance(prot.sensitive, tuple) else (
+            [prot.sensitive] if prot.sensitive else [c for c in cols if pol.columns[c].role == "sensitive"]
+        )
+        for c in sens:
+            if c not in cols:
+                raise QueryError(f"sensitive column {c!r} is not selected; add it to select(...)")
+        qis = [c for c in cols if pol.columns[c].role == "quasi_identifier" and c not in sens]
+        if not qis:
+            raise QueryError(
+                "the extract has no quasi-identifier: select at least one column the policy "
+                "marks quasi_identifier (k-anonymity is about those)"
+            )
+        keep = [c for c in cols if c not in qis and c not in sens]
+        self._need_grant(plan.dataset)
+        return {"generalised": qis, "sensitive": sens, "unchanged": keep}
+
+    def _release_kanon(self, ds: "Dataset", plan: Plan, prot: KAnonymity) -> Extract:
+        from .anon.anonymize import anonymize
+        from .anon.hierarchy import Hierarchy
+
+        try:
+            roles = self._check_kanon(ds, plan, prot)
+        except PolicyError as e:
+            self._record_refusal(plan, prot, e.rule, e.column)
+            raise
+        qis, sens, keep = roles["generalised"], roles["sensitive"], roles["unchanged"]
+        limit = ds.policy.max_extracts
+        if limit is not None:
+            used = self._holder._store.count_events(self.analyst, plan.dataset, "kanon")
+            if used >= limit:  # fail fast; the count is checked again atomically below
+                e = PolicyError(
+                    f"analyst {self.analyst!r} has had {used} of the {limit} kanon extracts the "
+                    f"policy allows from dataset {plan.dataset!r}",
+                    rule="max_extracts", allowed=limit,
+                )
+                self._record_refusal(plan, prot, e.rule, None)
+                raise e
+        hierarchies = {}
+        for c in qis:
+            path = ds.policy.columns[c].hierarchy
+            if path is not None:
+                hierarchies[c] = Hierarchy.from_csv(path, name=c)
+        rows = self._holder._engine.fetch(ds.source, tuple(qis + sens + keep), plan.filters)
+        result = anonymize(
+            rows, qis, hierarchies, k=prot.k, l=prot.l, t=prot.t, sensitive=sens or None,
+            max_suppression=prot.max_suppression, algorithm=prot.algorithm, metric=prot.metric,
+            l_kind=prot.l_kind, keep=keep,
+        )
+        del rows
+        record = {
+            "analyst": self.analyst,
+            "purpose": self.purpose,
+            "dataset": plan.dataset,
+            "kind": "kanon",
+            "plan": plan.to_dict(),
+            "protection": prot.to_dict(),
+            "transformation": result.transformation,
+            "rows": len(result.df),
+            "suppressed": result.suppressed,
+            "classes": result.classes,
+        }
+        try:
+            audit_id = self._holder._store.record_counted(record, limit)
+        except PolicyError as e:
+            self._record_refusal(plan, prot, e.rule, None)
+            raise
+        left = None
+        if limit is not None:
+            left = max(0, limit - self._holder._store.count_events(self.analyst, plan.dataset, "kanon"))
+        return Extract(
+            df=result.df, transformation=result.transformation, suppressed=result.suppressed,
+            metrics=result.metrics, classes=result.classes, audit_id=audit_id, plan=plan,
+            protection=prot, models=result.models, extracts_left=left,
+        )
+
+    def _need_grant(self, dataset: str) -> None:
+        if self._holder._store.get_grant(self.analyst, dataset, self.purpose) is None:
+            raise PolicyError(
+                f"analyst {self.analyst!r} has no grant for dataset {dataset!r} and purpose "
+                f"{self.purpose!r}; the holder can grant one with holder.grant(...)",
+                rule="no_grant",
+            )
 
     # -- internals -------------------------------------------------------------------
     def _remaining(self, dataset: str) -> Cost:

@@ -87,6 +87,9 @@ class Engine(Protocol):
     def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
         """Group columns then one int64 column per measure key; only groups present."""
 
+    def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[Expr, ...]) -> pd.DataFrame:
+        """Rows of ``columns`` passing ``filters``, for record-level mechanisms only."""
+
     def schema_of_frame(self, df: pd.DataFrame) -> dict[str, str]:
         """Column name → logical type of an in-memory DataFrame."""
 

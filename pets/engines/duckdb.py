@@ -157,6 +157,26 @@ class DuckDBEngine:
         with self._lock:
             self._raw_types.pop(source, None)
 
+    def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[P.Expr, ...]) -> pd.DataFrame:
+        """The rows of ``columns`` that pass ``filters`` — for a mechanism that releases
+        record-level data (a k-anonymous extract) and must see the values it generalises."""
+        params: list[Any] = []
+        where = [_expr_sql(f, params) for f in filters]
+        cols = ", ".join(quote_ident(c) for c in columns)
+        sql = f"SELECT {cols} FROM {self._relation(source)} AS t"
+        if where:
+            sql += f" WHERE {' AND '.join(where)}"
+        try:
+            cur = self._con.cursor()
+            try:
+                return cur.execute(sql, params).df()
+            finally:
+                cur.close()
+        except duckdb.Error as e:
+            raise DataError(
+                f"the engine could not read the rows ({type(e).__name__}); check the filters"
+            ) from None
+
     # -- aggregation -----------------------------------------------------------------
     def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
         types = self.schema(source)

@@ -568,6 +568,30 @@ class Store:
         with self._write() as con:
             return self._append(con, rec, body)
 
+    def record_counted(self, record: dict[str, Any], limit: int | None) -> int:
+        """Append a released record of ``record["kind"]`` unless ``analyst`` already has
+        ``limit`` such releases from ``dataset``: count and append in one transaction,
+        so concurrent sessions cannot exceed the limit. Raises PolicyError (rule
+        ``"max_extracts"``) when the limit is reached; nothing is written then."""
+        rec, body = self._prepare({**record, "status": "released"})
+        with self._write() as con:
+            if limit is not None:
+                (used,) = con.execute(
+                    "SELECT COUNT(*) FROM audit WHERE analyst = ? AND dataset = ? AND kind = ? "
+                    "AND status = 'released'",
+                    (rec.get("analyst"), rec.get("dataset"), rec["kind"]),
+                ).fetchone()
+                if used >= limit:
+                    raise PolicyError(
+                        f"analyst {rec.get('analyst')!r} has had {used} of the {limit} "
+                        f"{rec['kind']} extracts the policy allows from dataset "
+                        f"{rec.get('dataset')!r}; extracts of the same people can be linked, "
+                        "so their number is limited",
+                        rule="max_extracts",
+                        allowed=limit,
+                    )
+            return self._append(con, rec, body)
+
     def audit(self) -> AuditLog:
         """The audit log: ``verify()``, ``records()``, ``to_dataframe()``, ``len()``."""
         return AuditLog(self)

@@ -27,8 +27,10 @@ PUBLIC_NAMES = [
     "DataError",
     "Explanation",
     "Expression",
+    "Extract",
     "Holder",
     "InternalError",
+    "KAnonymity",
     "PetsError",
     "Policy",
     "PolicyError",
@@ -38,6 +40,7 @@ PUBLIC_NAMES = [
     "Release",
     "Session",
     "__version__",
+    "anon",
     "col",
     "count",
     "example_data",
@@ -68,6 +71,8 @@ API_MD_NAMES = [
     "QueryError",
     "AuditError",
     "AuthError",
+    "KAnonymity",
+    "anon",
 ]
 
 ERRORS = [

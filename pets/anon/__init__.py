@@ -1,0 +1,60 @@
+"""Anonymisation: hierarchies, privacy models, optimal full-domain search, Mondrian,
+utility and risk metrics — usable on their own, and behind ``pets.KAnonymity``.
+
+>>> import pets.anon as anon                                             # doctest: +SKIP
+>>> h = anon.load_hierarchies("hierarchies/", ["age", "sex", "zip"])      # doctest: +SKIP
+>>> r = anon.anonymize(df, ["age", "sex", "zip"], h, k=5, max_suppression=0.05)  # doctest: +SKIP
+>>> r.df, r.transformation, r.suppressed, r.metrics                       # doctest: +SKIP
+>>> anon.risk(df, ["age", "sex", "zip"])                                  # doctest: +SKIP
+"""
+
+from .anonymize import AnonymizationResult, anonymize, load_hierarchies
+from .hierarchy import EncodedHierarchy, Hierarchy
+from .lattice import SearchResult, optimal_full_domain
+from .metrics import (
+    aecs,
+    class_sizes,
+    classes,
+    discernibility,
+    loss,
+    precision,
+    risk,
+    size_distribution,
+    summary,
+)
+from .models import (
+    DistinctLDiversity,
+    EntropyLDiversity,
+    KAnonymity,
+    PrivacyModel,
+    RecursiveCLDiversity,
+    TCloseness,
+)
+from .mondrian import MondrianResult, mondrian
+
+__all__ = [
+    "AnonymizationResult",
+    "DistinctLDiversity",
+    "EncodedHierarchy",
+    "EntropyLDiversity",
+    "Hierarchy",
+    "KAnonymity",
+    "MondrianResult",
+    "PrivacyModel",
+    "RecursiveCLDiversity",
+    "SearchResult",
+    "TCloseness",
+    "aecs",
+    "anonymize",
+    "class_sizes",
+    "classes",
+    "discernibility",
+    "load_hierarchies",
+    "loss",
+    "mondrian",
+    "optimal_full_domain",
+    "precision",
+    "risk",
+    "size_distribution",
+    "summary",
+]

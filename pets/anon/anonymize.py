@@ -1,0 +1,310 @@
+"""k-anonymous extracts of a table: one call over the search, Mondrian, models and metrics.
+
+>>> import pets.anon as anon                                   # doctest: +SKIP
+>>> r = anon.anonymize(df, ["age", "sex", "zip"], hierarchies, k=5,
+...                    max_suppression=0.05)                     # doctest: +SKIP
+>>> r.df, r.transformation, r.suppressed, r.metrics              # doctest: +SKIP
+
+Guarantee: every row of ``r.df`` shares its quasi-identifier values with at least k − 1
+other rows of ``r.df`` (and each class meets the l-diversity / t-closeness asked for).
+Suppressed rows are left out. The guarantee is about this one extract: extracts of the
+same people released separately can be linked (see docs/anonymisation.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import QueryError
+from .hierarchy import Hierarchy
+from .models import (
+    DistinctLDiversity,
+    EntropyLDiversity,
+    KAnonymity,
+    PrivacyModel,
+    RecursiveCLDiversity,
+    TCloseness,
+)
+
+__all__ = ["AnonymizationResult", "anonymize", "load_hierarchies"]
+
+ALGORITHMS = ("optimal", "mondrian")
+L_KINDS = ("distinct", "entropy", "recursive")
+
+
+@dataclass
+class AnonymizationResult:
+    """An extract and what was done to make it.
+
+    ``df`` the released rows (suppressed rows left out); ``transformation`` the
+    generalisation level per quasi-identifier (full-domain) or ``"mondrian"``;
+    ``suppressed`` how many rows were removed; ``metrics`` information loss and
+    re-identification risk of the extract; ``classes`` the number of equivalence
+    classes; ``nodes_checked`` / ``nodes_total`` how much of the lattice was evaluated.
+    """
+
+    df: pd.DataFrame
+    transformation: dict[str, int] | str
+    suppressed: int
+    metrics: dict[str, float]
+    classes: int
+    models: list[str]
+    algorithm: str
+    nodes_checked: int = 0
+    nodes_total: int = 0
+    seconds: float = 0.0
+    quasi_identifiers: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"AnonymizationResult(algorithm={self.algorithm!r}, transformation={self.transformation}, "
+            f"rows={len(self.df)}, suppressed={self.suppressed}, classes={self.classes}, "
+            f"models={self.models})"
+        )
+
+
+def load_hierarchies(folder: str | os.PathLike[str], columns: Sequence[str], sep: str = ";") -> dict[str, Hierarchy]:
+    """Hierarchies for ``columns`` from a folder: ``<column>.csv`` or ``*_hierarchy_<column>.csv``
+    (the naming of the standard benchmark files). Missing files are simply not returned."""
+    out: dict[str, Hierarchy] = {}
+    names = os.listdir(folder)
+    for c in columns:
+        for cand in (f"{c}.csv",) + tuple(n for n in names if n.endswith(f"_hierarchy_{c}.csv")):
+            path = os.path.join(folder, cand)
+            if os.path.isfile(path):
+                out[c] = Hierarchy.from_csv(path, sep=sep, name=c)
+                break
+    return out
+
+
+def _as_list(x: str | Sequence[str] | None) -> list[str]:
+    if x is None:
+        return []
+    if isinstance(x, str):
+        return [x]
+    return list(x)
+
+
+def anonymize(
+    df: pd.DataFrame,
+    quasi_identifiers: Sequence[str],
+    hierarchies: Mapping[str, Hierarchy] | None = None,
+    *,
+    k: int,
+    l: float | None = None,
+    t: float | None = None,
+    sensitive: str | Sequence[str] | None = None,
+    max_suppression: float = 0.0,
+    algorithm: str = "optimal",
+    metric: str = "loss",
+    l_kind: str = "distinct",
+    c: float = 3.0,
+    ordered: Mapping[str, bool] | None = None,
+    keep: Sequence[str] | None = None,
+) -> AnonymizationResult:
+    """Release ``df`` k-anonymous (and l-diverse / t-close) on ``quasi_identifiers``.
+
+    ``hierarchies`` maps each quasi-identifier to its :class:`Hierarchy` (required for
+    ``algorithm="optimal"``; for ``"mondrian"`` numeric columns need none). ``sensitive``
+    names the column(s) l and t apply to; ``l_kind`` is ``"distinct"``, ``"entropy"`` or
+    ``"recursive"`` (with ``c``); t-closeness uses the ordered distance for numeric
+    sensitive columns (override per column with ``ordered``). ``max_suppression`` is the
+    largest share of rows that may be removed. ``keep`` lists further columns released
+    unchanged (default: none besides the sensitive ones). ``metric`` is what the optimal
+    search minimises: ``"loss"`` (ARX's default), ``"discernibility"`` or ``"aecs"``.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(df, pd.DataFrame):
+        raise QueryError(f"anonymize() takes a pandas DataFrame, got {type(df).__name__}")
+    qis = _as_list(quasi_identifiers)
+    sens = _as_list(sensitive)
+    extra = _as_list(keep)
+    hierarchies = dict(hierarchies or {})
+    if not qis:
+        raise QueryError("give at least one quasi-identifier")
+    if len(set(qis)) != len(qis):
+        raise QueryError("a quasi-identifier is listed twice")
+    for col in qis + sens + extra:
+        if col not in df.columns:
+            raise QueryError(f"unknown column {col!r}; the table has: {', '.join(map(str, df.columns))}")
+    both = [s for s in sens if s in qis]
+    if both:
+        raise QueryError(
+            f"column {both[0]!r} is both a quasi-identifier and sensitive; a column is one or "
+            "the other (generalising a sensitive value defeats l-diversity and t-closeness)"
+        )
+    if algorithm not in ALGORITHMS:
+        raise QueryError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise QueryError(f"k must be an integer >= 2, got {k!r}")
+    n = len(df)
+    if k > n:
+        raise QueryError(f"k={k} is larger than the table ({n} rows); no extract can be {k}-anonymous")
+    if isinstance(max_suppression, bool) or not isinstance(max_suppression, (int, float)) \
+            or not 0 <= max_suppression < 1:
+        raise QueryError(f"max_suppression must be a share in [0, 1), got {max_suppression!r}")
+    if (l is not None or t is not None) and not sens:
+        raise QueryError("l-diversity and t-closeness need sensitive=<column>")
+    if l_kind not in L_KINDS:
+        raise QueryError(f"l_kind must be one of {', '.join(L_KINDS)}, got {l_kind!r}")
+    for col in sens:
+        if df[col].isna().any():
+            raise QueryError(
+                f"sensitive column {col!r} has missing values; drop those rows or give "
+                "missing values a value of their own"
+            )
+
+    models: list[PrivacyModel] = [KAnonymity(int(k))]
+    for col in sens:
+        codes, m, is_num = _sensitive_codes(df[col])
+        if l is not None:
+            if l_kind == "distinct":
+                models.append(DistinctLDiversity(codes=codes, n_values=m, column=col, l=int(l)))
+            elif l_kind == "entropy":
+                models.append(EntropyLDiversity(codes=codes, n_values=m, column=col, l=float(l)))
+            else:
+                models.append(RecursiveCLDiversity(codes=codes, n_values=m, column=col, c=c, l=int(l)))
+        if t is not None:
+            use_order = (ordered or {}).get(col, is_num)
+            models.append(TCloseness(codes=codes, n_values=m, column=col, t=float(t), ordered=bool(use_order)))
+
+    if algorithm == "optimal":
+        result = _optimal(df, qis, hierarchies, models, max_suppression, metric)
+    else:
+        result = _mondrian(df, qis, hierarchies, models, max_suppression)
+    out, transformation, suppressed, classes, metrics, checked, total = result
+    released = out[qis + sens + [c_ for c_ in extra if c_ not in qis + sens]].reset_index(drop=True)
+    return AnonymizationResult(
+        df=released,
+        transformation=transformation,
+        suppressed=suppressed,
+        metrics=metrics,
+        classes=classes,
+        models=[m.describe() for m in models],
+        algorithm=algorithm,
+        nodes_checked=checked,
+        nodes_total=total,
+        seconds=time.perf_counter() - t0,
+        quasi_identifiers=qis,
+    )
+
+
+def _sensitive_codes(s: pd.Series) -> tuple[np.ndarray, int, bool]:
+    """Integer codes of a sensitive column, in value order for numbers."""
+    is_num = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    codes, uniques = pd.factorize(s, sort=True)
+    return codes.astype(np.int64), max(len(uniques), 1), bool(is_num)
+
+
+def _need_hierarchy(col: str, hierarchies: Mapping[str, Hierarchy]) -> Hierarchy:
+    h = hierarchies.get(col)
+    if h is None:
+        raise QueryError(
+            f"quasi-identifier {col!r} has no hierarchy; give one (pets.anon.Hierarchy."
+            "from_csv / intervals / masking / dates / ordered) or use algorithm='mondrian'"
+        )
+    return h
+
+
+def _optimal(df, qis, hierarchies, models, max_suppression, metric):  # type: ignore[no-untyped-def]
+    from .lattice import optimal_full_domain
+
+    encoded = [_need_hierarchy(c, hierarchies).encode(df[c]) for c in qis]
+    res = optimal_full_domain(encoded, models, max_suppression=max_suppression, metric=metric)
+    keep = ~res.suppressed
+    out = df.loc[keep].copy()
+    for c, enc, level in zip(qis, encoded, res.levels):
+        labels = np.asarray(enc.labels[level], dtype=object)
+        out[c] = labels[enc.gen[enc.codes[keep], level]]
+    metrics = dict(res.metrics)
+    metrics.update(_risk(res.class_ids[keep], res.n_classes))
+    transformation = {c: int(lv) for c, lv in zip(qis, res.levels)}
+    return out, transformation, int(res.suppressed.sum()), int(res.n_classes), metrics, \
+        int(res.nodes_checked), int(res.nodes_total)
+
+
+def _ordinal(s: pd.Series, h: Hierarchy | None) -> tuple[np.ndarray, list[Any], Any]:
+    """Ordinal codes of a QI column for Mondrian, the value of each code, and the
+    encoded hierarchy (if any)."""
+    if h is not None:
+        enc = h.encode(s)
+        leaves = list(h.values)
+        if enc.order is not None:
+            rank = np.argsort(np.argsort(enc.order, kind="stable"), kind="stable")
+            values = [leaves[i] for i in np.argsort(enc.order, kind="stable")]
+            return rank[enc.codes].astype(np.int64), values, None
+        return enc.codes.astype(np.int64), leaves, enc
+    if s.isna().any():
+        raise QueryError(f"quasi-identifier {s.name!r} has missing values; drop them or give a hierarchy with a leaf for them")
+    if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s)):
+        raise QueryError(
+            f"quasi-identifier {s.name!r} is not numeric: give it a hierarchy (its leaf order "
+            "orders the categories) for algorithm='mondrian'"
+        )
+    codes, uniques = pd.factorize(s, sort=True)
+    return codes.astype(np.int64), list(uniques), None
+
+
+def _mondrian(df, qis, hierarchies, models, max_suppression):  # type: ignore[no-untyped-def]
+    from .mondrian import mondrian
+
+    cols, values, encs = [], [], []
+    for c in qis:
+        codes, vals, enc = _ordinal(df[c], hierarchies.get(c))
+        cols.append(codes)
+        values.append(vals)
+        encs.append(enc)
+    res = mondrian(cols, models)
+    out = df.copy()
+    ncp_terms = []
+    for j, c in enumerate(qis):
+        lo, hi = res.ranges[j][:, 0], res.ranges[j][:, 1]
+        labels = np.asarray(
+            [_range_label(values[j], encs[j], int(a), int(b)) for a, b in zip(lo, hi)], dtype=object
+        )
+        out[c] = labels[res.class_ids]
+        m = len(values[j])
+        width = (hi - lo) / (m - 1) if m > 1 else np.zeros(len(lo))
+        ncp_terms.append(width[res.class_ids].mean())
+    sizes = np.bincount(res.class_ids, minlength=res.n_classes)
+    metrics = {
+        "ncp": float(np.mean(ncp_terms)),
+        "discernibility": float((sizes.astype(np.float64) ** 2).sum()),
+        "aecs": float(len(df) / res.n_classes / models[0].k),  # type: ignore[attr-defined]
+    }
+    metrics.update(_risk(res.class_ids, res.n_classes))
+    return out, "mondrian", 0, int(res.n_classes), metrics, 0, 0
+
+
+def _range_label(values: list[Any], enc: Any, lo: int, hi: int) -> str:
+    if lo == hi:
+        return str(values[lo])
+    if enc is not None:  # categories: the lowest hierarchy label covering the whole range
+        leaves = np.arange(lo, hi + 1)
+        for level in range(1, enc.gen.shape[1]):
+            codes = np.unique(enc.gen[leaves, level])
+            if len(codes) == 1:
+                return str(enc.labels[level][codes[0]])
+        return "{" + ",".join(str(values[i]) for i in range(lo, hi + 1)) + "}"
+    return f"{values[lo]}-{values[hi]}"
+
+
+def _risk(class_ids: np.ndarray, n_classes: int) -> dict[str, float]:
+    sizes = np.bincount(class_ids, minlength=n_classes)
+    sizes = sizes[sizes > 0]
+    n = int(sizes.sum())
+    if n == 0:
+        return {"prosecutor_risk_max": 0.0, "prosecutor_risk_avg": 0.0}
+    return {
+        "prosecutor_risk_max": float(1.0 / sizes.min()),
+        "prosecutor_risk_avg": float(len(sizes) / n),
+        "min_class_size": float(sizes.min()),
+        "avg_class_size": float(n / len(sizes)),
+    }
+
