@@ -51,7 +51,7 @@ from ..errors import QueryError
 from . import metrics as _metrics
 from .models import DistinctLDiversity, KAnonymity, PrivacyModel
 
-__all__ = ["SearchResult", "optimal_full_domain", "METRICS", "MAX_NODES"]
+__all__ = ["MAX_NODES", "METRICS", "SearchResult", "optimal_full_domain"]
 
 #: metrics the search can minimise
 METRICS = ("loss", "discernibility", "aecs", "precision")
@@ -117,13 +117,7 @@ def _first_rows(inverse: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _describe(models: Sequence[PrivacyModel]) -> str:
-    parts = []
-    for m in models:
-        try:
-            parts.append(m.describe())
-        except Exception:  # pragma: no cover - a model without describe()
-            parts.append(type(m).__name__)
-    return ", ".join(parts)
+    return ", ".join(m.describe() if hasattr(m, "describe") else type(m).__name__ for m in models)
 
 
 @dataclass
@@ -202,7 +196,7 @@ class _Search:
                 f"the lattice has {self.nodes_total:,} transformations (more than {MAX_NODES:,}); "
                 "use fewer quasi-identifiers or cap their levels with max_levels"
             )
-        self.limit = int(math.floor(self.max_suppression * n + 1e-9))
+        self.limit = math.floor(self.max_suppression * n + 1e-9)
 
         # -- distinct QI tuples with their counts
         key = _combine(leaf_codes, [np.asarray(e.gen).shape[0] for e in qis])
@@ -235,14 +229,26 @@ class _Search:
         for m in models:
             sc = getattr(m, "codes", None)
             if sc is not None and not isinstance(m, KAnonymity):
+                sc = np.asarray(sc)
                 if len(sc) != n:
                     raise QueryError(
                         f"{_describe([m])}: its sensitive codes have {len(sc)} rows, the table {n}"
                     )
+                nv = int(getattr(m, "n_values", 0))
+                if len(sc) and sc.min() < 0:
+                    raise QueryError(
+                        f"{_describe([m])}: the sensitive column has missing values (negative codes); "
+                        "replace them with a marker value or drop those rows"
+                    )
+                if len(sc) and sc.max() >= nv:
+                    raise QueryError(
+                        f"{_describe([m])}: its sensitive codes must be 0 … n_values − 1 "
+                        f"(n_values={nv}, codes up to {int(sc.max())}); give n_values"
+                    )
             if isinstance(m, KAnonymity):
                 self.kmax = max(self.kmax, int(m.k))
             elif isinstance(m, DistinctLDiversity):
-                nv = max(int(m.n_values), int(np.max(m.codes)) + 1 if len(m.codes) else 1, 1)
+                nv = max(int(m.n_values), 1)
                 pk = self.inverse * nv + np.asarray(m.codes, dtype=np.int64)
                 pinv, puniq = pd.factorize(pk)
                 prow = _first_rows(np.asarray(pinv, dtype=np.int64), len(puniq))
@@ -286,8 +292,8 @@ class _Search:
                 fail |= ~np.asarray(m.check(rows_cls, n_cls), dtype=bool)
         else:
             fail = fail_strong
-        s_strong = int(round(sizes[fail_strong].sum()))
-        s = s_strong if fail is fail_strong else int(round(sizes[fail].sum()))
+        s_strong = round(float(sizes[fail_strong].sum()))
+        s = s_strong if fail is fail_strong else round(float(sizes[fail].sum()))
         return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong)
 
     # -- metric of an evaluated node ------------------------------------------------------

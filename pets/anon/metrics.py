@@ -35,17 +35,17 @@ import pandas as pd
 from ..errors import QueryError
 
 __all__ = [
-    "classes",
+    "SIZE_BUCKETS",
+    "aecs",
     "class_sizes",
-    "size_distribution",
-    "risk",
-    "summary",
+    "classes",
+    "discernibility",
     "loss",
     "loss_per_qi",
     "precision",
-    "discernibility",
-    "aecs",
-    "SIZE_BUCKETS",
+    "risk",
+    "size_distribution",
+    "summary",
 ]
 
 #: class-size buckets of the distribution: (label, lowest size, highest size)
@@ -94,7 +94,7 @@ def classes(df: pd.DataFrame, quasi_identifiers: Sequence[str]) -> tuple[np.ndar
         return np.zeros(0, dtype=np.int64), 0
     if len(qis) == 1:
         codes, uniques = pd.factorize(df[qis[0]], use_na_sentinel=False)
-        return np.asarray(codes, dtype=np.int64), int(len(uniques))
+        return np.asarray(codes, dtype=np.int64), len(uniques)
     ids = df.groupby(qis, dropna=False, sort=False, observed=True).ngroup().to_numpy()
     ids = ids.astype(np.int64, copy=False)
     return ids, int(ids.max()) + 1
@@ -324,7 +324,7 @@ def discernibility(class_sizes: Any, n_suppressed: int, n: int) -> float:
     return float((sizes * sizes).sum() + float(n) * float(n_suppressed))
 
 
-def aecs(n_kept: int, n_classes: int, k: int | float = 1) -> float:
+def aecs(n_kept: int, n_classes: int, k: float = 1) -> float:
     """Normalised average equivalence-class size: (n_kept / n_classes) / k. 1 is the best
     possible for k-anonymity; inf when no class is released."""
     if n_classes <= 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["example_data", "example_policy"]
+__all__ = ["example_data", "example_policy", "example_hierarchies"]
 
 _HERE = Path(__file__).resolve().parent
 _DATA = {"adult": "adult.csv"}
@@ -25,3 +25,10 @@ def example_data(name: str = "adult") -> str:
 def example_policy(name: str = "adult") -> str:
     """Path of the example policy (TOML) for a bundled dataset."""
     return _pick(_POLICY, name, "policy")
+
+
+def example_hierarchies(name: str = "adult") -> str:
+    """Folder of the generalisation hierarchies for a bundled dataset (``<column>.csv``)."""
+    if name != "adult":
+        raise ValueError(f"no example hierarchies named {name!r}; available: adult")
+    return str(_HERE / "hierarchies")

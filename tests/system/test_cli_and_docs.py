@@ -92,3 +92,18 @@ def test_dp_guide_example_runs() -> None:
     assert isinstance(r, pets.Release)
     assert len(r.df) == 5  # the five public race keys
     assert r.spent == pets.Cost(0.3, 0.0)
+
+
+def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
+    blocks = _python_blocks(ROOT / "docs" / "anonymisation.md")
+    assert len(blocks) == 2
+    ns: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/anonymisation.md", "exec"), ns)
+    r = ns["r"]
+    # the figures the guide quotes
+    assert r.transformation == {"age": 4, "sex": 0, "race": 0, "education": 1, "marital-status": 1}
+    assert (r.suppressed, r.classes, round(r.metrics["loss"], 4)) == (334, 68, 0.2865)
+    before, after = ns["before"], ns["after"]
+    assert before["classes"] == 6493 and after["min_class_size"] == 5
+    x = ns["x"]
+    assert isinstance(x, pets.Extract) and x.extracts_left == 2
