@@ -90,6 +90,22 @@ class _Sensitive(PrivacyModel):
     n_values: int = 0
     column: str | None = None
 
+    def _check_codes(self) -> None:
+        codes = np.asarray(self.codes)
+        if codes.ndim != 1 or (codes.size and not np.issubdtype(codes.dtype, np.integer)):
+            raise QueryError("sensitive codes must be a 1-D integer array, one code per row")
+        self.codes = codes.astype(np.int64, copy=False)
+        top = int(codes.max()) + 1 if codes.size else 0
+        if codes.size and int(codes.min()) < 0:
+            raise QueryError("sensitive codes must be >= 0")
+        if self.n_values == 0:
+            self.n_values = top
+        if top > self.n_values:
+            raise QueryError(
+                f"sensitive codes go up to {top - 1} but n_values is {self.n_values}; "
+                "codes must be 0 … n_values − 1"
+            )
+
     def _pairs(self, class_ids: np.ndarray, n_classes: int, rows: np.ndarray | None):
         """Distinct (class, value) pairs with their counts."""
         vals = self.codes if rows is None else self.codes[rows]
@@ -111,6 +127,7 @@ class DistinctLDiversity(_Sensitive):
     name: str = field(default="distinct l-diversity", init=False)
 
     def __post_init__(self) -> None:
+        self._check_codes()
         self.l = int(_check_l(self.l, "l"))
 
     def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
@@ -127,6 +144,7 @@ class EntropyLDiversity(_Sensitive):
     name: str = field(default="entropy l-diversity", init=False)
 
     def __post_init__(self) -> None:
+        self._check_codes()
         self.l = _check_l(self.l, "l")
 
     def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
@@ -148,6 +166,7 @@ class RecursiveCLDiversity(_Sensitive):
     name: str = field(default="recursive (c,l)-diversity", init=False)
 
     def __post_init__(self) -> None:
+        self._check_codes()
         self.l = int(_check_l(self.l, "l"))
         if isinstance(self.c, bool) or not isinstance(self.c, (int, float)) or self.c <= 0:
             raise QueryError(f"c must be a number > 0, got {self.c!r}")
@@ -177,6 +196,7 @@ class TCloseness(_Sensitive):
     _global: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
+        self._check_codes()
         if isinstance(self.t, bool) or not isinstance(self.t, (int, float)) or not 0 <= self.t <= 1:
             raise QueryError(f"t must be a number in [0, 1], got {self.t!r}")
         m = max(int(self.n_values), 1)
