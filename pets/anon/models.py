@@ -20,9 +20,11 @@ Guarantees (the usual syntactic ones, stated on the released table):
   Earth Mover's Distance t of its distribution in the whole table; equal ground distance
   for categories, ordered distance (|i − j| / (m − 1)) for ordered / numeric values.
 
-All are monotone under generalisation: merging classes never breaks them (sizes add,
-distinct values unite, entropy and EMD are concave / convex in the mixture), which is
-what lets the lattice search prune. None protects against linking several releases of
+Merging two classes that satisfy a model never breaks it (sizes add, distinct values
+unite, entropy and EMD are concave / convex in the mixture). With suppression, only
+k-anonymity and distinct l-diversity are monotone in the rows a transformation must
+suppress — a passing class merged with a failing one can fail the others — so the
+lattice search prunes with those two only. None protects against linking several releases of
 the same people; pets counts extracts for that reason.
 """
 
