@@ -219,11 +219,11 @@ def _anonymize(args: argparse.Namespace) -> int:
             raise PetsError_(f"unknown column {c!r}; the file has: {', '.join(df.columns)}")
     hierarchies = load_hierarchies(args.hierarchies, qis, sep=args.hierarchy_sep) if args.hierarchies else {}
     # numbers stay numbers where a column is numeric (Mondrian orders them)
-    for c in qis:
+    for c in qis + sens:
         if c not in hierarchies:
             conv = pd.to_numeric(df[c], errors="coerce")
             if conv.notna().all():
-                df[c] = conv
+                df[c] = conv  # numbers: ordered for Mondrian and for t-closeness
     res = out.step(
         f"searching for a {args.k}-anonymous release ({args.algorithm})",
         lambda: anonymize(df, qis, hierarchies, k=args.k, l=args.l, t=args.t,
@@ -327,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except PetsError as e:
         print(f"pets: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a missing or unreadable file or folder
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"pets: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import QueryError
 
-__all__ = ["Protection", "DP", "KAnonymity", "protection_from_dict"]
+__all__ = ["Protection", "DP", "KAnonymity", "HE", "protection_from_dict"]
 
 
 class Protection:
@@ -99,10 +99,47 @@ class KAnonymity(Protection):
         }
 
 
+@dataclass(frozen=True)
+class HE(Protection):
+    """Totals aggregated under Paillier encryption across the holders of a federation.
+
+    Each holder computes its exact partial aggregates inside its own domain, encrypts
+    them (packed) under the federation's threshold key and sends only ciphertexts; the
+    product of the ciphertexts is decrypted by ``threshold`` holders together, so no
+    single party — the analyst, the aggregator or any holder — ever sees another
+    holder's partial. Without ``dp`` the decrypted totals are exact. With
+    ``dp=pets.DP(epsilon)`` every holder adds its own discrete Laplace noise of the full
+    scale before encrypting, so the released total is ε-differentially private for the
+    people of every holder even against a coalition of all other holders and the
+    decryptors (the total carries the sum of the holders' noises: a wider interval than
+    central DP, reported by ``ci()``). Threat model: honest-but-curious parties; fewer
+    than ``threshold`` colluding decryptors learn nothing; a trusted dealer creates the
+    key shares once and forgets them. ``key_bits`` is the Paillier modulus size (3072:
+    128-bit security; 2048: 112-bit).
+    """
+
+    key_bits: int = 3072
+    dp: DP | None = None
+    form = "he"
+
+    def __post_init__(self) -> None:
+        if self.key_bits not in (2048, 3072, 4096):
+            raise QueryError(f"HE(key_bits=...) must be 2048, 3072 or 4096, got {self.key_bits!r}")
+        if self.dp is not None and not isinstance(self.dp, DP):
+            raise QueryError("HE(dp=...) takes pets.DP(epsilon=...)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": "he", "key_bits": self.key_bits,
+                "dp": self.dp.to_dict() if self.dp is not None else None}
+
+
 def protection_from_dict(d: dict[str, Any]) -> Protection:
     form = d.get("form")
     if form == "dp":
         return DP(epsilon=d["epsilon"], delta=d.get("delta", 0.0))
     if form == "kanon":
         return KAnonymity(**{k: v for k, v in d.items() if k != "form"})
+    if form == "he":
+        dp = d.get("dp")
+        return HE(key_bits=d.get("key_bits", 3072), dp=protection_from_dict(dp) if dp else None)  # type: ignore[arg-type]
     raise QueryError(f"unknown protection {form!r}")

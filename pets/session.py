@@ -195,6 +195,12 @@ class Session:
         for c in sens:
             if c not in cols:
                 raise QueryError(f"sensitive column {c!r} is not selected; add it to select(...)")
+            if pol.columns[c].role == "quasi_identifier":
+                raise PolicyError(
+                    f"column {c!r} is a quasi-identifier in the policy and is always "
+                    "generalised; it cannot be the sensitive column of an extract",
+                    rule="role", column=c,
+                )
         qis = [c for c in cols if pol.columns[c].role == "quasi_identifier" and c not in sens]
         if not qis:
             raise QueryError(
@@ -203,6 +209,16 @@ class Session:
             )
         keep = [c for c in cols if c not in qis and c not in sens]
         self._need_grant(plan.dataset)
+        limit = pol.max_extracts
+        if limit is not None:
+            used = self._holder._store.count_events(self.analyst, plan.dataset, "kanon")
+            if used >= limit:  # checked again atomically when the extract is recorded
+                raise PolicyError(
+                    f"analyst {self.analyst!r} has had {used} of the {limit} kanon extracts the "
+                    f"policy allows from dataset {plan.dataset!r}; extracts of the same people "
+                    "can be linked, so their number is limited",
+                    rule="max_extracts", allowed=limit,
+                )
         return {"generalised": qis, "sensitive": sens, "unchanged": keep}
 
     def _release_kanon(self, ds: "Dataset", plan: Plan, prot: KAnonymity) -> Extract:
@@ -216,16 +232,6 @@ class Session:
             raise
         qis, sens, keep = roles["generalised"], roles["sensitive"], roles["unchanged"]
         limit = ds.policy.max_extracts
-        if limit is not None:
-            used = self._holder._store.count_events(self.analyst, plan.dataset, "kanon")
-            if used >= limit:  # fail fast; the count is checked again atomically below
-                e = PolicyError(
-                    f"analyst {self.analyst!r} has had {used} of the {limit} kanon extracts the "
-                    f"policy allows from dataset {plan.dataset!r}",
-                    rule="max_extracts", allowed=limit,
-                )
-                self._record_refusal(plan, prot, e.rule, None)
-                raise e
         hierarchies = {}
         for c in qis:
             path = ds.policy.columns[c].hierarchy

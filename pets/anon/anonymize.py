@@ -272,14 +272,19 @@ def _mondrian(df, qis, hierarchies, models, max_suppression):  # type: ignore[no
         m = len(values[j])
         width = (hi - lo) / (m - 1) if m > 1 else np.zeros(len(lo))
         ncp_terms.append(width[res.class_ids].mean())
-    sizes = np.bincount(res.class_ids, minlength=res.n_classes)
+    # partitions whose ranges get the same labels are one class in the released table
+    from .metrics import classes as _classes
+
+    class_ids, n_classes = _classes(out, qis)
+    sizes = np.bincount(class_ids, minlength=n_classes)
     metrics = {
         "ncp": float(np.mean(ncp_terms)),
         "discernibility": float((sizes.astype(np.float64) ** 2).sum()),
-        "aecs": float(len(df) / res.n_classes / models[0].k),  # type: ignore[attr-defined]
+        "aecs": float(len(df) / n_classes / models[0].k),  # type: ignore[attr-defined]
+        "partitions": float(res.n_classes),
     }
-    metrics.update(_risk(res.class_ids, res.n_classes))
-    return out, "mondrian", 0, int(res.n_classes), metrics, 0, 0
+    metrics.update(_risk(class_ids, n_classes))
+    return out, "mondrian", 0, int(n_classes), metrics, 0, 0
 
 
 def _range_label(values: list[Any], enc: Any, lo: int, hi: int) -> str:

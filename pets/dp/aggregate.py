@@ -102,6 +102,17 @@ class CompiledDP:
     min_group_size: int | None
     epsilon_each: float
     cost: Cost
+    noise_draws: int = 1  # independent Laplace draws summed per cell (federated: one per holder)
+
+    def half_width(self, key: str, level: float) -> float:
+        """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
+
+        One draw: the exact discrete Laplace quantile. A sum of H independent draws: a
+        union bound, H · (the one-draw half-width at level 1 − (1 − level)/H)."""
+        h = self.noise_draws
+        if h == 1:
+            return float(laplace_half_width(self.scales[key], level))
+        return float(h * laplace_half_width(self.scales[key], 1.0 - (1.0 - level) / h))
 
     @property
     def cells(self) -> int:
@@ -133,9 +144,9 @@ class CompiledDP:
         out: dict[str, float | None] = {}
         for o in self.outputs:
             if o.agg.kind == "count":
-                out[o.agg.name] = float(laplace_half_width(self.scales[o.keys["count"]], level))
+                out[o.agg.name] = self.half_width(o.keys["count"], level)
             elif o.agg.kind == "sum":
-                out[o.agg.name] = laplace_half_width(self.scales[o.keys["sum"]], level) / o.factor
+                out[o.agg.name] = self.half_width(o.keys["sum"], level) / o.factor
             else:
                 out[o.agg.name] = None
         return out
@@ -260,16 +271,16 @@ class NoisyResult:
         return out
 
     def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
-        nz, sc = self.noisy, self.compiled.scales
+        nz, hw = self.noisy, self.compiled.half_width
         if o.agg.kind in ("count", "sum"):
             k = o.keys["count"] if o.agg.kind == "count" else o.keys["sum"]
-            h = laplace_half_width(sc[k], level)
+            h = hw(k, level)
             v = nz[k].astype(np.float64)
             return (v - h) / o.factor, (v + h) / o.factor
         parts = len(set(o.keys.values()))
         lvl = 1.0 - (1.0 - level) / parts  # union bound over the measurements used
-        hc = laplace_half_width(sc[o.keys["count"]], lvl)
-        hs = laplace_half_width(sc[o.keys["sum"]], lvl)
+        hc = hw(o.keys["count"], lvl)
+        hs = hw(o.keys["sum"], lvl)
         n_lo = nz[o.keys["count"]] - hc
         n_hi = np.maximum(nz[o.keys["count"]] + hc, 1)
         s_lo = (nz[o.keys["sum"]] - hs) / o.factor
@@ -283,7 +294,7 @@ class NoisyResult:
             lo = np.where(valid, np.clip(mid + r_lo, o.lower, o.upper), o.lower)
             hi = np.where(valid, np.clip(mid + r_hi, o.lower, o.upper), o.upper)
             return lo, hi
-        hq = laplace_half_width(sc[o.keys["sumsq"]], lvl)
+        hq = hw(o.keys["sumsq"], lvl)
         q_lo = np.maximum(nz[o.keys["sumsq"]] - hq, 0) / (o.factor * o.factor)
         q_hi = (nz[o.keys["sumsq"]] + hq) / (o.factor * o.factor)
         sq_min = np.where((r_lo <= 0) & (r_hi >= 0), 0.0, np.minimum(r_lo**2, r_hi**2))
