@@ -23,7 +23,8 @@ from .errors import (
 from .examples import example_data, example_policy
 from .holder import Holder
 from .policy import Policy
-from .protections import DP, KAnonymity
+from .federation import FederatedSession, Federation
+from .protections import DP, HE, KAnonymity
 from .query import Expression, Query, col, count, mean, sum, variance
 from .release import Explanation, Extract, Release
 from .session import Session
@@ -41,6 +42,9 @@ __all__ = [
     "Explanation",
     "Expression",
     "Extract",
+    "FederatedSession",
+    "Federation",
+    "HE",
     "Holder",
     "InternalError",
     "KAnonymity",

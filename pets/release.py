@@ -32,6 +32,7 @@ class Release:
     scale: dict[str, float] = field(default_factory=dict)
     suppressed: int = 0
     _ci: Callable[[float], pd.DataFrame] | None = field(default=None, repr=False)
+    audit_ids: dict[str, int] | None = None  # federated releases: each holder's own record
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Intervals that cover the exact (clamped) statistic with probability ≥ ``level``:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .cost import Cost, exact
@@ -269,6 +270,58 @@ class Session:
             metrics=result.metrics, classes=result.classes, audit_id=audit_id, plan=plan,
             protection=prot, models=result.models, extracts_left=left,
         )
+
+    # -- federated contributions (HE) ---------------------------------------------------
+    def _he_contribute(self, plan: Plan, prot: Any, reference: Any, order: list[str],
+                       seal: Any) -> tuple[list[int], int]:
+        """This holder's part of a federated release: policy and budget checks, exact
+        partial aggregates, its own noise (with DP), sealed (packed + encrypted) by
+        ``seal`` inside this session; the ledger is charged and the audit appended before
+        the ciphertexts are handed over. Returns (ciphertexts, audit id)."""
+        from .dp.aggregate import compile_dp
+        from .dp.samplers import add_discrete_laplace
+
+        ds = self._holder._dataset(plan.dataset)
+        dp_prot = prot.dp
+        try:
+            check_plan(ds.policy, plan, ds.schema, "he", dp_prot.epsilon if dp_prot else None)
+            compiled = compile_dp(plan, ds.policy, ds.schema, dp_prot or DP(epsilon=1.0))
+            cost = compiled.cost if dp_prot else Cost()
+            self._check_budget(plan.dataset, cost)
+        except PolicyError as e:
+            self._record_refusal(plan, prot, e.rule, e.column)
+            raise
+        except BudgetExceeded:
+            self._record_refusal(plan, prot, "budget", None)
+            raise
+        if sorted(compiled.derived) != order or compiled.cells != reference.cells:
+            raise QueryError("this holder computes the query differently from the federation")
+        exact = self._holder._engine.aggregate(ds.source, compiled.request())
+        vec = compiled.exact_vectors(exact)
+        del exact
+        if dp_prot is not None:
+            vec = {k: add_discrete_laplace(v, compiled.scales[k]) for k, v in vec.items()}
+        flat = np.concatenate([vec[k] for k in order]).astype(np.int64)
+        del vec
+        ciphertexts = seal(flat)
+        del flat
+        record = {
+            "analyst": self.analyst,
+            "purpose": self.purpose,
+            "dataset": plan.dataset,
+            "kind": "he",
+            "status": "released",
+            "plan": plan.to_dict(),
+            "protection": prot.to_dict(),
+            "cost": {"epsilon": cost.epsilon, "delta": cost.delta},
+            "cells": compiled.cells,
+        }
+        try:
+            audit_id = self._holder._store.charge(self.analyst, plan.dataset, self.purpose, cost, record)
+        except BudgetExceeded:
+            self._record_refusal(plan, prot, "budget", None)
+            raise
+        return ciphertexts, audit_id
 
     def _need_grant(self, dataset: str) -> None:
         if self._holder._store.get_grant(self.analyst, dataset, self.purpose) is None:

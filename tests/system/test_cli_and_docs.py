@@ -107,3 +107,15 @@ def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
     assert before["classes"] == 6493 and after["min_class_size"] == 5
     x = ns["x"]
     assert isinstance(x, pets.Extract) and x.extracts_left == 2
+
+
+def test_homomorphic_guide_examples_run() -> None:
+    blocks = _python_blocks(ROOT / "docs" / "homomorphic.md")
+    assert len(blocks) == 2
+    ns: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/homomorphic.md", "exec"), ns)
+    exact, noisy = ns["exact"], ns["noisy"]
+    assert list(exact.df["region"]) == ["north", "south"]
+    assert int(exact.df["n"].sum()) == 1500  # 3 holders × 500 rows, exact without DP
+    assert noisy.spent == pets.Cost(1.0, 0.0) and set(noisy.audit_ids) == {"city", "county", "university"}
+    assert float(ns["priv"].decrypt_many(ns["w"])[0]) == 177.0

@@ -28,6 +28,9 @@ PUBLIC_NAMES = [
     "Explanation",
     "Expression",
     "Extract",
+    "FederatedSession",
+    "Federation",
+    "HE",
     "Holder",
     "InternalError",
     "KAnonymity",
@@ -73,6 +76,8 @@ API_MD_NAMES = [
     "AuthError",
     "KAnonymity",
     "anon",
+    "HE",
+    "Federation",
 ]
 
 ERRORS = [

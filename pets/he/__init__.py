@@ -1,0 +1,54 @@
+"""Homomorphic encryption: a fast Paillier core wire-compatible with python-paillier.
+
+* :func:`generate_keypair`, :class:`PublicKey`, :class:`PrivateKey`,
+  :class:`EncryptedVector` — :mod:`pets.he.paillier` (randomiser profiles, costs, the
+  security assumptions of each);
+* phe's EncodedNumber semantics, one exponent per column — :mod:`pets.he.encoding`;
+* :class:`Packer`, :class:`PackedVector` — many small integers per plaintext, overflow
+  refused — :mod:`pets.he.packing`;
+* phe's JSON and JWK forms — :mod:`pets.he.serialize`;
+* threshold decryption — :mod:`pets.he.threshold`.
+
+Example
+-------
+>>> from pets import he                                             # doctest: +SKIP
+>>> pub, priv = he.generate_keypair(2048)                           # doctest: +SKIP
+>>> priv.decrypt_many(pub.encrypt_many([1, 2, 3]).sum())            # doctest: +SKIP
+array([6])
+"""
+
+from .packing import PackedVector, Packer
+from .paillier import EncryptedVector, PrivateKey, PublicKey, generate_keypair
+from .serialize import (
+    base64url_to_int,
+    dumps_private_key,
+    dumps_public_key,
+    dumps_vector,
+    int_to_base64url,
+    loads_key,
+    loads_vector,
+    private_key_from_jwk,
+    private_key_to_jwk,
+    public_key_from_jwk,
+    public_key_to_jwk,
+)
+
+__all__ = [
+    "EncryptedVector",
+    "PackedVector",
+    "Packer",
+    "PrivateKey",
+    "PublicKey",
+    "base64url_to_int",
+    "dumps_private_key",
+    "dumps_public_key",
+    "dumps_vector",
+    "generate_keypair",
+    "int_to_base64url",
+    "loads_key",
+    "loads_vector",
+    "private_key_from_jwk",
+    "private_key_to_jwk",
+    "public_key_from_jwk",
+    "public_key_to_jwk",
+]
