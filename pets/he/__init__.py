@@ -19,6 +19,14 @@ array([6])
 
 from .packing import PackedVector, Packer
 from .paillier import EncryptedVector, PrivateKey, PublicKey, generate_keypair
+from .threshold import (
+    KeyShare,
+    PartialDecryption,
+    ThresholdKey,
+    combine,
+    combine_many,
+    deal,
+)
 from .serialize import (
     base64url_to_int,
     dumps_private_key,
@@ -34,6 +42,12 @@ from .serialize import (
 )
 
 __all__ = [
+    "KeyShare",
+    "PartialDecryption",
+    "ThresholdKey",
+    "combine",
+    "combine_many",
+    "deal",
     "EncryptedVector",
     "PackedVector",
     "Packer",
