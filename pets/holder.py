@@ -68,6 +68,7 @@ class Dataset:
     source: Source
     policy: Policy
     schema: dict[str, str]
+    version: str = ""  # changes whenever the data or the policy is registered anew
 
 
 class Holder:
@@ -177,6 +178,7 @@ class Holder:
                 "policy": pol.to_dict(),
                 "schema": schema,
                 "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "registration": uuid.uuid4().hex,
             }
             self._store.put_dataset(name, record, replace=replace)
         finally:
@@ -212,7 +214,7 @@ class Holder:
                     f"the source of dataset {name!r} has changed since it was registered; "
                     "re-register it with holder.register(..., replace=True)"
                 )
-        stamp = f"{rec['sha256']}:{rec['registered_at']}:{rec['size']}"
+        stamp = f"{rec['sha256']}:{rec.get('registration', rec['registered_at'])}:{rec['size']}"
         with self._lock:
             hit = self._cache.get(name)
         if hit is not None and hit[0] == stamp:
@@ -226,6 +228,7 @@ class Holder:
             ),
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
+            version=stamp,
         )
         with self._lock:
             self._cache[name] = (stamp, ds)

@@ -33,6 +33,7 @@ class Release:
     suppressed: int = 0
     _ci: Callable[[float], pd.DataFrame] | None = field(default=None, repr=False)
     audit_ids: dict[str, int] | None = None  # federated releases: each holder's own record
+    repeat_of: int | None = None  # a repeated query: the audit record of the first answer
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Intervals that cover the exact (clamped) statistic with probability ≥ ``level``:

@@ -112,14 +112,10 @@ class Session:
             return self._release_kanon(ds, plan, protection)  # type: ignore[return-value]
         try:
             compiled = self._check(ds, plan, protection)
-            self._check_budget(plan.dataset, compiled.cost)
+            self._need_grant(plan.dataset)
         except PolicyError as e:
             self._record_refusal(plan, protection, e.rule, e.column)
             raise
-        except BudgetExceeded:
-            self._record_refusal(plan, protection, "budget", None)
-            raise
-        exact_df = self._holder._engine.aggregate(ds.source, compiled.request())
         record = {
             "analyst": self.analyst,
             "purpose": self.purpose,
@@ -132,25 +128,52 @@ class Session:
             "cells": compiled.cells,
             "noise_scale": compiled.output_scales(),
         }
+        store = self._holder._store
+        key = _answer_key(ds, plan, protection)
+        # a repeated identical query gets the recorded answer, at no cost: fresh noise
+        # would let an analyst average it away
+        hit = store.recall_answer(key, record)
+        if hit is not None:
+            audit_id, answer = hit
+            return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
+                                    Cost(), repeat_of=_first_of(store, audit_id))
         try:
-            audit_id = self._holder._store.charge(
-                self.analyst, plan.dataset, self.purpose, compiled.cost, record
+            self._check_budget(plan.dataset, compiled.cost)
+        except BudgetExceeded:
+            self._record_refusal(plan, protection, "budget", None)
+            raise
+        exact_df = self._holder._engine.aggregate(ds.source, compiled.request())
+        noisy = compiled.noise(exact_df)  # nothing leaves before the charge below
+        del exact_df
+        try:
+            audit_id, answer, repeated = store.charge_answer(
+                self.analyst, plan.dataset, self.purpose, compiled.cost, record, key,
+                _encode(noisy.noisy),
             )
         except BudgetExceeded:
             self._record_refusal(plan, protection, "budget", None)
             raise
-        # charged and recorded: now, and only now, the noise
-        noisy = compiled.noise(exact_df)
-        del exact_df
+        if repeated:  # an identical query was answered meanwhile: that answer, no charge
+            return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
+                                    Cost(), repeat_of=_first_of(store, audit_id))
+        return self._release_of(compiled, plan, protection, noisy.noisy, audit_id, compiled.cost)
+
+    def _release_of(self, compiled: Any, plan: Plan, protection: Protection,
+                    noisy: dict[str, np.ndarray], audit_id: int, spent: Cost,
+                    repeat_of: int | None = None) -> Release:
+        from .dp.aggregate import NoisyResult
+
+        result = NoisyResult(compiled, noisy)
         return Release(
-            df=noisy.values(),
-            spent=compiled.cost,
+            df=result.values(),
+            spent=spent,
             audit_id=audit_id,
             plan=plan,
             protection=protection,
             scale=compiled.output_scales(),
-            suppressed=int(noisy.suppressed.sum()),
-            _ci=noisy.ci,
+            suppressed=int(result.suppressed.sum()),
+            _ci=result.ci,
+            repeat_of=repeat_of,
         )
 
     def remaining(self, dataset: str | None = None) -> Cost:
@@ -372,6 +395,35 @@ class Session:
                 "protection": protection.to_dict(),
             }
         )
+
+
+def _answer_key(ds: Any, plan: Plan, protection: Protection) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(
+        {"dataset": plan.dataset, "version": ds.version, "policy": ds.policy.to_dict(),
+         "plan": plan.to_dict(), "protection": protection.to_dict()},
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _encode(noisy: dict[str, np.ndarray]) -> str:
+    import json
+
+    return json.dumps({k: [int(x) for x in v] for k, v in noisy.items()}, sort_keys=True)
+
+
+def _decode(answer: str) -> dict[str, np.ndarray]:
+    import json
+
+    return {k: np.asarray(v, dtype=np.int64) for k, v in json.loads(answer).items()}
+
+
+def _first_of(store: Any, audit_id: int) -> int | None:
+    recs = [r for r in store.audit().records() if r["id"] == audit_id]
+    return recs[0].get("repeat_of") if recs else None
 
 
 def _plan_of(query: Query | Plan) -> Plan:

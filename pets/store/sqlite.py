@@ -107,6 +107,11 @@ _TABLES = (
         created TEXT NOT NULL,
         revoked TEXT)""",
     "CREATE INDEX IF NOT EXISTS api_keys_analyst ON api_keys (analyst)",
+    # released answers, so that a repeated identical query gets the same noise back
+    """CREATE TABLE IF NOT EXISTS answers (
+        key TEXT PRIMARY KEY,
+        audit_id INTEGER NOT NULL,
+        answer TEXT NOT NULL)""",
 )
 
 #: Keys the store writes itself; a caller's record may not carry them.
@@ -475,6 +480,73 @@ class Store:
         :class:`pets.BudgetExceeded` if ``cost`` is more than what is left; in both cases
         nothing is written.
         """
+        rec, body = self._prepare_charge(analyst, dataset, purpose, cost, record)
+
+        with self._write() as con:
+            return self._debit(con, analyst, dataset, purpose, cost, rec, body)
+
+    def _debit(self, con: sqlite3.Connection, analyst: str, dataset: str, purpose: str,
+               cost: Cost, rec: dict[str, Any], body: str) -> int:
+        """Inside a write transaction: check the grant and budget, append the audit record,
+        insert the ledger row and update the running total. Raises without writing."""
+        left = self._remaining_exact(con, analyst, dataset, purpose)
+        if left is None:
+            purposes = [
+                r[0]
+                for r in con.execute(
+                    "SELECT purpose FROM grants WHERE analyst = ? AND dataset = ? "
+                    "ORDER BY purpose",
+                    (analyst, dataset),
+                )
+            ]
+            raise PolicyError(
+                f"analyst {analyst!r} has no grant for dataset {dataset!r} and purpose "
+                f"{purpose!r}; the holder can grant one with holder.grant(...)",
+                rule="no_grant",
+                allowed=purposes,
+            )
+        if exact(cost.epsilon) > left[0] or exact(cost.delta) > left[1]:
+            left_cost = Cost(float(left[0]), float(left[1]))
+            raise BudgetExceeded(
+                f"this release asks epsilon={_num(cost.epsilon)}, delta={_num(cost.delta)} "
+                f"but only epsilon={_num(left_cost.epsilon)}, delta={_num(left_cost.delta)} "
+                f"is left for {analyst} on {dataset} (purpose {purpose})",
+                asked=cost,
+                left=left_cost,
+            )
+        audit_id = self._append(con, rec, body)
+        se, sd = self._spent_exact(con, analyst, dataset, purpose)
+        con.execute(
+            "INSERT INTO spent (analyst, dataset, purpose, epsilon_text, delta_text) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (analyst, dataset, purpose) DO UPDATE SET "
+            "epsilon_text = excluded.epsilon_text, delta_text = excluded.delta_text",
+            (analyst, dataset, purpose, str(se + exact(cost.epsilon)), str(sd + exact(cost.delta))),
+        )
+        try:
+            con.execute(
+                "INSERT INTO ledger (audit_id, analyst, dataset, purpose, epsilon, "
+                "epsilon_text, delta, delta_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    audit_id,
+                    analyst,
+                    dataset,
+                    purpose,
+                    cost.epsilon,
+                    repr(cost.epsilon),
+                    cost.delta,
+                    repr(cost.delta),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise AuditError(
+                f"the ledger already has a charge for audit record {audit_id}; the audit "
+                "log was altered outside pets (run audit().verify())",
+                record=audit_id,
+            ) from None
+        return audit_id
+
+    def _prepare_charge(self, analyst: str, dataset: str, purpose: str, cost: Cost,
+                        record: dict[str, Any]) -> tuple[dict[str, Any], str]:
         _name(analyst, "analyst")
         _name(dataset, "dataset")
         _name(purpose, "purpose")
@@ -498,63 +570,40 @@ class Store:
             raise InternalError("audit record cost does not match the charged cost")
         rec["cost"] = _cost_dict(cost)
         rec, body = self._prepare(rec, _charged=True)
+        return rec, body
 
+    def charge_answer(
+        self, analyst: str, dataset: str, purpose: str, cost: Cost, record: dict[str, Any],
+        key: str, answer: str,
+    ) -> tuple[int, str, bool]:
+        """Charge and record a release and keep its ``answer`` under ``key`` — unless an
+        answer is already kept under ``key``: then record a repeat (no charge) and return
+        the kept answer. One transaction, so concurrent identical queries get one answer.
+        Returns ``(audit_id, answer, repeated)``."""
+        rec, body = self._prepare_charge(analyst, dataset, purpose, cost, record)
         with self._write() as con:
-            left = self._remaining_exact(con, analyst, dataset, purpose)
-            if left is None:
-                purposes = [
-                    r[0]
-                    for r in con.execute(
-                        "SELECT purpose FROM grants WHERE analyst = ? AND dataset = ? "
-                        "ORDER BY purpose",
-                        (analyst, dataset),
-                    )
-                ]
-                raise PolicyError(
-                    f"analyst {analyst!r} has no grant for dataset {dataset!r} and purpose "
-                    f"{purpose!r}; the holder can grant one with holder.grant(...)",
-                    rule="no_grant",
-                    allowed=purposes,
-                )
-            if exact(cost.epsilon) > left[0] or exact(cost.delta) > left[1]:
-                left_cost = Cost(float(left[0]), float(left[1]))
-                raise BudgetExceeded(
-                    f"this release asks epsilon={_num(cost.epsilon)}, delta={_num(cost.delta)} "
-                    f"but only epsilon={_num(left_cost.epsilon)}, delta={_num(left_cost.delta)} "
-                    f"is left for {analyst} on {dataset} (purpose {purpose})",
-                    asked=cost,
-                    left=left_cost,
-                )
-            audit_id = self._append(con, rec, body)
-            se, sd = self._spent_exact(con, analyst, dataset, purpose)
-            con.execute(
-                "INSERT INTO spent (analyst, dataset, purpose, epsilon_text, delta_text) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (analyst, dataset, purpose) DO UPDATE SET "
-                "epsilon_text = excluded.epsilon_text, delta_text = excluded.delta_text",
-                (analyst, dataset, purpose, str(se + exact(cost.epsilon)), str(sd + exact(cost.delta))),
-            )
-            try:
-                con.execute(
-                    "INSERT INTO ledger (audit_id, analyst, dataset, purpose, epsilon, "
-                    "epsilon_text, delta, delta_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        audit_id,
-                        analyst,
-                        dataset,
-                        purpose,
-                        cost.epsilon,
-                        repr(cost.epsilon),
-                        cost.delta,
-                        repr(cost.delta),
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise AuditError(
-                    f"the ledger already has a charge for audit record {audit_id}; the audit "
-                    "log was altered outside pets (run audit().verify())",
-                    record=audit_id,
-                ) from None
-        return audit_id
+            row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return self._append_repeat(con, rec, row[0]), row[1], True
+            audit_id = self._debit(con, analyst, dataset, purpose, cost, rec, body)
+            con.execute("INSERT INTO answers (key, audit_id, answer) VALUES (?, ?, ?)",
+                        (key, audit_id, answer))
+            return audit_id, answer, False
+
+    def recall_answer(self, key: str, record: dict[str, Any]) -> tuple[int, str] | None:
+        """The answer kept under ``key`` (recording the repeat in the audit log), or None."""
+        with self._write() as con:
+            row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            rec = {k: v for k, v in record.items() if k != "cost"}
+            return self._append_repeat(con, rec, row[0]), row[1]
+
+    def _append_repeat(self, con: sqlite3.Connection, rec: dict[str, Any], first_id: int) -> int:
+        rep = {k: v for k, v in rec.items() if k not in ("cost", "charged")}
+        rep.update(status="released", repeat_of=int(first_id), cost={"epsilon": 0.0, "delta": 0.0})
+        rep, body = self._prepare(rep)
+        return self._append(con, rep, body)
 
     # ------------------------------------------------------------------ audit
 

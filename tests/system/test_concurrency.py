@@ -25,17 +25,19 @@ STEP = 0.1
 GRANT = 1.25  # room for 12 steps of 0.1, not 13
 
 
-def _release_in_process(home: str, barrier: Any, results: Any) -> None:
+def _release_in_process(home: str, barrier: Any, results: Any, worker: int = 0) -> None:
     """Spawned worker: its own Holder and Session, then RELEASES_EACH releases of ε=0.1
-    as soon as every worker is ready."""
+    as soon as every worker is ready — each a different query (an identical one would get
+    the recorded answer back at no cost)."""
     try:
         h = pets.Holder(home)
         s = h.session(ANALYST, purpose=PURPOSE)
-        q = s.table("adult").group_by("sex").agg(n=pets.count())
-        s.explain(q, pets.DP(epsilon=STEP))  # warm up the engine before the race
+        base = s.table("adult").group_by("sex")
+        s.explain(base.agg(n=pets.count()), pets.DP(epsilon=STEP))  # warm up the engine
         barrier.wait(timeout=60)
         ok, refused, ids = 0, 0, []
-        for _ in range(RELEASES_EACH):
+        for i in range(RELEASES_EACH):
+            q = base.filter(pets.col("age") >= 17 + worker * RELEASES_EACH + i).agg(n=pets.count())
             try:
                 r = s.release(q, pets.DP(epsilon=STEP))
                 ok += 1
@@ -54,8 +56,8 @@ def test_concurrent_releases_from_four_processes_never_overspend(holder: pets.Ho
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
     procs = [
-        ctx.Process(target=_release_in_process, args=(str(holder.home), barrier, results))
-        for _ in range(PROCESSES)
+        ctx.Process(target=_release_in_process, args=(str(holder.home), barrier, results, w))
+        for w in range(PROCESSES)
     ]
     for p in procs:
         p.start()
@@ -92,13 +94,15 @@ def test_concurrent_releases_from_threads_sharing_one_holder_never_overspend(hol
     errors: list[str] = []
     lock = threading.Lock()
 
-    def work() -> None:
+    def work(w: int) -> None:
         try:
             s = holder.session(ANALYST, purpose=PURPOSE)
-            q = s.table("adult").group_by("race").agg(n=pets.count(), h=pets.mean("hours-per-week"))
             barrier.wait(timeout=30)
             n = 0
-            for _ in range(3):
+            for i in range(3):
+                # a different query each time: a repeat would get its recorded answer free
+                q = (s.table("adult").filter(pets.col("age") >= 10 - 3 * w - i)
+                     .group_by("race").agg(n=pets.count(), h=pets.mean("hours-per-week")))
                 try:
                     r = s.release(q, pets.DP(epsilon=0.05))
                     assert len(r.df) == 5
@@ -111,7 +115,7 @@ def test_concurrent_releases_from_threads_sharing_one_holder_never_overspend(hol
             with lock:
                 errors.append(traceback.format_exc())
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -198,3 +202,41 @@ def test_a_restarted_holder_in_this_process_sees_the_same_state(holder, session)
     assert again.remaining(ANALYST, dataset="adult", purpose=PURPOSE) == pets.Cost(1.75)
     assert again.policy("adult") == holder.policy("adult")
     assert len(again.audit()) == 1 and again.audit().verify() is True
+
+
+def _same_query_in_process(home: str, barrier: Any, results: Any) -> None:
+    try:
+        s = pets.Holder(home).session(ANALYST, purpose=PURPOSE)
+        q = s.table("adult").group_by("sex").agg(n=pets.count())
+        barrier.wait(timeout=60)
+        out = []
+        for _ in range(RELEASES_EACH):
+            r = s.release(q, pets.DP(epsilon=STEP))
+            out.append((tuple(int(x) for x in r.df["n"]), r.spent.epsilon))
+        results.put(("ok", out))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
+
+
+def test_concurrent_identical_queries_get_one_answer_and_one_charge(holder: pets.Holder):
+    """20 identical releases from 4 processes at once: exactly one is charged, and all
+    20 get the same noisy answer (fresh noise per repeat could be averaged away)."""
+    holder.grant(ANALYST, dataset="adult", purpose=PURPOSE, epsilon=GRANT)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_same_query_in_process, args=(str(holder.home), barrier, results))
+             for _ in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    try:
+        out = [results.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+    assert all(o[0] == "ok" for o in out), [o[1] for o in out if o[0] != "ok"]
+    answers = [a for o in out for a in o[1]]
+    assert len(answers) == 20
+    assert len({a[0] for a in answers}) == 1
+    assert sorted(a[1] for a in answers) == [0.0] * 19 + [STEP]
+    assert holder.remaining(ANALYST, dataset="adult", purpose=PURPOSE) == pets.Cost(GRANT - STEP)
+    assert holder.audit().verify() is True

@@ -338,11 +338,16 @@ def test_min_group_size_applies_when_a_graded_column_is_only_aggregated(small_gr
 # =====================================================================================
 
 
+def _distinct(session, i: int):
+    """A different query for each i (identical queries get their recorded answer free)."""
+    return session.table("adult").filter(pets.col("age") >= 10 - i).group_by("sex").agg(n=pets.count())
+
+
 def test_budget_exceeded_names_asked_and_left_and_changes_no_budget(holder, session):
     q = session.table("adult").group_by("sex").agg(n=pets.count())
-    for _ in range(7):
-        session.release(q, pets.DP(epsilon=0.1))
-    session.release(q, pets.DP(epsilon=1.0))
+    for i in range(7):
+        session.release(_distinct(session, i), pets.DP(epsilon=0.1))
+    session.release(_distinct(session, 100), pets.DP(epsilon=1.0))
     assert session.remaining() == pets.Cost(0.3)
     n_audit, n_released = len(holder.audit()), released_count(holder)
     with pytest.raises(pets.BudgetExceeded, match=r"asks epsilon=0\.5.*only epsilon=0\.3") as info:
@@ -356,10 +361,10 @@ def test_budget_exceeded_names_asked_and_left_and_changes_no_budget(holder, sess
     last = holder.audit().records()[-1]
     assert (last["status"], last["rule"]) == ("refused", "budget")
     # what is left can still be spent to the last bit
-    assert session.release(q, pets.DP(epsilon=0.3)).spent == pets.Cost(0.3)
+    assert session.release(_distinct(session, 200), pets.DP(epsilon=0.3)).spent == pets.Cost(0.3)
     assert session.remaining() == pets.Cost(0.0)
     with pytest.raises(pets.BudgetExceeded):
-        session.release(q, pets.DP(epsilon=1e-9))
+        session.release(_distinct(session, 300), pets.DP(epsilon=1e-9))
     assert holder.audit().verify() is True
 
 
@@ -379,9 +384,8 @@ def test_budget_is_per_analyst_dataset_and_purpose(holder, session):
 @pytest.fixture
 def audited(holder, session):
     """Four releases and one refusal on the Adult holder: records 1 … 5."""
-    q = session.table("adult").group_by("sex").agg(n=pets.count())
-    for _ in range(4):
-        session.release(q, pets.DP(epsilon=0.1))
+    for i in range(4):
+        session.release(_distinct(session, i), pets.DP(epsilon=0.1))
     with pytest.raises(pets.PolicyError):
         session.release(NEGATIVE["filter"](session), pets.DP(epsilon=0.1))
     assert len(holder.audit()) == 5
