@@ -39,7 +39,7 @@ from ..errors import PolicyError, QueryError
 from ..policy import Policy
 from ..protections import DP
 from .accuracy import check_level, laplace_half_width
-from .samplers import add_discrete_laplace, laplace_scale
+from .samplers import add_discrete_laplace, laplace_scale, laplace_threshold
 
 __all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 
@@ -103,6 +103,10 @@ class CompiledDP:
     epsilon_each: float
     cost: Cost
     noise_draws: int = 1  # independent Laplace draws summed per cell (federated: one per holder)
+    # unknown keys: groups are selected by a thresholded noisy count (costs δ)
+    unknown: tuple[bool, ...] = ()  # per group column: keys not public
+    threshold: Any = None  # OpenDP's Laplace-threshold measurement, when unknown
+    selected: list[tuple[Any, ...]] | None = None  # the cells released, once selected
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -116,7 +120,14 @@ class CompiledDP:
 
     @property
     def cells(self) -> int:
+        if self.selected is not None:
+            return len(self.selected)
         return int(np.prod([len(k) for k in self.keys])) if self.keys else 1
+
+    def _combos(self) -> list[tuple[Any, ...]]:
+        if self.selected is not None:
+            return self.selected
+        return list(itertools.product(*self.keys))
 
     def request(self) -> AggregateRequest:
         return AggregateRequest(
@@ -173,7 +184,7 @@ class CompiledDP:
     def cell_frame(self) -> pd.DataFrame:
         if not self.group_columns:
             return pd.DataFrame(index=[0])
-        combos = list(itertools.product(*self.keys))
+        combos = self._combos()
         return pd.DataFrame(combos, columns=list(self.group_columns))
 
     def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -186,7 +197,7 @@ class CompiledDP:
             for m in self.measures:
                 vec[m.key][0] = int(exact[m.key].iloc[0])
         elif len(exact) > 0:
-            index = {combo: i for i, combo in enumerate(itertools.product(*self.keys))}
+            index = {combo: i for i, combo in enumerate(self._combos())}
             gvals = [exact[c].tolist() for c in self.group_columns]
             positions = np.fromiter(
                 (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=len(exact)
@@ -203,9 +214,40 @@ class CompiledDP:
         return out
 
     def noise(self, exact: pd.DataFrame) -> "NoisyResult":
+        released_counts = None
+        if self.threshold is not None:
+            released_counts = self._select(exact)
         vec = self.exact_vectors(exact)
-        noisy = {k: add_discrete_laplace(v, self.scales[k]) for k, v in vec.items()}
+        noisy = {
+            k: add_discrete_laplace(v, self.scales[k])
+            for k, v in vec.items()
+            if not (released_counts is not None and k == self.rows_key)
+        }
+        if released_counts is not None:
+            noisy[self.rows_key] = released_counts  # type: ignore[index]
         return NoisyResult(self, noisy)
+
+    def _select(self, exact: pd.DataFrame) -> np.ndarray:
+        """Unknown keys: release the groups whose noisy row count passes OpenDP's
+        Laplace threshold (propose-test-release, Rogers 2023); their noisy counts are the
+        released counts. Sets ``selected``."""
+        import json
+
+        rows_engine = [key for key, coef in self.derived[self.rows_key]][0]  # type: ignore[index]
+        counts: dict[str, int] = {}
+        allowed = [set(k) if not u else None for k, u in zip(self.keys, self.unknown)]
+        g = len(self.group_columns)
+        for row in exact.itertuples(index=False):
+            combo = tuple(row[:g])
+            if any(v is None or (isinstance(v, float) and v != v) for v in combo):
+                continue  # a missing key is no group
+            if any(a is not None and c not in a for a, c in zip(allowed, combo)):
+                continue
+            counts[json.dumps([_plain(c) for c in combo])] = int(row[list(exact.columns).index(rows_engine)])
+        out = self.threshold(counts) if counts else {}
+        chosen = sorted(out.items())
+        self.selected = [tuple(json.loads(k)) for k, _ in chosen]
+        return np.asarray([v for _, v in chosen], dtype=np.int64)
 
 
 @dataclass
@@ -305,6 +347,11 @@ class NoisyResult:
         return lo, hi
 
 
+def _plain(v: Any) -> Any:
+    item = getattr(v, "item", None)
+    return item() if callable(item) else v
+
+
 def _max_abs_rounded(lo: float, hi: float, center: int) -> int:
     """Largest |round(y) − center| for y in [lo, hi], whichever way the engine rounds ties."""
     ends = (math.floor(lo), math.ceil(lo), math.floor(hi), math.ceil(hi))
@@ -355,20 +402,29 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     if len(set(group_columns)) != len(group_columns):
         raise QueryError("a column appears twice in group_by()")
     keys: list[tuple[Any, ...]] = []
+    unknown: list[bool] = []
     for g in plan.group_by:
         k = g.keys if g.keys is not None else policy.columns[g.column].keys
+        if k is None and protection.delta > 0:
+            keys.append(())
+            unknown.append(True)
+            continue
         if k is None:
             raise PolicyError(
                 f"group-by column {g.column!r} has no public keys. Releasing the groups "
                 "found in the data would reveal them. Either pass the keys: "
-                f"group_by({g.column!r}, keys=[...]), or have the holder declare them in "
-                f"the policy ([columns.{g.column}] keys = [...])",
+                f"group_by({g.column!r}, keys=[...]) (or have the holder declare them in "
+                f"the policy: [columns.{g.column}] keys = [...]), or allow a small delta, "
+                "e.g. pets.DP(epsilon=1.0, delta=1e-6), to release only the groups whose "
+                "noisy count passes a threshold",
                 rule="public_keys",
                 column=g.column,
             )
         _check_keys(g.column, tuple(k), schema[g.column])
         keys.append(tuple(k))
-    cells = int(np.prod([len(k) for k in keys])) if keys else 1
+        unknown.append(False)
+    any_unknown = any(unknown)
+    cells = int(np.prod([len(k) for k in keys])) if keys and not any_unknown else 1
 
     engine: dict[tuple[Any, ...], Measure] = {}
     derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = {}
@@ -449,7 +505,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     mins_set = [m for m in mins if m is not None]
     min_group_size = max(mins_set) if mins_set else None
     rows_key = None
-    if min_group_size is not None:
+    if min_group_size is not None or any_unknown:
         rows_key = measure("rows")
 
     # contribution bounding per person
@@ -457,13 +513,21 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         max_g = policy.max_groups or 1
         max_r = policy.max_rows_per_group or 1
         bounding: Bounding | None = Bounding(policy.privacy_unit, max_g, max_r, secrets.randbits(63))
-        contribution = min(max_g, cells) * max_r
+        contribution = (max_g if any_unknown else min(max_g, cells)) * max_r
     else:
         bounding = None
         contribution = 1
 
     eps_each = protection.epsilon / len(derived)
     scales = {key: laplace_scale(per_row[key] * contribution, eps_each) for key in per_row}
+    threshold = None
+    cost = Cost(protection.epsilon, 0.0)
+    if any_unknown:
+        l0 = (policy.max_groups or 1) if policy.privacy_unit is not None else 1
+        linf = (policy.max_rows_per_group or 1) if policy.privacy_unit is not None else 1
+        threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
+                                      protection.delta)
+        cost = Cost(protection.epsilon, protection.delta)
     return CompiledDP(
         plan=plan,
         protection=protection,
@@ -479,5 +543,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         rows_key=rows_key,
         min_group_size=min_group_size,
         epsilon_each=eps_each,
-        cost=Cost(protection.epsilon, 0.0),
+        cost=cost,
+        unknown=tuple(unknown),
+        threshold=threshold,
     )

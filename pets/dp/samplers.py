@@ -82,3 +82,33 @@ def discrete_laplace(scale: float, size: int) -> np.ndarray:
     if int(size) < 0:
         raise QueryError(f"size must be >= 0, got {size!r}")
     return add_discrete_laplace(np.zeros(int(size), dtype=np.int64), scale)
+
+
+def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, delta: float) -> Any:
+    """OpenDP's Laplace-threshold measurement on a map of group → count: releases the
+    groups whose noisy count reaches the threshold (propose-test-release; Rogers 2023).
+
+    ``d_in`` = (groups, total rows, rows per group) one person can change. The smallest
+    threshold whose OpenDP privacy map gives at most (``epsilon``, ``delta``) is chosen.
+    """
+    dom = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=_I64))
+    met = dp.l01inf_distance(dp.absolute_distance(T=_I64))
+
+    def make(t: int) -> Any:
+        return dp.m.make_laplace_threshold(dom, met, scale=float(scale), threshold=int(t))
+
+    def ok(t: int) -> bool:
+        eps, dlt = make(t).map(d_in)
+        return eps <= epsilon * (1 + 1e-9) and dlt <= delta
+
+    lo, hi = 0, max(1, int(scale))
+    while not ok(hi):
+        lo, hi = hi, hi * 2
+        if hi > 2**60:
+            raise QueryError(
+                f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
+            )
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return make(hi)

@@ -186,6 +186,8 @@ class DuckDBEngine:
         if b is not None:
             # rows outside the public keys must not use up a person's contribution bound
             for column, keys in zip(request.group_columns, request.group_keys):
+                if not keys:  # keys not public: every group counts towards the bound
+                    continue
                 where.append(f"{quote_ident(column)} IN ({', '.join('?' for _ in keys)})")
                 params.extend(keys)
         # without bounding, groups outside the keys are computed and dropped by the
