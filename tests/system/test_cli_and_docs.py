@@ -92,6 +92,9 @@ def test_dp_guide_example_runs() -> None:
     assert isinstance(r, pets.Release)
     assert len(r.df) == 5  # the five public race keys
     assert r.spent == pets.Cost(0.3, 0.0)
+    u = ns["u"]  # unknown keys: thresholded, costs delta
+    assert u.spent == pets.Cost(0.5, 1e-6) and 0 < len(u.df) < 94
+    assert u.df["n"].min() > 10
 
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
