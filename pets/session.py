@@ -262,12 +262,16 @@ class Session:
             if path is not None:
                 hierarchies[c] = Hierarchy.from_csv(path, name=c)
         rows = self._holder._engine.fetch(ds.source, tuple(qis + sens + keep), plan.filters)
-        result = anonymize(
-            rows, qis, hierarchies, k=prot.k, l=prot.l, t=prot.t, sensitive=sens or None,
-            max_suppression=prot.max_suppression, algorithm=prot.algorithm, metric=prot.metric,
-            l_kind=prot.l_kind, keep=keep,
-        )
-        del rows
+        try:
+            result = anonymize(
+                rows, qis, hierarchies, k=prot.k, l=prot.l, t=prot.t, sensitive=sens or None,
+                max_suppression=prot.max_suppression, algorithm=prot.algorithm,
+                metric=prot.metric, l_kind=prot.l_kind, keep=keep,
+            )
+        except QueryError as e:
+            raise _for_analyst(e, qis + sens) from None
+        finally:
+            del rows
         record = {
             "analyst": self.analyst,
             "purpose": self.purpose,
@@ -395,6 +399,20 @@ class Session:
                 "protection": protection.to_dict(),
             }
         )
+
+
+def _for_analyst(e: QueryError, columns: list[str]) -> QueryError:
+    """An anonymisation error as an analyst may see it: a data value the holder's
+    hierarchy lacks is named to the holder (pets.anon), never to the analyst."""
+    text = str(e)
+    if "is not in its hierarchy" in text:
+        col = next((c for c in columns if f"column {c!r}" in text), None)
+        where = f" of column {col!r}" if col else ""
+        return QueryError(
+            f"a value{where} in the data is missing from the hierarchy the policy gives; "
+            "the holder must complete the hierarchy"
+        )
+    return e
 
 
 def _answer_key(ds: Any, plan: Plan, protection: Protection) -> str:

@@ -461,3 +461,28 @@ def test_raw_values_of_unselected_columns_never_reach_the_audit_log(med) -> None
     rec = h.audit().records(status="released")[0]
     assert rec["plan"]["select"] == ["age", "zip", "edu"]
     assert json.dumps(rec["plan"]["filters"]) == '[{"left": {"col": "income"}, "op": ">=", "right": {"lit": 2001}}]'
+
+
+def test_a_value_missing_from_the_policy_hierarchy_is_not_shown_to_the_analyst(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame({"zip": ["10001", "10002", "SECRET9"] * 4, "sex": ["F", "M", "F"] * 4})
+    hz = pets.anon.Hierarchy.from_dict({"10001": ["1000*", "*"], "10002": ["1000*", "*"]}, name="zip")
+    hs = pets.anon.Hierarchy.from_dict({"F": ["*"], "M": ["*"]}, name="sex")
+    hz.to_csv(tmp_path / "zip.csv")
+    hs.to_csv(tmp_path / "sex.csv")
+    policy = {
+        "columns": {
+            "zip": {"role": "quasi_identifier", "grade": 1, "hierarchy": str(tmp_path / "zip.csv")},
+            "sex": {"role": "quasi_identifier", "grade": 1, "hierarchy": str(tmp_path / "sex.csv")},
+        },
+        "grades": {"1": {"allow": ["kanon"]}},
+    }
+    h = pets.Holder(tmp_path / "home")
+    h.register("d", df, policy)
+    h.grant("ann", dataset="d", purpose="p", epsilon=1.0)
+    s = h.session("ann", purpose="p")
+    with pytest.raises(pets.QueryError, match="of column 'zip' in the data is missing from the hierarchy") as e:
+        s.release(s.table("d").select("zip", "sex"), pets.KAnonymity(k=2))
+    assert "SECRET9" not in str(e.value)
+    assert "SECRET9" not in str(h.audit().records())
