@@ -129,7 +129,7 @@ class Session:
             "noise_scale": compiled.output_scales(),
         }
         store = self._holder._store
-        key = _answer_key(ds, plan, protection)
+        key = _answer_key(ds, plan, protection, self.analyst, self.purpose)
         # a repeated identical query gets the recorded answer, at no cost: fresh noise
         # would let an analyst average it away
         hit = store.recall_answer(key, record)
@@ -415,13 +415,15 @@ def _for_analyst(e: QueryError, columns: list[str]) -> QueryError:
     return e
 
 
-def _answer_key(ds: Any, plan: Plan, protection: Protection) -> str:
+def _answer_key(ds: Any, plan: Plan, protection: Protection, analyst: str, purpose: str) -> str:
+    """Per analyst and purpose: a shared answer would tell one analyst what another asked."""
     import hashlib
     import json
 
     text = json.dumps(
         {"dataset": plan.dataset, "version": ds.version, "policy": ds.policy.to_dict(),
-         "plan": plan.to_dict(), "protection": protection.to_dict()},
+         "plan": plan.to_dict(), "protection": protection.to_dict(), "analyst": analyst,
+         "purpose": purpose},
         sort_keys=True, separators=(",", ":"), default=str,
     )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -30,10 +30,10 @@ def test_a_repeat_returns_the_recorded_answer_free_and_is_audited(tmp_path):
     rec = [r for r in h.audit().records() if r["id"] == again.audit_id][0]
     assert rec["repeat_of"] == first.audit_id and rec["cost"] == {"epsilon": 0.0, "delta": 0.0}
     assert h.audit().verify() is True
-    # another analyst asking the same gets the same answer (no new information), free
+    # another analyst's answers are their own (a shared one would reveal what ann asked)
     other = h.session("bob", purpose="p").release(q, pets.DP(epsilon=0.2))
-    pd.testing.assert_frame_equal(first.df, other.df)
-    assert h.remaining("bob", dataset="adult", purpose="p") == pets.Cost(1.0)
+    assert other.repeat_of is None and other.spent == pets.Cost(0.2)
+    assert h.remaining("bob", dataset="adult", purpose="p") == pets.Cost(0.8)
 
 
 def test_a_different_query_or_epsilon_gets_fresh_noise_and_is_charged(tmp_path):
