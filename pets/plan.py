@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
-AGG_KINDS = ("count", "sum", "mean", "variance")
+AGG_KINDS = ("count", "sum", "mean", "variance", "quantile")
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -175,10 +175,17 @@ class Aggregation:
     kind: str
     column: str | None = None
     bounds: tuple[float, float] | None = None
+    q: float | None = None  # quantile: which one (0.5 = median)
 
     def __post_init__(self) -> None:
         if self.kind not in AGG_KINDS:
             raise QueryError(f"unknown aggregation {self.kind!r}; use one of {', '.join(AGG_KINDS)}")
+        if self.kind == "quantile":
+            q = self.q
+            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
+                raise QueryError(f"quantile({self.column!r}, q) needs q strictly between 0 and 1, got {q!r}")
+        elif self.q is not None:
+            raise QueryError(f"only quantile() takes q, not {self.kind}()")
         if self.kind != "count" and self.column is None:
             raise QueryError(f"{self.kind}() needs a column, e.g. pets.{self.kind}('age', bounds=(0, 100))")
         if self.bounds is not None:
@@ -273,6 +280,7 @@ class Plan:
                     "kind": a.kind,
                     "column": a.column,
                     "bounds": list(a.bounds) if a.bounds is not None else None,
+                    **({"q": a.q} if a.q is not None else {}),
                 }
                 for a in self.aggs
             ],
@@ -298,6 +306,7 @@ class Plan:
                         a["kind"],
                         a.get("column"),
                         tuple(a["bounds"]) if a.get("bounds") is not None else None,  # type: ignore[arg-type]
+                        a.get("q"),
                     )
                     for a in d.get("aggs", [])
                 ),

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import plan as P
 from .errors import QueryError
 
-__all__ = ["Expression", "col", "lit", "Query", "AggSpec", "count", "sum", "mean", "variance"]
+__all__ = ["Expression", "col", "lit", "Query", "AggSpec", "count", "sum", "mean", "variance",
+           "quantile"]
 
 
 class Expression:
@@ -102,9 +103,10 @@ def lit(value: Any) -> Expression:
 class AggSpec:
     """An aggregation before it gets its output name in :meth:`Query.agg`."""
 
-    __slots__ = ("kind", "column", "bounds")
+    __slots__ = ("kind", "column", "bounds", "q")
 
-    def __init__(self, kind: str, column: str | None, bounds: Sequence[float] | None) -> None:
+    def __init__(self, kind: str, column: str | None, bounds: Sequence[float] | None,
+                 q: float | None = None) -> None:
         if column is not None and not isinstance(column, str):
             raise QueryError(f"{kind}() takes a column name (a string), got {type(column).__name__}")
         if bounds is not None and (
@@ -116,11 +118,12 @@ class AggSpec:
         self.kind = kind
         self.column = column
         self.bounds = tuple(bounds) if bounds is not None else None
+        self.q = q
         # validate now so the error points at the call that made it
-        P.Aggregation("_", kind, column, self.bounds)  # type: ignore[arg-type]
+        P.Aggregation("_", kind, column, self.bounds, q)  # type: ignore[arg-type]
 
     def named(self, name: str) -> P.Aggregation:
-        return P.Aggregation(name, self.kind, self.column, self.bounds)  # type: ignore[arg-type]
+        return P.Aggregation(name, self.kind, self.column, self.bounds, self.q)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         args = [repr(self.column)] if self.column else []
@@ -147,6 +150,12 @@ def mean(column: str, bounds: Sequence[float] | None = None) -> AggSpec:
 def variance(column: str, bounds: Sequence[float] | None = None) -> AggSpec:
     """Population variance of a numeric column over present values clamped to ``bounds``."""
     return AggSpec("variance", column, bounds)
+
+
+def quantile(column: str, q: float, bounds: Sequence[float] | None = None) -> AggSpec:
+    """The ``q``-quantile (0.5: the median) of a numeric column within ``bounds``, chosen
+    among 65 evenly spaced candidates by the exponential mechanism (report noisy max)."""
+    return AggSpec("quantile", column, bounds, q)
 
 
 class Query:
@@ -238,8 +247,8 @@ class Query:
         for name, spec in aggregations.items():
             if not isinstance(spec, AggSpec):
                 raise QueryError(
-                    f"agg({name}=...) takes pets.count(), pets.sum(), pets.mean() or "
-                    f"pets.variance(), got {type(spec).__name__}"
+                    f"agg({name}=...) takes pets.count(), pets.sum(), pets.mean(), "
+                    f"pets.variance() or pets.quantile(), got {type(spec).__name__}"
                 )
             if name in taken:
                 raise QueryError(f"output name {name!r} is used twice; choose another name")

@@ -9,7 +9,7 @@ transaction, and only then is noise added and the result returned.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pandas as pd
@@ -102,14 +102,20 @@ class Session:
             details=compiled.details(),
         )
 
-    def release(self, query: Query | Plan, protection: Protection) -> Release:
+    @overload
+    def release(self, query: Query | Plan, protection: KAnonymity) -> Extract: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def release(self, query: Query | Plan, protection: Protection) -> Release: ...
+
+    def release(self, query: Query | Plan, protection: Protection) -> Release | Extract:
         """Release the answer to ``query`` under ``protection``, charging the ledger and
         appending an audit record first."""
         plan = _plan_of(query)
         _check_protection(protection)
         ds = self._holder._dataset(plan.dataset)
         if isinstance(protection, KAnonymity):
-            return self._release_kanon(ds, plan, protection)  # type: ignore[return-value]
+            return self._release_kanon(ds, plan, protection)
         try:
             compiled = self._check(ds, plan, protection)
             self._need_grant(plan.dataset)

@@ -39,7 +39,7 @@ from ..errors import PolicyError, QueryError
 from ..policy import Policy
 from ..protections import DP
 from .accuracy import check_level, laplace_half_width
-from .samplers import add_discrete_laplace, laplace_scale, laplace_threshold
+from .samplers import add_discrete_laplace, laplace_scale, laplace_threshold, noisy_max
 
 __all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 
@@ -47,6 +47,8 @@ __all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 # centred values of means and variances (whose squares are summed too).
 _SUM_LIMIT = 2**31 - 1
 _CENTRED_LIMIT = 2**18
+#: candidates a quantile is chosen from, evenly spaced over its bounds
+QUANTILE_CANDIDATES = 65
 
 
 def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -> int:
@@ -84,6 +86,29 @@ class _Output:
 
 
 @dataclass
+class _Quantile:
+    """One DP quantile per cell: report-noisy-max over the candidates' scores
+    −|(b − a)·#(x < c) − a·#(x > c)| for q ≈ a/b (b = 1000), OpenDP's exact noisy max."""
+
+    key: str
+    candidates: np.ndarray
+    lt: list[str]
+    le: list[str]
+    present: str
+    a: int
+    b: int
+    scale: float
+    measurement: Any = field(repr=False, default=None)
+
+    def choose(self, engine: dict[str, np.ndarray]) -> np.ndarray:
+        lt = np.stack([engine[k] for k in self.lt], axis=1)
+        le = np.stack([engine[k] for k in self.le], axis=1)
+        n = engine[self.present][:, None]
+        scores = -np.abs((self.b - self.a) * lt - self.a * (n - le))
+        return np.asarray([int(self.measurement(row.tolist())) for row in scores], dtype=np.int64)
+
+
+@dataclass
 class CompiledDP:
     """A DP plan ready to run: what to ask the engine, and how to noise and finish it."""
 
@@ -107,6 +132,7 @@ class CompiledDP:
     unknown: tuple[bool, ...] = ()  # per group column: keys not public
     threshold: Any = None  # OpenDP's Laplace-threshold measurement, when unknown
     selected: list[tuple[Any, ...]] | None = None  # the cells released, once selected
+    quantiles: list["_Quantile"] = field(default_factory=list)
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -145,9 +171,14 @@ class CompiledDP:
         for o in self.outputs:
             if o.agg.kind == "count":
                 out[o.agg.name] = self.scales[o.keys["count"]]
+            elif o.agg.kind == "quantile":
+                out[o.agg.name] = self._quantile(o).scale  # of the score's noise
             else:
                 out[o.agg.name] = self.scales[o.keys["sum"]] / o.factor
         return out
+
+    def _quantile(self, o: "_Output") -> "_Quantile":
+        return next(q for q in self.quantiles if q.key == o.keys["q"])
 
     def ci_half_widths(self, level: float = 0.95) -> dict[str, float | None]:
         """Half-width of the ``level`` interval per output; None where it depends on
@@ -159,7 +190,7 @@ class CompiledDP:
             elif o.agg.kind == "sum":
                 out[o.agg.name] = self.half_width(o.keys["sum"], level) / o.factor
             else:
-                out[o.agg.name] = None
+                out[o.agg.name] = None  # data-dependent (means, variances) or none (quantiles)
         return out
 
     def details(self) -> pd.DataFrame:
@@ -173,7 +204,8 @@ class CompiledDP:
                     "kind": o.agg.kind,
                     "column": o.agg.column,
                     "bounds": o.agg.bounds if o.agg.kind != "count" else None,
-                    "epsilon": self.epsilon_each * len(set(o.keys.values())),
+                    "epsilon": self.epsilon_each * (1 if o.agg.kind == "quantile"
+                                                    else len(set(o.keys.values()))),
                     "noise_scale": sc[o.agg.name],
                     "ci95_half_width": hw[o.agg.name],
                 }
@@ -205,6 +237,7 @@ class CompiledDP:
             ok = positions >= 0
             for m in self.measures:
                 vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
+        self._engine_vec = vec
         out = {}
         for key, parts in self.derived.items():
             acc = np.zeros(n, dtype=np.int64)
@@ -225,6 +258,8 @@ class CompiledDP:
         }
         if released_counts is not None:
             noisy[self.rows_key] = released_counts  # type: ignore[index]
+        for qt in self.quantiles:
+            noisy[qt.key] = qt.choose(self._engine_vec)
         return NoisyResult(self, noisy)
 
     def _select(self, exact: pd.DataFrame) -> np.ndarray:
@@ -280,6 +315,8 @@ class NoisyResult:
         nz = self.noisy
         if o.agg.kind == "count":
             return nz[o.keys["count"]].copy()
+        if o.agg.kind == "quantile":
+            return self.compiled._quantile(o).candidates[nz[o.keys["q"]]]
         if o.agg.kind == "sum":
             s = nz[o.keys["sum"]]
             return s.copy() if o.factor == 1 else s / o.factor
@@ -314,6 +351,9 @@ class NoisyResult:
 
     def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
         nz, hw = self.noisy, self.compiled.half_width
+        if o.agg.kind == "quantile":  # no interval is reported for a chosen candidate
+            nan = np.full(self.compiled.cells, np.nan)
+            return nan, nan
         if o.agg.kind in ("count", "sum"):
             k = o.keys["count"] if o.agg.kind == "count" else o.keys["sum"]
             h = hw(k, level)
@@ -431,11 +471,12 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     per_row: dict[str, int] = {}
 
     def ask(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
-            factor: int = 1, center: int = 0) -> str:
+            factor: int = 1, center: int = 0, threshold: float = 0.0) -> str:
         """An exact aggregate asked of the engine (shared between outputs)."""
-        ident = (kind, column, lo, hi, factor, center)
+        ident = (kind, column, lo, hi, factor, center, threshold)
         if ident not in engine:
-            engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor, center)
+            engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor, center,
+                                    threshold)
         return engine[ident].key
 
     def measure(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
@@ -462,6 +503,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         return key
 
     outputs: list[_Output] = []
+    quantile_specs: list[dict[str, Any]] = []
     for a in plan.aggs:
         if a.kind == "count":
             ck = measure("rows") if a.column is None else measure("present", a.column)
@@ -481,6 +523,17 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
             )
         lo, hi = float(bounds[0]), float(bounds[1])
         integral = ctype == "int" and lo.is_integer() and hi.is_integer()
+        if a.kind == "quantile":
+            cands = np.linspace(lo, hi, QUANTILE_CANDIDATES)
+            qkey = f"q{len(quantile_specs)}"
+            quantile_specs.append(dict(
+                key=qkey, candidates=cands,
+                lt=[ask("lt", a.column, lo, hi, threshold=float(c)) for c in cands],
+                le=[ask("le", a.column, lo, hi, threshold=float(c)) for c in cands],
+                present=ask("present", a.column), q=float(a.q),  # type: ignore[arg-type]
+            ))
+            outputs.append(_Output(a, {"q": qkey}, 1, 0, lo, hi))
+            continue
         if a.kind == "sum":
             f = sum_factor(lo, hi, ctype)
             outputs.append(_Output(a, {"sum": measure("sum", a.column, lo, hi, f, 0)}, f, 0, lo, hi))
@@ -518,8 +571,16 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         bounding = None
         contribution = 1
 
-    eps_each = protection.epsilon / len(derived)
+    eps_each = protection.epsilon / (len(derived) + len(quantile_specs))
     scales = {key: laplace_scale(per_row[key] * contribution, eps_each) for key in per_row}
+    quantiles = []
+    for spec in quantile_specs:
+        b = 1000
+        a_ = min(max(int(round(spec["q"] * b)), 1), b - 1)
+        sens = max(a_, b - a_) * contribution
+        meas, qscale = noisy_max(sens, eps_each)
+        quantiles.append(_Quantile(spec["key"], spec["candidates"], spec["lt"], spec["le"],
+                                   spec["present"], a_, b, qscale, meas))
     threshold = None
     cost = Cost(protection.epsilon, 0.0)
     if any_unknown:
@@ -546,4 +607,5 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         cost=cost,
         unknown=tuple(unknown),
         threshold=threshold,
+        quantiles=quantiles,
     )

@@ -112,3 +112,18 @@ def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, 
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid, hi)
     return make(hi)
+
+
+def noisy_max(sensitivity: int, epsilon: float) -> tuple[Any, float]:
+    """OpenDP's report-noisy-max (exact exponential noise) over i64 score vectors whose
+    entries one person changes by at most ``sensitivity``: ε-DP for ε = its privacy map.
+    Returns the measurement and its scale (the smallest whose map is ≤ ``epsilon``)."""
+    dom = dp.vector_domain(dp.atom_domain(T=_I64))
+    met = dp.linf_distance(T=_I64)
+    scale = 2.0 * sensitivity / epsilon
+    for _ in range(64):
+        m = dp.m.make_noisy_max(dom, met, dp.max_divergence(), scale=scale)
+        if float(m.map(int(sensitivity))) <= epsilon:
+            return m, scale
+        scale = math.nextafter(scale, math.inf)
+    raise InternalError("could not find a noisy-max scale for this epsilon; this is a bug")

@@ -56,6 +56,7 @@ class Measure:
     upper: float = 0.0
     factor: int = 1
     center: int = 0
+    threshold: float = 0.0  # kinds "lt" / "le": count present values with clamp(x) < / <= it
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,12 @@ def _measure_sql(m: Measure, types: dict[str, str],
     c = quote_ident(m.column)
     if m.kind == "present":
         return f"count({c}) AS {key}"
+    if m.kind in ("lt", "le"):
+        lo_f, hi_f = float(m.lower), float(m.upper)
+        x = f"{c}::DOUBLE"
+        clamped = f"if({x} > {hi_f!r}, {hi_f!r}, if({x} < {lo_f!r}, {lo_f!r}, {x}))"
+        op = "<" if m.kind == "lt" else "<="
+        return f"count(*) FILTER (WHERE {clamped} {op} {float(m.threshold)!r}) AS {key}"
     if m.kind == "sum" and not m.center and (m.column, m.lower, m.upper, m.factor) in encoded:
         # pre-encoded at registration: the exact same values, no per-row work now
         return f"coalesce(sum({quote_ident(ENCODED_PREFIX + m.column)}), 0)::BIGINT AS {key}"

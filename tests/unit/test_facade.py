@@ -49,6 +49,7 @@ PUBLIC_NAMES = [
     "example_data",
     "example_policy",
     "mean",
+    "quantile",
     "sum",
     "variance",
 ]

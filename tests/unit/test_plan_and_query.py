@@ -452,7 +452,8 @@ def aggregations(draw, name):
     kind = draw(st.sampled_from(AGG_KINDS))
     if kind == "count":
         return Aggregation(name, kind, draw(st.one_of(st.none(), names)))
-    return Aggregation(name, kind, draw(names), draw(st.one_of(st.none(), bounds)))
+    q = draw(st.floats(0.001, 0.999)) if kind == "quantile" else None
+    return Aggregation(name, kind, draw(names), draw(st.one_of(st.none(), bounds)), q)
 
 
 @st.composite
