@@ -30,7 +30,8 @@ _CLAUSES = {
     "limit": "LIMIT", "offset": "OFFSET", "distinct": "SELECT DISTINCT", "qualify": "QUALIFY",
     "windows": "WINDOW", "laterals": "LATERAL", "pivots": "PIVOT", "into": "INTO",
 }
-_DEFAULT_PREFIX = {"count": "count", "sum": "sum", "mean": "avg", "variance": "var"}
+_DEFAULT_PREFIX = {"count": "count", "sum": "sum", "mean": "avg", "variance": "var",
+                   "quantile": "quantile"}
 
 
 _TEXT: contextvars.ContextVar[str] = contextvars.ContextVar("pets_sql_text", default="")
@@ -141,15 +142,21 @@ def _parse(text: str) -> P.Plan:
             continue
         if isinstance(node, exp.Star):
             raise QueryError("SELECT * returns rows; ask for aggregates such as COUNT(*)")
-        kind = _agg_kind(node)
-        column = _agg_column(node, kind)
+        q: float | None = None
+        column: str | None
+        if isinstance(node, (exp.Median, exp.PercentileCont, exp.WithinGroup)):
+            column, q = _quantile_of(node)
+            kind = "quantile"
+        else:
+            kind = _agg_kind(node)
+            column = _agg_column(node, kind)
         name = alias or (
             _DEFAULT_PREFIX[kind] if column is None else f"{_DEFAULT_PREFIX[kind]}_{column}"
         )
         if name in names:
             raise QueryError(f"output name {name!r} is used twice; add AS <name>{_where(item)}")
         names.add(name)
-        aggs.append(P.Aggregation(name, kind, column, None))
+        aggs.append(P.Aggregation(name, kind, column, None, q))
     if not aggs:
         raise QueryError("select at least one aggregate, e.g. COUNT(*)")
 
@@ -163,6 +170,29 @@ def _parse(text: str) -> P.Plan:
         group_by=tuple(P.GroupKey(c) for c in group_cols),
         aggs=tuple(aggs),
     )
+
+
+def _quantile_of(node: exp.Expression) -> tuple[str, float]:
+    """MEDIAN(x), QUANTILE_CONT(x, q) / PERCENTILE_CONT(x, q), and
+    PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x) → (column, q)."""
+    if isinstance(node, exp.Median):
+        col, q_node = node.this, None
+        q: Any = 0.5
+    elif isinstance(node, exp.WithinGroup):
+        inner, order = node.this, node.expression
+        if not isinstance(inner, exp.PercentileCont) or not isinstance(order, exp.Order) \
+                or len(order.expressions) != 1:
+            raise _refuse(node, "WITHIN GROUP other than PERCENTILE_CONT(q) … ORDER BY column")
+        col, q_node = order.expressions[0].this, inner.this
+    else:
+        col, q_node = node.this, node.expression
+    if q_node is not None:
+        q = _literal(q_node)
+    if not isinstance(col, exp.Column):
+        raise _refuse(node, "a quantile of an expression (use a column)")
+    if isinstance(q, bool) or not isinstance(q, (int, float)):
+        raise _refuse(node, "a quantile whose fraction is not a number")
+    return col.name, float(q)
 
 
 def _agg_kind(node: exp.Expression) -> str:

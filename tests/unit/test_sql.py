@@ -318,3 +318,21 @@ def test_refused_sql_spends_nothing(session):
     with pytest.raises(QueryError, match="aggregate MAX"):
         session.sql("SELECT MAX(age) FROM adult", pets.DP(epsilon=0.5))
     assert session.remaining("adult") == before
+
+
+@pytest.mark.parametrize(
+    "sql, name, q",
+    [
+        ("SELECT sex, MEDIAN(age) AS m FROM adult GROUP BY sex", "m", 0.5),
+        ("SELECT QUANTILE_CONT(age, 0.9) FROM adult", "quantile_age", 0.9),
+        ("SELECT PERCENTILE_CONT(0.25) WITHIN GROUP (ORDER BY age) AS p FROM adult", "p", 0.25),
+    ],
+)
+def test_sql_quantiles_parse_to_dp_quantiles(sql, name, q):
+    (agg,) = parse_sql(sql).aggs
+    assert (agg.name, agg.kind, agg.column, agg.q) == (name, "quantile", "age", q)
+
+
+def test_sql_quantile_fraction_out_of_range_is_refused():
+    with pytest.raises(QueryError, match="q strictly between 0 and 1"):
+        parse_sql("SELECT PERCENTILE_CONT(2) WITHIN GROUP (ORDER BY age) FROM adult")
