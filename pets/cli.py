@@ -19,7 +19,7 @@ from typing import Callable, Sequence, TypeVar
 import pandas as pd
 
 from . import __version__
-from .errors import PetsError
+from .errors import PetsError, QueryError
 
 __all__ = ["main"]
 
@@ -216,7 +216,7 @@ def _anonymize(args: argparse.Namespace) -> int:
     )
     for c in qis + sens + keep:
         if c not in df.columns:
-            raise PetsError_(f"unknown column {c!r}; the file has: {', '.join(df.columns)}")
+            raise QueryError(f"unknown column {c!r}; the file has: {', '.join(df.columns)}")
     hierarchies = load_hierarchies(args.hierarchies, qis, sep=args.hierarchy_sep) if args.hierarchies else {}
     # numbers stay numbers where a column is numeric (Mondrian orders them)
     for c in qis + sens:
@@ -237,12 +237,6 @@ def _anonymize(args: argparse.Namespace) -> int:
     if res.nodes_total:
         out.line(f"lattice: {res.nodes_checked} of {res.nodes_total} nodes checked in {res.seconds:.2f} s")
     return 0
-
-
-def PetsError_(message: str) -> PetsError:  # noqa: N802 - small helper for CLI input errors
-    from .errors import QueryError
-
-    return QueryError(message)
 
 
 def _audit_verify(args: argparse.Namespace) -> int:

@@ -140,9 +140,9 @@ class Session:
         # would let an analyst average it away
         hit = store.recall_answer(key, record)
         if hit is not None:
-            audit_id, answer = hit
+            audit_id, answer, first = hit
             return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
-                                    Cost(), repeat_of=_first_of(store, audit_id))
+                                    Cost(), repeat_of=first)
         try:
             self._check_budget(plan.dataset, compiled.cost)
         except BudgetExceeded:
@@ -152,16 +152,16 @@ class Session:
         noisy = compiled.noise(exact_df)  # nothing leaves before the charge below
         del exact_df
         try:
-            audit_id, answer, repeated = store.charge_answer(
+            audit_id, answer, first_charge = store.charge_answer(
                 self.analyst, plan.dataset, self.purpose, compiled.cost, record, key,
                 _encode(noisy.noisy),
             )
         except BudgetExceeded:
             self._record_refusal(plan, protection, "budget", None)
             raise
-        if repeated:  # an identical query was answered meanwhile: that answer, no charge
+        if first_charge is not None:  # an identical query was answered meanwhile: free
             return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
-                                    Cost(), repeat_of=_first_of(store, audit_id))
+                                    Cost(), repeat_of=first_charge)
         return self._release_of(compiled, plan, protection, noisy.noisy, audit_id, compiled.cost)
 
     def _release_of(self, compiled: Any, plan: Plan, protection: Protection,
@@ -445,11 +445,6 @@ def _decode(answer: str) -> dict[str, np.ndarray]:
     import json
 
     return {k: np.asarray(v, dtype=np.int64) for k, v in json.loads(answer).items()}
-
-
-def _first_of(store: Any, audit_id: int) -> int | None:
-    recs = [r for r in store.audit().records() if r["id"] == audit_id]
-    return recs[0].get("repeat_of") if recs else None
 
 
 def _plan_of(query: Query | Plan) -> Plan:

@@ -575,29 +575,31 @@ class Store:
     def charge_answer(
         self, analyst: str, dataset: str, purpose: str, cost: Cost, record: dict[str, Any],
         key: str, answer: str,
-    ) -> tuple[int, str, bool]:
+    ) -> tuple[int, str, int | None]:
         """Charge and record a release and keep its ``answer`` under ``key`` — unless an
         answer is already kept under ``key``: then record a repeat (no charge) and return
         the kept answer. One transaction, so concurrent identical queries get one answer.
-        Returns ``(audit_id, answer, repeated)``."""
+        Returns ``(audit_id, answer, repeat_of)``: ``repeat_of`` is the audit id of the
+        first answer when this was a repeat, else None."""
         rec, body = self._prepare_charge(analyst, dataset, purpose, cost, record)
         with self._write() as con:
             row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
             if row is not None:
-                return self._append_repeat(con, rec, row[0]), row[1], True
+                return self._append_repeat(con, rec, row[0]), row[1], int(row[0])
             audit_id = self._debit(con, analyst, dataset, purpose, cost, rec, body)
             con.execute("INSERT INTO answers (key, audit_id, answer) VALUES (?, ?, ?)",
                         (key, audit_id, answer))
-            return audit_id, answer, False
+            return audit_id, answer, None
 
-    def recall_answer(self, key: str, record: dict[str, Any]) -> tuple[int, str] | None:
-        """The answer kept under ``key`` (recording the repeat in the audit log), or None."""
+    def recall_answer(self, key: str, record: dict[str, Any]) -> tuple[int, str, int] | None:
+        """The answer kept under ``key``, recording the repeat in the audit log:
+        ``(audit_id of the repeat, answer, audit_id of the first answer)``; or None."""
         with self._write() as con:
             row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
             if row is None:
                 return None
             rec = {k: v for k, v in record.items() if k != "cost"}
-            return self._append_repeat(con, rec, row[0]), row[1]
+            return self._append_repeat(con, rec, row[0]), row[1], int(row[0])
 
     def _append_repeat(self, con: sqlite3.Connection, rec: dict[str, Any], first_id: int) -> int:
         rep = {k: v for k, v in rec.items() if k not in ("cost", "charged")}
