@@ -3,6 +3,7 @@
     pets demo                               the main job on the bundled Adult example
     pets register --home DIR NAME SOURCE --policy POLICY.toml
     pets grant --home DIR --analyst A --dataset D --purpose P --epsilon E [--delta D]
+               [--accounting basic|zcdp]
     pets query --home DIR --analyst A --purpose P --epsilon 0.1 "SELECT ..."
     pets anonymize in.csv --qi age,sex --hierarchies DIR --k 5 [--l 2 --sensitive col] -o out.csv
     pets audit verify --home DIR
@@ -171,9 +172,9 @@ def _grant(args: argparse.Namespace) -> int:
 
     h = pets.Holder(args.home)
     h.grant(args.analyst, dataset=args.dataset, purpose=args.purpose, epsilon=args.epsilon,
-            delta=args.delta)
-    print(f"granted {args.analyst!r} epsilon={args.epsilon:g}, delta={args.delta:g} on "
-          f"{args.dataset!r} for {args.purpose!r}")
+            delta=args.delta, accounting=args.accounting)
+    print(f"granted {args.analyst!r} epsilon={args.epsilon:g}, delta={args.delta:g} "
+          f"({args.accounting} accounting) on {args.dataset!r} for {args.purpose!r}")
     return 0
 
 
@@ -182,7 +183,7 @@ def _query(args: argparse.Namespace) -> int:
 
     h = pets.Holder(args.home)
     s = h.session(args.analyst, purpose=args.purpose)
-    prot = pets.DP(epsilon=args.epsilon, delta=args.delta)
+    prot = pets.DP(epsilon=args.epsilon, delta=args.delta, noise=args.noise)
     from .sql import parse_sql
 
     plan = parse_sql(args.sql)
@@ -273,6 +274,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--purpose", required=True)
     g.add_argument("--epsilon", type=float, required=True)
     g.add_argument("--delta", type=float, default=0.0)
+    g.add_argument("--accounting", choices=("basic", "zcdp"), default="basic",
+                   help="how releases compose: sum of (epsilon, delta), or of zCDP rho")
     g.set_defaults(fn=_grant)
 
     q = sub.add_parser("query", help="answer one SQL question under DP")
@@ -281,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--purpose", required=True)
     q.add_argument("--epsilon", type=float, required=True)
     q.add_argument("--delta", type=float, default=0.0)
+    q.add_argument("--noise", choices=("laplace", "gaussian"), default="laplace")
     q.add_argument("--explain", action="store_true", help="show cost and accuracy; spend nothing")
     q.add_argument("--ci", action="store_true", help="print confidence intervals")
     q.add_argument("--level", type=float, default=0.95, help="confidence level for --ci")

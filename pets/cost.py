@@ -1,4 +1,5 @@
-"""Privacy cost: an (epsilon, delta) pair, with exact arithmetic for the ledger."""
+"""Privacy cost: (epsilon, delta) and, for zCDP accounting, rho — exact arithmetic for
+the ledger."""
 
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ def exact(x: float) -> Fraction:
 
 @dataclass(frozen=True)
 class Cost:
-    """A privacy cost or budget: ``epsilon`` (pure-DP part) and ``delta``."""
+    """A privacy cost or budget: ``epsilon`` and ``delta`` of the (ε, δ)-DP guarantee,
+    and ``rho`` — the zero-concentrated-DP parameter the same release (or budget) has,
+    which is what a grant with ``accounting="zcdp"`` adds up (0 where not used)."""
 
     epsilon: float = 0.0
     delta: float = 0.0
+    rho: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("epsilon", "delta"):
+        for name in ("epsilon", "delta", "rho"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v) or v < 0:
                 raise ValueError(f"Cost.{name} must be a number >= 0, got {v!r}")
@@ -40,7 +44,9 @@ class Cost:
         return Cost(
             float(exact(self.epsilon) + exact(other.epsilon)),
             float(exact(self.delta) + exact(other.delta)),
+            float(exact(self.rho) + exact(other.rho)),
         )
 
     def __str__(self) -> str:
-        return f"epsilon={self.epsilon:g}, delta={self.delta:g}"
+        base = f"epsilon={self.epsilon:g}, delta={self.delta:g}"
+        return base + (f", rho={self.rho:g}" if self.rho else "")

@@ -236,12 +236,16 @@ class Holder:
 
     # -- grants and keys -------------------------------------------------------------
     def grant(
-        self, analyst: str, *, dataset: str, purpose: str, epsilon: float, delta: float = 0.0
+        self, analyst: str, *, dataset: str, purpose: str, epsilon: float, delta: float = 0.0,
+        accounting: str = "basic",
     ) -> None:
         """Give ``analyst`` a privacy budget on ``dataset`` for one ``purpose``.
 
         Sets the total budget of that (analyst, dataset, purpose); what was already
-        spent stays spent. There is no wildcard purpose.
+        spent stays spent. There is no wildcard purpose. ``accounting`` is how releases
+        compose: ``"basic"`` sums their (ε, δ); ``"zcdp"`` (needs δ > 0) sums their ρ —
+        much cheaper for many Gaussian releases (see :mod:`pets.dp.accountant`). It
+        cannot change once budget was spent under the grant.
         """
         _check_name(analyst, "analyst name")
         _check_purpose(purpose)
@@ -252,7 +256,7 @@ class Holder:
             raise QueryError(f"a grant's epsilon must be a finite number > 0, got {epsilon!r}")
         if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not (0 <= delta < 1):
             raise QueryError(f"a grant's delta must be a number in [0, 1), got {delta!r}")
-        self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta))
+        self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta), accounting)
 
     def revoke(self, analyst: str, *, dataset: str, purpose: str) -> None:
         """Withdraw a grant (spent budget stays on the ledger)."""

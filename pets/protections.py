@@ -8,7 +8,10 @@ from typing import Any
 
 from .errors import QueryError
 
-__all__ = ["Protection", "DP", "KAnonymity", "HE", "protection_from_dict"]
+__all__ = ["Protection", "DP", "KAnonymity", "HE", "protection_from_dict", "NOISES"]
+
+#: noise distributions a DP release can use
+NOISES = ("laplace", "gaussian")
 
 
 class Protection:
@@ -27,12 +30,19 @@ class DP(Protection):
     Guarantee: the released values are (ε, δ)-differentially private with respect to
     adding or removing one person (the policy's privacy unit; one row per person when
     it names none), with each person's contribution bounded as the policy says.
-    Counts, sums and means over public keys use discrete Laplace noise and are pure
-    ε-DP: they spend δ = 0 whatever ``delta`` allows.
+
+    ``noise="laplace"`` (default): discrete Laplace noise; counts, sums and means over
+    public keys are pure ε-DP and spend δ = 0 whatever ``delta`` allows (apart from a
+    sampler allowance of at most δ/100 on releases with many cells, see docs/dp.md).
+    ``noise="gaussian"``: discrete Gaussian noise calibrated to the ρ-zCDP that implies
+    (ε, δ)-DP (needs ``delta > 0``); better than Laplace for releases with many
+    measurements or many groups per person, and composes in ρ on a grant with
+    ``accounting="zcdp"``.
     """
 
     epsilon: float
     delta: float = 0.0
+    noise: str = "laplace"
     form = "dp"
 
     def __post_init__(self) -> None:
@@ -41,11 +51,23 @@ class DP(Protection):
             raise QueryError(f"DP(epsilon=...) must be a finite number > 0, got {e!r}")
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not (0 <= d < 1):
             raise QueryError(f"DP(delta=...) must be a number in [0, 1), got {d!r}")
+        if self.noise not in NOISES:
+            raise QueryError(
+                f"DP(noise=...) must be one of {', '.join(map(repr, NOISES))}, got {self.noise!r}"
+            )
+        if self.noise == "gaussian" and d == 0:
+            raise QueryError(
+                "Gaussian noise needs delta > 0: e.g. pets.DP(epsilon=1.0, delta=1e-6, "
+                "noise='gaussian'); for pure DP (delta = 0) use the default Laplace noise"
+            )
         object.__setattr__(self, "epsilon", float(e))
         object.__setattr__(self, "delta", float(d))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"form": "dp", "epsilon": self.epsilon, "delta": self.delta}
+        out: dict[str, Any] = {"form": "dp", "epsilon": self.epsilon, "delta": self.delta}
+        if self.noise != "laplace":
+            out["noise"] = self.noise
+        return out
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,11 @@ class HE(Protection):
             raise QueryError(f"HE(key_bits=...) must be 2048, 3072 or 4096, got {self.key_bits!r}")
         if self.dp is not None and not isinstance(self.dp, DP):
             raise QueryError("HE(dp=...) takes pets.DP(epsilon=...)")
+        if self.dp is not None and self.dp.noise != "laplace":
+            raise QueryError(
+                "HE(dp=...) adds discrete Laplace noise at each holder; Gaussian noise is not "
+                "supported in federated releases yet: use pets.DP(epsilon=...) without noise="
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"form": "he", "key_bits": self.key_bits,
@@ -136,7 +163,7 @@ class HE(Protection):
 def protection_from_dict(d: dict[str, Any]) -> Protection:
     form = d.get("form")
     if form == "dp":
-        return DP(epsilon=d["epsilon"], delta=d.get("delta", 0.0))
+        return DP(epsilon=d["epsilon"], delta=d.get("delta", 0.0), noise=d.get("noise", "laplace"))
     if form == "kanon":
         return KAnonymity(**{k: v for k, v in d.items() if k != "form"})
     if form == "he":

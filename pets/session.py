@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 import pandas as pd
 
-from .cost import Cost, exact
+from .cost import Cost
+from .dp.accountant import charged_cost
 from .dp.aggregate import compile_dp
 from .errors import BudgetExceeded, PolicyError, QueryError
 from .governance import check_plan, min_k
@@ -82,7 +83,7 @@ class Session:
             )
         try:
             compiled = self._check(ds, plan, protection)
-            self._check_budget(plan.dataset, compiled.cost)
+            charged = self._check_budget(plan.dataset, compiled.cost, compiled.zdelta)
         except (PolicyError, BudgetExceeded) as e:
             rule = getattr(e, "rule", "budget")
             return Explanation(
@@ -95,7 +96,7 @@ class Session:
             )
         return Explanation(
             allowed=True,
-            cost=compiled.cost,
+            cost=charged,
             scale=compiled.output_scales(),
             ci_width={k: (2 * v if v is not None else None) for k, v in compiled.ci_half_widths().items()},
             remaining=remaining,
@@ -130,8 +131,8 @@ class Session:
             "status": "released",
             "plan": plan.to_dict(),
             "protection": protection.to_dict(),
-            "cost": {"epsilon": compiled.cost.epsilon, "delta": compiled.cost.delta},
             "cells": compiled.cells,
+            "sampler": compiled.sampler,
             "noise_scale": compiled.output_scales(),
         }
         store = self._holder._store
@@ -144,7 +145,7 @@ class Session:
             return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
                                     Cost(), repeat_of=first)
         try:
-            self._check_budget(plan.dataset, compiled.cost)
+            self._check_budget(plan.dataset, compiled.cost, compiled.zdelta)
         except BudgetExceeded:
             self._record_refusal(plan, protection, "budget", None)
             raise
@@ -152,9 +153,9 @@ class Session:
         noisy = compiled.noise(exact_df)  # nothing leaves before the charge below
         del exact_df
         try:
-            audit_id, answer, first_charge = store.charge_answer(
+            audit_id, answer, first_charge, charged = store.charge_answer(
                 self.analyst, plan.dataset, self.purpose, compiled.cost, record, key,
-                _encode(noisy.noisy),
+                _encode(noisy.noisy), zdelta=compiled.zdelta,
             )
         except BudgetExceeded:
             self._record_refusal(plan, protection, "budget", None)
@@ -162,7 +163,7 @@ class Session:
         if first_charge is not None:  # an identical query was answered meanwhile: free
             return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
                                     Cost(), repeat_of=first_charge)
-        return self._release_of(compiled, plan, protection, noisy.noisy, audit_id, compiled.cost)
+        return self._release_of(compiled, plan, protection, noisy.noisy, audit_id, charged)
 
     def _release_of(self, compiled: Any, plan: Plan, protection: Protection,
                     noisy: dict[str, np.ndarray], audit_id: int, spent: Cost,
@@ -320,7 +321,7 @@ class Session:
             check_plan(ds.policy, plan, ds.schema, "he", dp_prot.epsilon if dp_prot else None)
             compiled = compile_dp(plan, ds.policy, ds.schema, dp_prot or DP(epsilon=1.0))
             cost = compiled.cost if dp_prot else Cost()
-            self._check_budget(plan.dataset, cost)
+            self._check_budget(plan.dataset, cost)  # Laplace only (HE refuses Gaussian)
         except PolicyError as e:
             self._record_refusal(plan, prot, e.rule, e.column)
             raise
@@ -346,7 +347,6 @@ class Session:
             "status": "released",
             "plan": plan.to_dict(),
             "protection": prot.to_dict(),
-            "cost": {"epsilon": cost.epsilon, "delta": cost.delta},
             "cells": compiled.cells,
         }
         try:
@@ -371,25 +371,30 @@ class Session:
     def _check(self, ds: "Dataset", plan: Plan, protection: Protection) -> Any:
         if isinstance(protection, DP):
             check_plan(ds.policy, plan, ds.schema, "dp", protection.epsilon)
-            return compile_dp(plan, ds.policy, ds.schema, protection)
+            grant = self._holder._store.get_grant(self.analyst, plan.dataset, self.purpose)
+            return compile_dp(plan, ds.policy, ds.schema, protection,
+                              grant_epsilon=grant.epsilon if grant is not None else None)
         raise QueryError(f"protection {type(protection).__name__} is not supported here yet")
 
-    def _check_budget(self, dataset: str, cost: Cost) -> None:
-        budget = self._holder._store.budget(self.analyst, dataset, self.purpose)
+    def _check_budget(self, dataset: str, cost: Cost, zdelta: float | None = None) -> Cost:
+        """Raise unless the grant has room for ``cost``; return what it would charge."""
+        budget = self._holder._store.budget_state(self.analyst, dataset, self.purpose)
         if budget is None:
             raise PolicyError(
                 f"analyst {self.analyst!r} has no grant for dataset {dataset!r} and purpose "
                 f"{self.purpose!r}; the holder can grant one with holder.grant(...)",
                 rule="no_grant",
             )
-        left = budget[1]
-        if exact(cost.epsilon) > exact(left.epsilon) or exact(cost.delta) > exact(left.delta):
+        charged, zd = charged_cost(budget.accounting, cost, zdelta)
+        if not budget.fits(charged, zd):
+            asked = str(cost) if budget.accounting == "basic" else f"rho={charged.rho:.6g} ({cost})"
             raise BudgetExceeded(
-                f"this release asks {cost} but only {left} is left for {self.analyst} on "
-                f"{dataset} (purpose {self.purpose})",
-                asked=cost,
-                left=left,
+                f"this release asks {asked} but only {budget.describe_left()} is left for "
+                f"{self.analyst} on {dataset} (purpose {self.purpose})",
+                asked=charged,
+                left=budget.remaining(),
             )
+        return charged
 
     def _record_refusal(self, plan: Plan, protection: Protection, rule: str, column: str | None) -> None:
         self._holder._store.record(

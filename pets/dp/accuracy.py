@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["laplace_half_width", "check_level"]
+__all__ = ["laplace_half_width", "gaussian_half_width", "check_level"]
 
 from ..errors import QueryError
 
@@ -42,3 +43,38 @@ def tail_probability(scale: float, h: np.ndarray | int) -> np.ndarray:
     """P(|X| > h) for discrete Laplace(scale)."""
     q = math.exp(-1.0 / scale)
     return 2.0 * np.power(q, np.asarray(h) + 1.0) / (1.0 + q)
+
+
+def gaussian_tail(sigma: float, t: int) -> float:
+    """An upper bound on P(|X| ≥ t) for X ~ discrete Gaussian N_Z(0, σ²), t ≥ 1.
+
+    Exact (a sum of the pmf) for σ ≤ 1000. Beyond, with the normaliser
+    Z = Σ_k e^{-k²/2σ²} ≥ σ·sqrt(2π) (Poisson summation):
+    P(X ≥ t) ≤ (e^{-t²/2σ²} + ∫_t^∞ e^{-x²/2σ²} dx) / Z ≤ e^{-t²/2σ²}/(σ·sqrt(2π)) + Q(t/σ).
+    """
+    if t <= 0:
+        return 1.0
+    if sigma <= 1000:
+        k = np.arange(0, int(math.ceil(sigma * 40)) + 2, dtype=np.float64)
+        w = np.exp(-(k * k) / (2.0 * sigma * sigma))
+        z = 2.0 * w.sum() - w[0]
+        return float(min(1.0, 2.0 * w[int(t):].sum() / z))
+    one = math.exp(-t * t / (2.0 * sigma * sigma)) / (sigma * math.sqrt(2.0 * math.pi))
+    return min(1.0, 2.0 * (one + 0.5 * math.erfc(t / (sigma * math.sqrt(2.0)))))
+
+
+@lru_cache(maxsize=1024)
+def gaussian_half_width(sigma: float, level: float) -> int:
+    """The smallest integer h with P(|X| > h) ≤ 1 − level for X ~ N_Z(0, σ²) (using
+    :func:`gaussian_tail`, exact for σ ≤ 1000 and a proven upper bound beyond)."""
+    alpha = 1.0 - level
+    lo, hi = -1, max(1, int(math.ceil(sigma * 40)))
+    while gaussian_tail(sigma, hi + 1) > alpha:
+        hi *= 2
+    while hi - lo > 1:  # invariant: tail(lo + 1) > alpha >= tail(hi + 1)
+        mid = (lo + hi) // 2
+        if gaussian_tail(sigma, mid + 1) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return hi

@@ -15,6 +15,22 @@ Sequential composition over measurements gives ε in total. Everything after the
 (ratios for means, clipping into bounds, suppressing cells below the minimum group
 size) is post-processing.
 
+Gaussian noise (``DP(noise="gaussian")``, δ > 0): the release is ρ-zCDP with ρ the
+largest value whose zCDP implies (ε, δ_conv)-DP (Canonne, Kamath & Steinke 2020,
+Prop. 12), split evenly over the measurements; a measurement with squared L2
+sensitivity ``Δ₂² = max|v|² · max_groups · max_rows_per_group²`` gets discrete Gaussian
+noise with σ = sqrt(Δ₂² / 2ρ_share) (CKS 2020, Thm 15), quantiles the exponential
+mechanism at ε_q = sqrt(2ρ_share) (pure ε_q-DP is ε_q²/2-zCDP). With unknown keys,
+OpenDP's Gaussian threshold (approximate zCDP) takes half of δ. Hence (ε, δ)-DP.
+
+The sampler: OpenDP's exact samplers, except on releases of many noise draws
+(≥ ``FAST_MIN_DRAWS``, public keys, δ > 0, a known grant): there pets.dp.fast draws the
+same distributions with a proven total-variation distance γ ≤ 2^-53 (Laplace) or
+2^-47 (Gaussian) per draw from the exact ones. Over everything an analyst is ever
+released under a grant of ε_B, the transcript is within Σγ of the exact one, which
+adds at most Σγ·(1 + e^ε_B) to δ: that amount is charged to the release as δ (and used
+only when it is at most δ/100 of the release's δ).
+
 Missing values: ``count()`` counts rows; ``count(col)``, ``sum``, ``mean`` and
 ``variance`` use only rows where the column is present, and a mean or variance divides
 by the (noisy) count of present values. Rows whose group-by key is missing fall outside
@@ -38,8 +54,18 @@ from ..engines.base import AggregateRequest, Bounding, Measure
 from ..errors import PolicyError, QueryError
 from ..policy import Policy
 from ..protections import DP
-from .accuracy import check_level, laplace_half_width
-from .samplers import add_discrete_laplace, laplace_scale, laplace_threshold, noisy_max
+from . import fast
+from .accuracy import check_level, gaussian_half_width, laplace_half_width
+from .samplers import (
+    add_discrete_gaussian,
+    add_discrete_laplace,
+    gaussian_scale,
+    gaussian_threshold,
+    laplace_scale,
+    laplace_threshold,
+    noisy_max,
+    zcdp_rho,
+)
 
 __all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 
@@ -49,6 +75,10 @@ _SUM_LIMIT = 2**31 - 1
 _CENTRED_LIMIT = 2**18
 #: candidates a quantile is chosen from, evenly spaced over its bounds
 QUANTILE_CANDIDATES = 65
+#: noise draws from which a release may use the fast sampler (below, OpenDP's exact one)
+FAST_MIN_DRAWS = 2048
+#: the proven per-draw total-variation bounds of pets.dp.fast
+_FAST_TV = {"laplace": 2.0**-53, "gaussian": 2.0**-47}
 
 
 def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -> int:
@@ -133,16 +163,26 @@ class CompiledDP:
     threshold: Any = None  # OpenDP's Laplace-threshold measurement, when unknown
     selected: list[tuple[Any, ...]] | None = None  # the cells released, once selected
     quantiles: list["_Quantile"] = field(default_factory=list)
+    noise_kind: str = "laplace"  # "laplace" (scales are Laplace scales) or "gaussian" (σ)
+    sampler: str = "opendp"  # "opendp" (exact) or "fast" (pets.dp.fast, TV-bounded)
+    zdelta: float | None = None  # approximate-zCDP δ' of the release (None: cost.delta)
+    rho_each: float = 0.0  # Gaussian: ρ per measurement
+
+    def _one_half_width(self, key: str, level: float) -> int:
+        if self.noise_kind == "gaussian":
+            return gaussian_half_width(self.scales[key], level)
+        return laplace_half_width(self.scales[key], level)
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
 
-        One draw: the exact discrete Laplace quantile. A sum of H independent draws: a
-        union bound, H · (the one-draw half-width at level 1 − (1 − level)/H)."""
+        One draw: the exact discrete Laplace (or discrete Gaussian) quantile. A sum of H
+        independent draws: a union bound, H · (the one-draw half-width at level
+        1 − (1 − level)/H)."""
         h = self.noise_draws
         if h == 1:
-            return float(laplace_half_width(self.scales[key], level))
-        return float(h * laplace_half_width(self.scales[key], 1.0 - (1.0 - level) / h))
+            return float(self._one_half_width(key, level))
+        return float(h * self._one_half_width(key, 1.0 - (1.0 - level) / h))
 
     @property
     def cells(self) -> int:
@@ -198,18 +238,21 @@ class CompiledDP:
         hw = self.ci_half_widths(0.95)
         sc = self.output_scales()
         for o in self.outputs:
-            rows.append(
-                {
-                    "aggregate": o.agg.name,
-                    "kind": o.agg.kind,
-                    "column": o.agg.column,
-                    "bounds": o.agg.bounds if o.agg.kind != "count" else None,
-                    "epsilon": self.epsilon_each * (1 if o.agg.kind == "quantile"
-                                                    else len(set(o.keys.values()))),
-                    "noise_scale": sc[o.agg.name],
-                    "ci95_half_width": hw[o.agg.name],
-                }
-            )
+            parts = 1 if o.agg.kind == "quantile" else len(set(o.keys.values()))
+            row = {
+                "aggregate": o.agg.name,
+                "kind": o.agg.kind,
+                "column": o.agg.column,
+                "bounds": o.agg.bounds if o.agg.kind != "count" else None,
+                "epsilon": self.epsilon_each * parts,
+                "noise": self.noise_kind,
+                "noise_scale": sc[o.agg.name],
+                "ci95_half_width": hw[o.agg.name],
+            }
+            if self.noise_kind == "gaussian":  # each output's share of ρ (ε above: its
+                row["epsilon"] = None  # share of the release's ε is not defined)
+                row["rho"] = self.rho_each * parts
+            rows.append(row)
         return pd.DataFrame(rows)
 
     # -- running -------------------------------------------------------------------
@@ -251,8 +294,14 @@ class CompiledDP:
         if self.threshold is not None:
             released_counts = self._select(exact)
         vec = self.exact_vectors(exact)
+        add = {
+            ("laplace", "opendp"): add_discrete_laplace,
+            ("gaussian", "opendp"): add_discrete_gaussian,
+            ("laplace", "fast"): fast.add_discrete_laplace,
+            ("gaussian", "fast"): lambda v, s: v + fast.discrete_gaussian(s, len(v)),
+        }[(self.noise_kind, self.sampler)]
         noisy = {
-            k: add_discrete_laplace(v, self.scales[k])
+            k: add(v, self.scales[k])
             for k, v in vec.items()
             if not (released_counts is not None and k == self.rows_key)
         }
@@ -423,8 +472,12 @@ def _check_keys(column: str, keys: tuple[Any, ...], ctype: str) -> None:
             )
 
 
-def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP) -> CompiledDP:
+def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
+               grant_epsilon: float | None = None) -> CompiledDP:
     """Check a plan's shape for a DP release and work out its measurements and scales.
+
+    ``grant_epsilon`` (the ε of the analyst's grant, when known) lets a release with
+    many noise draws use the fast sampler (see the module docstring).
 
     Raises QueryError for malformed requests and PolicyError where keys are not public.
     Column-level policy rules are checked by :mod:`pets.governance` before this.
@@ -566,13 +619,48 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         max_g = policy.max_groups or 1
         max_r = policy.max_rows_per_group or 1
         bounding: Bounding | None = Bounding(policy.privacy_unit, max_g, max_r, secrets.randbits(63))
-        contribution = (max_g if any_unknown else min(max_g, cells)) * max_r
+        groups = max_g if any_unknown else min(max_g, cells)
     else:
         bounding = None
-        contribution = 1
+        groups, max_r = 1, 1
+    contribution = groups * max_r
 
-    eps_each = protection.epsilon / (len(derived) + len(quantile_specs))
-    scales = {key: laplace_scale(per_row[key] * contribution, eps_each) for key in per_row}
+    gaussian = protection.noise == "gaussian"
+    n_meas = len(derived) + len(quantile_specs)
+    # the fast sampler: many draws, public keys, a δ to absorb its TV distance
+    draws = cells * len(derived)
+    sampler, delta_s = "opendp", 0.0
+    if (not any_unknown and protection.delta > 0 and grant_epsilon is not None
+            and draws >= FAST_MIN_DRAWS and grant_epsilon < 700):
+        d = draws * _FAST_TV[protection.noise] * (1.0 + math.exp(grant_epsilon))
+        if d <= protection.delta / 100:
+            sampler, delta_s = "fast", d
+    delta_thr = 0.0
+    if any_unknown:
+        delta_thr = protection.delta if not gaussian else (protection.delta - delta_s) / 2
+    l0 = (policy.max_groups or 1) if policy.privacy_unit is not None else 1
+    linf = (policy.max_rows_per_group or 1) if policy.privacy_unit is not None else 1
+    threshold = None
+    rho_each = 0.0
+    if gaussian:
+        rho_total = zcdp_rho(protection.epsilon, protection.delta - delta_s - delta_thr)
+        rho_each = rho_total / n_meas
+        eps_each = math.sqrt(2.0 * rho_each)  # for quantiles: pure ε-DP is ε²/2-zCDP
+        scales = {key: gaussian_scale(per_row[key] ** 2 * groups * max_r * max_r, rho_each)
+                  for key in per_row}
+        if any_unknown:
+            threshold = gaussian_threshold(scales[rows_key], (l0, l0 * linf, linf),  # type: ignore[index]
+                                           rho_each, delta_thr)
+        cost = Cost(protection.epsilon, protection.delta, rho_total)
+        zdelta: float | None = delta_thr + delta_s
+    else:
+        eps_each = protection.epsilon / n_meas
+        scales = {key: laplace_scale(per_row[key] * contribution, eps_each) for key in per_row}
+        if any_unknown:
+            threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
+                                          delta_thr)
+        cost = Cost(protection.epsilon, delta_thr + delta_s)
+        zdelta = None
     quantiles = []
     for spec in quantile_specs:
         b = 1000
@@ -581,14 +669,6 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         meas, qscale = noisy_max(sens, eps_each)
         quantiles.append(_Quantile(spec["key"], spec["candidates"], spec["lt"], spec["le"],
                                    spec["present"], a_, b, qscale, meas))
-    threshold = None
-    cost = Cost(protection.epsilon, 0.0)
-    if any_unknown:
-        l0 = (policy.max_groups or 1) if policy.privacy_unit is not None else 1
-        linf = (policy.max_rows_per_group or 1) if policy.privacy_unit is not None else 1
-        threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
-                                      protection.delta)
-        cost = Cost(protection.epsilon, protection.delta)
     return CompiledDP(
         plan=plan,
         protection=protection,
@@ -608,4 +688,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         unknown=tuple(unknown),
         threshold=threshold,
         quantiles=quantiles,
+        noise_kind=protection.noise,
+        sampler=sampler,
+        zdelta=zdelta,
+        rho_each=rho_each,
     )

@@ -19,7 +19,18 @@ import opendp.prelude as dp
 
 from ..errors import InternalError, QueryError
 
-__all__ = ["discrete_laplace", "add_discrete_laplace", "laplace_scale", "laplace_epsilon"]
+__all__ = [
+    "discrete_laplace",
+    "add_discrete_laplace",
+    "laplace_scale",
+    "laplace_epsilon",
+    "add_discrete_gaussian",
+    "gaussian_scale",
+    "gaussian_rho",
+    "gaussian_threshold",
+    "zcdp_epsilon",
+    "zcdp_rho",
+]
 
 dp.enable_features("contrib")
 
@@ -127,3 +138,121 @@ def noisy_max(sensitivity: int, epsilon: float) -> tuple[Any, float]:
             return m, scale
         scale = math.nextafter(scale, math.inf)
     raise InternalError("could not find a noisy-max scale for this epsilon; this is a bug")
+
+
+# -- discrete Gaussian under zero-concentrated DP ------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _gaussian(sigma: float) -> Any:
+    """OpenDP's vectorised discrete Gaussian on i64 vectors (exact sampler, CSPRNG)."""
+    return dp.m.make_gaussian(
+        dp.vector_domain(dp.atom_domain(T=_I64)), dp.l2_distance(T=_I64), sigma
+    )
+
+
+def gaussian_rho(l2_squared: int, sigma: float) -> float:
+    """ρ of the discrete Gaussian mechanism with noise ``sigma`` on integer vectors whose
+    squared L2 sensitivity is ``l2_squared``: ρ = Δ₂² / (2σ²) (Canonne, Kamath & Steinke
+    2020, Thm 15: adding N_Z(0, σ²) to each coordinate is ρ-zCDP)."""
+    return float(l2_squared) / (2.0 * sigma * sigma)
+
+
+def gaussian_scale(l2_squared: int, rho: float) -> float:
+    """The smallest σ (up to ulps) with Δ₂²/(2σ²) ≤ ``rho`` for squared L2 sensitivity
+    ``l2_squared`` — computed, then nudged up until the float check agrees."""
+    if not (rho > 0 and math.isfinite(rho)):
+        raise QueryError(f"rho must be a finite number > 0, got {rho!r}")
+    if l2_squared <= 0:
+        raise InternalError("sensitivity must be positive; this is a bug")
+    sigma = math.sqrt(l2_squared / (2.0 * rho))
+    if not math.isfinite(sigma) or sigma > _MAX_SCALE:
+        raise QueryError(
+            f"the privacy budget is too small: the Gaussian noise would be larger than any "
+            f"64-bit answer (sigma {sigma:g}); ask for a larger epsilon or delta"
+        )
+    for _ in range(64):
+        if gaussian_rho(l2_squared, sigma) <= rho:
+            return sigma
+        sigma = math.nextafter(sigma, math.inf)
+    raise InternalError("could not find a Gaussian scale for this rho; this is a bug")
+
+
+def add_discrete_gaussian(values: np.ndarray, sigma: float) -> np.ndarray:
+    """``values`` (integers) plus discrete Gaussian noise N_Z(0, sigma²), in one exact
+    OpenDP call."""
+    arr = np.asarray(values, dtype=np.int64)
+    if arr.size == 0:
+        return arr.copy()
+    return np.asarray(_gaussian(float(sigma))(arr.tolist()), dtype=np.int64)
+
+
+@lru_cache(maxsize=4096)
+def zcdp_epsilon(rho: float, delta: float) -> float:
+    """The ε of the (ε, δ)-DP guarantee that ρ-zCDP implies at ``delta``, by OpenDP's
+    conversion (Canonne, Kamath & Steinke 2020, Prop. 12 / Cor. 13 — tighter than
+    ε = ρ + 2·sqrt(ρ·ln(1/δ)))."""
+    if rho <= 0:
+        return 0.0
+    if not (0 < delta < 1):
+        raise QueryError(f"delta must be in (0, 1) to convert zCDP to (epsilon, delta), got {delta!r}")
+    # a one-dimensional Gaussian whose map at distance 1 is ≥ rho (OpenDP rounds up)
+    m = dp.m.make_gaussian(dp.atom_domain(T=_I64), dp.absolute_distance(T=_I64),
+                           1.0 / math.sqrt(2.0 * rho))
+    return float(dp.c.make_zCDP_to_approxDP(m).map(1).epsilon(delta))
+
+
+@lru_cache(maxsize=4096)
+def zcdp_rho(epsilon: float, delta: float) -> float:
+    """The largest ρ (to 1e-12 relative) whose zCDP guarantee implies (``epsilon``,
+    ``delta``)-DP by :func:`zcdp_epsilon`."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise QueryError(f"epsilon must be a finite number > 0, got {epsilon!r}")
+    if not (0 < delta < 1):
+        raise QueryError(f"Gaussian noise needs 0 < delta < 1, got {delta!r}")
+    lo, hi = 0.0, epsilon  # ρ-zCDP implies (ρ + 2·sqrt(ρ ln 1/δ), δ)-DP: ρ ≤ ε always
+    while zcdp_epsilon(hi, delta) <= epsilon:  # (only for huge deltas)
+        lo, hi = hi, hi * 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if zcdp_epsilon(mid, delta) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * hi:
+            break
+    if lo <= 0:
+        raise QueryError(
+            f"no Gaussian noise reaches epsilon={epsilon:g} at delta={delta:g}; "
+            "allow a larger epsilon or delta"
+        )
+    return lo
+
+
+def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, delta: float) -> Any:
+    """OpenDP's Gaussian-threshold measurement on a map of group → count (releases the
+    groups whose noisy count reaches the threshold; approximate zCDP, Rogers 2023).
+
+    ``d_in`` = (groups, rows, rows per group) one person can change. The smallest
+    threshold whose privacy map gives at most (``rho``, ``delta``) is chosen."""
+    dom = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=_I64))
+    met = dp.l02inf_distance(dp.absolute_distance(T=_I64))
+
+    def make(t: int) -> Any:
+        return dp.m.make_gaussian_threshold(dom, met, scale=float(sigma), threshold=int(t))
+
+    def ok(t: int) -> bool:
+        r, dlt = make(t).map(d_in)
+        return r <= rho * (1 + 1e-9) and dlt <= delta
+
+    if not ok(2**60):
+        raise QueryError(
+            f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
+        )
+    lo, hi = 0, max(1, int(sigma))
+    while not ok(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return make(hi)

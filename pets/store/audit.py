@@ -191,7 +191,7 @@ class AuditLog:
                 int(r[0]): r[1:]
                 for r in con.execute(
                     "SELECT audit_id, analyst, dataset, purpose, epsilon, epsilon_text, "
-                    "delta, delta_text FROM ledger"
+                    "delta, delta_text, rho_text, zdelta_text FROM ledger"
                 )
             }
             rows = con.execute(
@@ -200,19 +200,16 @@ class AuditLog:
             )
             _verify(rows, head, ledger)
             totals: dict[tuple[str, str, str], list[Fraction]] = {}
-            for r in con.execute(
-                "SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM ledger"
-            ):
-                t = totals.setdefault((r[0], r[1], r[2]), [Fraction(0), Fraction(0)])
-                t[0] += Fraction(r[3])
-                t[1] += Fraction(r[4])
+            parts = "epsilon_text, delta_text, rho_text, zdelta_text"
+            for r in con.execute(f"SELECT analyst, dataset, purpose, {parts} FROM ledger"):
+                t = totals.setdefault((r[0], r[1], r[2]), [Fraction(0)] * 4)
+                for i in range(4):
+                    t[i] += Fraction(r[3 + i])
             stored = {
-                (r[0], r[1], r[2]): [Fraction(r[3]), Fraction(r[4])]
-                for r in con.execute(
-                    "SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM spent"
-                )
+                (r[0], r[1], r[2]): [Fraction(x) for x in r[3:]]
+                for r in con.execute(f"SELECT analyst, dataset, purpose, {parts} FROM spent")
             }
-            zero = [Fraction(0), Fraction(0)]
+            zero = [Fraction(0)] * 4
             for triple in sorted(set(totals) | set(stored)):
                 if totals.get(triple, zero) != stored.get(triple, zero):
                     analyst, dataset, purpose = triple
@@ -313,7 +310,7 @@ def _ledger_mismatch(
     purpose: str | None,
 ) -> str | None:
     """What is wrong between a ledger row and its audit record, or ``None``."""
-    l_analyst, l_dataset, l_purpose, eps, eps_text, delta, delta_text = charge
+    l_analyst, l_dataset, l_purpose, eps, eps_text, delta, delta_text, rho_text, zd_text = charge
     if (l_analyst, l_dataset, l_purpose) != (analyst, dataset, purpose):
         return "is for another analyst, dataset or purpose than the audit record"
     for name, real, text in (("epsilon", eps, eps_text), ("delta", delta, delta_text)):
@@ -331,5 +328,16 @@ def _ledger_mismatch(
         return (
             f"does not match its audit record (ledger says epsilon={eps_text}, "
             f"delta={delta_text}; audit says epsilon={a_eps}, delta={a_delta})"
+        )
+    a_rho, a_zd = _text_of(cost.get("rho", 0.0)), _text_of(cost.get("zdelta", 0.0))
+    try:
+        same = a_rho is not None and a_zd is not None and (
+            Fraction(a_rho), Fraction(a_zd)) == (Fraction(rho_text), Fraction(zd_text))
+    except (ValueError, ZeroDivisionError, TypeError):
+        same = False
+    if not same:
+        return (
+            f"does not match its audit record (ledger says rho={rho_text}, zdelta={zd_text}; "
+            f"audit says rho={a_rho}, zdelta={a_zd})"
         )
     return None

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pets.cost import Cost, exact
+from pets.dp.accountant import Budget, charged_cost, check_accounting
 from pets.errors import (
     AuditError,
     AuthError,
@@ -46,7 +47,7 @@ from pets.store.audit import GENESIS_HASH, AuditLog, canonical_json, record_hash
 __all__ = ["Store", "SCHEMA_VERSION"]
 
 #: Version of the tables below; a newer file is refused rather than misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _BUSY_TIMEOUT_S = 30.0
 
@@ -65,6 +66,7 @@ _TABLES = (
         delta REAL NOT NULL,
         delta_text TEXT NOT NULL,
         updated TEXT NOT NULL,
+        accounting TEXT NOT NULL DEFAULT 'basic',
         PRIMARY KEY (analyst, dataset, purpose))""",
     """CREATE TABLE IF NOT EXISTS ledger (
         audit_id INTEGER PRIMARY KEY,
@@ -74,7 +76,9 @@ _TABLES = (
         epsilon REAL NOT NULL,
         epsilon_text TEXT NOT NULL,
         delta REAL NOT NULL,
-        delta_text TEXT NOT NULL)""",
+        delta_text TEXT NOT NULL,
+        rho_text TEXT NOT NULL DEFAULT '0.0',
+        zdelta_text TEXT NOT NULL DEFAULT '0.0')""",
     "CREATE INDEX IF NOT EXISTS ledger_triple ON ledger (analyst, dataset, purpose)",
     # running exact totals of the ledger per (analyst, dataset, purpose), as "p/q"
     # fractions, updated in the charge's transaction: budget checks stay O(1)
@@ -84,6 +88,8 @@ _TABLES = (
         purpose TEXT NOT NULL,
         epsilon_text TEXT NOT NULL,
         delta_text TEXT NOT NULL,
+        rho_text TEXT NOT NULL DEFAULT '0',
+        zdelta_text TEXT NOT NULL DEFAULT '0',
         PRIMARY KEY (analyst, dataset, purpose))""",
     """CREATE TABLE IF NOT EXISTS audit (
         id INTEGER PRIMARY KEY,
@@ -112,6 +118,15 @@ _TABLES = (
         key TEXT PRIMARY KEY,
         audit_id INTEGER NOT NULL,
         answer TEXT NOT NULL)""",
+)
+
+# schema 1 → 2: zCDP accounting (a grant's accounting; ρ and approximate-zCDP δ' per charge)
+_MIGRATE_1_2 = (
+    "ALTER TABLE grants ADD COLUMN accounting TEXT NOT NULL DEFAULT 'basic'",
+    "ALTER TABLE ledger ADD COLUMN rho_text TEXT NOT NULL DEFAULT '0.0'",
+    "ALTER TABLE ledger ADD COLUMN zdelta_text TEXT NOT NULL DEFAULT '0.0'",
+    "ALTER TABLE spent ADD COLUMN rho_text TEXT NOT NULL DEFAULT '0'",
+    "ALTER TABLE spent ADD COLUMN zdelta_text TEXT NOT NULL DEFAULT '0'",
 )
 
 #: Keys the store writes itself; a caller's record may not carry them.
@@ -152,8 +167,12 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _cost_dict(cost: Cost) -> dict[str, float]:
-    return {"epsilon": cost.epsilon, "delta": cost.delta}
+def _cost_dict(cost: Cost, zdelta: float = 0.0) -> dict[str, float]:
+    """A charge as its audit record states it (ρ and δ' only under zCDP accounting)."""
+    out = {"epsilon": cost.epsilon, "delta": cost.delta}
+    if cost.rho:
+        out.update(rho=cost.rho, zdelta=float(zdelta))
+    return out
 
 
 class Store:
@@ -255,6 +274,10 @@ class Store:
                     "INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, 0, ?)",
                     (GENESIS_HASH,),
                 )
+            elif version == 1:
+                for sql in _MIGRATE_1_2:
+                    con.execute(sql)
+                con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif version > SCHEMA_VERSION:
                 raise DataError(
                     f"{self.path} was written by a newer pets (store schema {version}, this "
@@ -307,37 +330,67 @@ class Store:
     # ------------------------------------------------------------------ grants
 
     def set_grant(
-        self, analyst: str, dataset: str, purpose: str, epsilon: float, delta: float = 0.0
+        self, analyst: str, dataset: str, purpose: str, epsilon: float, delta: float = 0.0,
+        accounting: str = "basic",
     ) -> None:
-        """Set the *total* budget of ``analyst`` on ``dataset`` for ``purpose``.
+        """Set the *total* budget of ``analyst`` on ``dataset`` for ``purpose``, composed
+        by ``accounting`` (``"basic"`` or ``"zcdp"``, see :mod:`pets.dp.accountant`).
 
         Replaces an earlier grant of the same triple; what was already spent stays spent.
+        The accounting cannot change once budget was spent under the grant.
         """
         _name(analyst, "analyst")
         _name(dataset, "dataset")
         _name(purpose, "purpose")
         eps = _budget(epsilon, "epsilon")
         dlt = _budget(delta, "delta", upper=1.0)
+        acc = check_accounting(accounting, dlt)
         with self._write() as con:
+            old = con.execute(
+                "SELECT accounting FROM grants WHERE analyst = ? AND dataset = ? AND purpose = ?",
+                (analyst, dataset, purpose),
+            ).fetchone()
+            was = old[0] if old is not None else None
+            if was is None:
+                row = con.execute(
+                    "SELECT COUNT(*), MAX(rho_text != '0.0') FROM ledger "
+                    "WHERE analyst = ? AND dataset = ? AND purpose = ?",
+                    (analyst, dataset, purpose),
+                ).fetchone()
+                was = None if not row[0] else ("zcdp" if row[1] else "basic")
+            if was is not None and was != acc and self._has_charges(con, analyst, dataset, purpose):
+                raise QueryError(
+                    f"the grant of {analyst} on {dataset} (purpose {purpose}) has spent budget "
+                    f"under accounting={was!r}; it cannot switch to {acc!r} (the composition "
+                    "would not cover the releases already made). Keep accounting="
+                    f"{was!r}, or grant under a new purpose"
+                )
             con.execute(
                 "INSERT INTO grants (analyst, dataset, purpose, epsilon, epsilon_text, delta, "
-                "delta_text, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "delta_text, updated, accounting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (analyst, dataset, purpose) DO UPDATE SET "
                 "epsilon = excluded.epsilon, epsilon_text = excluded.epsilon_text, "
                 "delta = excluded.delta, delta_text = excluded.delta_text, "
-                "updated = excluded.updated",
-                (analyst, dataset, purpose, eps, repr(eps), dlt, repr(dlt), _now()),
+                "updated = excluded.updated, accounting = excluded.accounting",
+                (analyst, dataset, purpose, eps, repr(eps), dlt, repr(dlt), _now(), acc),
             )
+
+    @staticmethod
+    def _has_charges(con: sqlite3.Connection, analyst: str, dataset: str, purpose: str) -> bool:
+        return con.execute(
+            "SELECT 1 FROM ledger WHERE analyst = ? AND dataset = ? AND purpose = ? LIMIT 1",
+            (analyst, dataset, purpose),
+        ).fetchone() is not None
 
     def budget(self, analyst: str, dataset: str, purpose: str) -> tuple[Cost, Cost] | None:
         """``(granted, remaining)`` in one read, or ``None`` if there is no grant."""
+        b = self.budget_state(analyst, dataset, purpose)
+        return None if b is None else (b.granted(), b.remaining())
+
+    def budget_state(self, analyst: str, dataset: str, purpose: str) -> Budget | None:
+        """The grant with its accounting and exact spent totals, or ``None``."""
         with self._read() as con:
-            g = self._grant_exact(con, analyst, dataset, purpose)
-            if g is None:
-                return None
-            se, sd = self._spent_exact(con, analyst, dataset, purpose)
-        left = (max(g[0] - se, Fraction(0)), max(g[1] - sd, Fraction(0)))
-        return Cost(float(g[0]), float(g[1])), Cost(float(left[0]), float(left[1]))
+            return self._budget_of(con, analyst, dataset, purpose)
 
     def get_grant(self, analyst: str, dataset: str, purpose: str) -> Cost | None:
         """The total budget granted, or ``None`` if there is no grant."""
@@ -348,41 +401,47 @@ class Store:
     def list_grants(self, analyst: str | None = None) -> list[dict[str, Any]]:
         """Every grant (or ``analyst``'s), with what was spent and what is left.
 
-        Each dict has ``analyst, dataset, purpose, epsilon, delta, spent_epsilon,
-        spent_delta, remaining_epsilon, remaining_delta``.
+        Each dict has ``analyst, dataset, purpose, accounting, epsilon, delta,
+        spent_epsilon, spent_delta, remaining_epsilon, remaining_delta`` (the spent and
+        remaining (ε, δ) under the grant's accounting) and, for zCDP grants, ``rho,
+        spent_rho, remaining_rho``.
         """
         where, args = ("WHERE analyst = ?", (analyst,)) if analyst is not None else ("", ())
         with self._read() as con:
             grants = con.execute(
-                "SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM grants "
-                f"{where} ORDER BY analyst, dataset, purpose",
+                "SELECT analyst, dataset, purpose, epsilon_text, delta_text, accounting "
+                f"FROM grants {where} ORDER BY analyst, dataset, purpose",
                 args,
             ).fetchall()
             spent: dict[tuple[str, str, str], list[Fraction]] = {}
-            for a, d, p, e, dl in con.execute(
-                f"SELECT analyst, dataset, purpose, epsilon_text, delta_text FROM ledger {where}",
+            for a, d, p, *texts in con.execute(
+                "SELECT analyst, dataset, purpose, epsilon_text, delta_text, rho_text, "
+                f"zdelta_text FROM ledger {where}",
                 args,
             ):
-                s = spent.setdefault((a, d, p), [Fraction(0), Fraction(0)])
-                s[0] += Fraction(e)
-                s[1] += Fraction(dl)
+                s = spent.setdefault((a, d, p), [Fraction(0)] * 4)
+                for i, t in enumerate(texts):
+                    s[i] += Fraction(t)
         out = []
-        for a, d, p, e, dl in grants:
-            ge, gd = Fraction(e), Fraction(dl)
-            se, sd = spent.get((a, d, p), (Fraction(0), Fraction(0)))
-            out.append(
-                {
-                    "analyst": a,
-                    "dataset": d,
-                    "purpose": p,
-                    "epsilon": float(ge),
-                    "delta": float(gd),
-                    "spent_epsilon": float(se),
-                    "spent_delta": float(sd),
-                    "remaining_epsilon": float(max(ge - se, Fraction(0))),
-                    "remaining_delta": float(max(gd - sd, Fraction(0))),
-                }
-            )
+        for a, d, p, e, dl, acc in grants:
+            se, sd, sr, sz = spent.get((a, d, p), [Fraction(0)] * 4)
+            b = Budget(acc, Fraction(e), Fraction(dl), se, sd, sr, sz)
+            sp, left = b.spent(), b.remaining()
+            row: dict[str, Any] = {
+                "analyst": a,
+                "dataset": d,
+                "purpose": p,
+                "accounting": acc,
+                "epsilon": float(Fraction(e)),
+                "delta": float(Fraction(dl)),
+                "spent_epsilon": sp.epsilon,
+                "spent_delta": sp.delta,
+                "remaining_epsilon": left.epsilon,
+                "remaining_delta": left.delta,
+            }
+            if acc == "zcdp":
+                row.update(rho=float(b.rho), spent_rho=float(sr), remaining_rho=left.rho)
+            out.append(row)
         return out
 
     def revoke(self, analyst: str, dataset: str, purpose: str) -> bool:
@@ -410,35 +469,46 @@ class Store:
     @staticmethod
     def _spent_exact(
         con: sqlite3.Connection, analyst: str, dataset: str, purpose: str
-    ) -> tuple[Fraction, Fraction]:
+    ) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+        """Running totals (ε, δ, ρ, δ') charged to the triple."""
         row = con.execute(
-            "SELECT epsilon_text, delta_text FROM spent "
+            "SELECT epsilon_text, delta_text, rho_text, zdelta_text FROM spent "
             "WHERE analyst = ? AND dataset = ? AND purpose = ?",
             (analyst, dataset, purpose),
         ).fetchone()
-        return (Fraction(0), Fraction(0)) if row is None else (Fraction(row[0]), Fraction(row[1]))
+        if row is None:
+            return Fraction(0), Fraction(0), Fraction(0), Fraction(0)
+        return Fraction(row[0]), Fraction(row[1]), Fraction(row[2]), Fraction(row[3])
 
     @classmethod
-    def _remaining_exact(
+    def _budget_of(
         cls, con: sqlite3.Connection, analyst: str, dataset: str, purpose: str
-    ) -> tuple[Fraction, Fraction] | None:
-        grant = cls._grant_exact(con, analyst, dataset, purpose)
-        if grant is None:
+    ) -> Budget | None:
+        row = con.execute(
+            "SELECT epsilon_text, delta_text, accounting FROM grants "
+            "WHERE analyst = ? AND dataset = ? AND purpose = ?",
+            (analyst, dataset, purpose),
+        ).fetchone()
+        if row is None:
             return None
-        se, sd = cls._spent_exact(con, analyst, dataset, purpose)
-        return max(grant[0] - se, Fraction(0)), max(grant[1] - sd, Fraction(0))
+        return Budget(row[2], Fraction(row[0]), Fraction(row[1]),
+                      *cls._spent_exact(con, analyst, dataset, purpose))
 
     def spent(self, analyst: str, dataset: str, purpose: str) -> Cost:
-        """Everything ``analyst`` has spent on ``dataset`` for ``purpose`` (summed exactly)."""
+        """The guarantee of everything ``analyst`` released from ``dataset`` for
+        ``purpose``, under the grant's accounting (without a grant: the summed charges)."""
         with self._read() as con:
-            e, d = self._spent_exact(con, analyst, dataset, purpose)
-        return Cost(float(e), float(d))
+            b = self._budget_of(con, analyst, dataset, purpose)
+            if b is None:
+                e, d, _, _ = self._spent_exact(con, analyst, dataset, purpose)
+                return Cost(float(e), float(d))
+        return b.spent()
 
     def remaining(self, analyst: str, dataset: str, purpose: str) -> Cost:
         """Grant minus spent, never below zero; ``Cost(0, 0)`` without a grant."""
         with self._read() as con:
-            left = self._remaining_exact(con, analyst, dataset, purpose)
-        return Cost() if left is None else Cost(float(left[0]), float(left[1]))
+            b = self._budget_of(con, analyst, dataset, purpose)
+        return Cost() if b is None else b.remaining()
 
     def ledger(
         self, analyst: str | None = None, dataset: str | None = None, purpose: str | None = None
@@ -449,7 +519,8 @@ class Store:
             if v is not None:
                 where.append(f"{col} = ?")
                 args.append(v)
-        sql = "SELECT audit_id, analyst, dataset, purpose, epsilon_text, delta_text FROM ledger"
+        sql = ("SELECT audit_id, analyst, dataset, purpose, epsilon_text, delta_text, rho_text "
+               "FROM ledger")
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._read() as con:
@@ -462,12 +533,14 @@ class Store:
                 "purpose": r[3],
                 "epsilon": float(r[4]),
                 "delta": float(r[5]),
+                "rho": float(r[6]),
             }
             for r in rows
         ]
 
     def charge(
-        self, analyst: str, dataset: str, purpose: str, cost: Cost, record: dict[str, Any]
+        self, analyst: str, dataset: str, purpose: str, cost: Cost, record: dict[str, Any],
+        zdelta: float | None = None,
     ) -> int:
         """Debit ``cost`` and append its audit record in one transaction; return the audit id.
 
@@ -476,21 +549,26 @@ class Store:
         ``status="released"`` and ``cost`` are filled in. Call this *before* revealing
         the result.
 
+        Under a zCDP grant the charge is ``cost.rho`` (ε²/2 when 0: a pure or (ε, δ)-DP
+        release) and the approximate-zCDP ``zdelta`` (``cost.delta`` when None); see
+        :mod:`pets.dp.accountant`.
+
         Raises :class:`pets.PolicyError` (rule ``"no_grant"``) without a grant and
         :class:`pets.BudgetExceeded` if ``cost`` is more than what is left; in both cases
         nothing is written.
         """
-        rec, body = self._prepare_charge(analyst, dataset, purpose, cost, record)
+        rec = self._prepare_charge(analyst, dataset, purpose, cost, record)
 
         with self._write() as con:
-            return self._debit(con, analyst, dataset, purpose, cost, rec, body)
+            return self._debit(con, analyst, dataset, purpose, cost, zdelta, rec)[0]
 
     def _debit(self, con: sqlite3.Connection, analyst: str, dataset: str, purpose: str,
-               cost: Cost, rec: dict[str, Any], body: str) -> int:
+               cost: Cost, zdelta: float | None, rec: dict[str, Any]) -> tuple[int, Cost]:
         """Inside a write transaction: check the grant and budget, append the audit record,
-        insert the ledger row and update the running total. Raises without writing."""
-        left = self._remaining_exact(con, analyst, dataset, purpose)
-        if left is None:
+        insert the ledger row and update the running totals. Raises without writing.
+        Returns the audit id and the cost charged (under the grant's accounting)."""
+        b = self._budget_of(con, analyst, dataset, purpose)
+        if b is None:
             purposes = [
                 r[0]
                 for r in con.execute(
@@ -505,36 +583,50 @@ class Store:
                 rule="no_grant",
                 allowed=purposes,
             )
-        if exact(cost.epsilon) > left[0] or exact(cost.delta) > left[1]:
-            left_cost = Cost(float(left[0]), float(left[1]))
+        charged, zd = charged_cost(b.accounting, cost, zdelta)
+        if not b.fits(charged, zd):
+            asked = (f"epsilon={_num(cost.epsilon)}, delta={_num(cost.delta)}"
+                     if b.accounting == "basic" else
+                     f"rho={charged.rho:.6g} (epsilon={_num(cost.epsilon)}, delta={_num(cost.delta)})")
             raise BudgetExceeded(
-                f"this release asks epsilon={_num(cost.epsilon)}, delta={_num(cost.delta)} "
-                f"but only epsilon={_num(left_cost.epsilon)}, delta={_num(left_cost.delta)} "
-                f"is left for {analyst} on {dataset} (purpose {purpose})",
-                asked=cost,
-                left=left_cost,
+                f"this release asks {asked} but only {b.describe_left()} is left for "
+                f"{analyst} on {dataset} (purpose {purpose})",
+                asked=charged,
+                left=b.remaining(),
             )
+        given = rec.get("cost", None)
+        if isinstance(given, Cost):
+            given = _cost_dict(given)
+        if given is not None and given != _cost_dict(charged, zd) and given != _cost_dict(cost):
+            raise InternalError("audit record cost does not match the charged cost")
+        rec = dict(rec, cost=_cost_dict(charged, zd))
+        rec, body = self._prepare(rec, _charged=True)
         audit_id = self._append(con, rec, body)
-        se, sd = self._spent_exact(con, analyst, dataset, purpose)
+        se, sd, sr, sz = self._spent_exact(con, analyst, dataset, purpose)
         con.execute(
-            "INSERT INTO spent (analyst, dataset, purpose, epsilon_text, delta_text) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (analyst, dataset, purpose) DO UPDATE SET "
-            "epsilon_text = excluded.epsilon_text, delta_text = excluded.delta_text",
-            (analyst, dataset, purpose, str(se + exact(cost.epsilon)), str(sd + exact(cost.delta))),
+            "INSERT INTO spent (analyst, dataset, purpose, epsilon_text, delta_text, rho_text, "
+            "zdelta_text) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (analyst, dataset, purpose) "
+            "DO UPDATE SET epsilon_text = excluded.epsilon_text, delta_text = excluded.delta_text, "
+            "rho_text = excluded.rho_text, zdelta_text = excluded.zdelta_text",
+            (analyst, dataset, purpose, str(se + exact(charged.epsilon)),
+             str(sd + exact(charged.delta)), str(sr + exact(charged.rho)), str(sz + exact(zd))),
         )
         try:
             con.execute(
                 "INSERT INTO ledger (audit_id, analyst, dataset, purpose, epsilon, "
-                "epsilon_text, delta, delta_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "epsilon_text, delta, delta_text, rho_text, zdelta_text) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     audit_id,
                     analyst,
                     dataset,
                     purpose,
-                    cost.epsilon,
-                    repr(cost.epsilon),
-                    cost.delta,
-                    repr(cost.delta),
+                    charged.epsilon,
+                    repr(charged.epsilon),
+                    charged.delta,
+                    repr(charged.delta),
+                    repr(charged.rho),
+                    repr(float(zd)),
                 ),
             )
         except sqlite3.IntegrityError:
@@ -543,10 +635,10 @@ class Store:
                 "log was altered outside pets (run audit().verify())",
                 record=audit_id,
             ) from None
-        return audit_id
+        return audit_id, charged
 
     def _prepare_charge(self, analyst: str, dataset: str, purpose: str, cost: Cost,
-                        record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+                        record: dict[str, Any]) -> dict[str, Any]:
         _name(analyst, "analyst")
         _name(dataset, "dataset")
         _name(purpose, "purpose")
@@ -563,33 +655,27 @@ class Store:
         rec.setdefault("status", "released")
         if rec["status"] != "released":
             raise InternalError("a charged audit record must have status 'released'")
-        given = rec.get("cost", None)
-        if isinstance(given, Cost):
-            given = _cost_dict(given)
-        if given is not None and given != _cost_dict(cost):
-            raise InternalError("audit record cost does not match the charged cost")
-        rec["cost"] = _cost_dict(cost)
-        rec, body = self._prepare(rec, _charged=True)
-        return rec, body
+        self._prepare(dict(rec, cost=_cost_dict(cost)), _charged=True)  # checks it early
+        return rec
 
     def charge_answer(
         self, analyst: str, dataset: str, purpose: str, cost: Cost, record: dict[str, Any],
-        key: str, answer: str,
-    ) -> tuple[int, str, int | None]:
+        key: str, answer: str, zdelta: float | None = None,
+    ) -> tuple[int, str, int | None, Cost]:
         """Charge and record a release and keep its ``answer`` under ``key`` — unless an
         answer is already kept under ``key``: then record a repeat (no charge) and return
         the kept answer. One transaction, so concurrent identical queries get one answer.
-        Returns ``(audit_id, answer, repeat_of)``: ``repeat_of`` is the audit id of the
-        first answer when this was a repeat, else None."""
-        rec, body = self._prepare_charge(analyst, dataset, purpose, cost, record)
+        Returns ``(audit_id, answer, repeat_of, charged)``: ``repeat_of`` is the audit id
+        of the first answer when this was a repeat, else None; ``charged`` the cost spent."""
+        rec = self._prepare_charge(analyst, dataset, purpose, cost, record)
         with self._write() as con:
             row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
             if row is not None:
-                return self._append_repeat(con, rec, row[0]), row[1], int(row[0])
-            audit_id = self._debit(con, analyst, dataset, purpose, cost, rec, body)
+                return self._append_repeat(con, rec, row[0]), row[1], int(row[0]), Cost()
+            audit_id, charged = self._debit(con, analyst, dataset, purpose, cost, zdelta, rec)
             con.execute("INSERT INTO answers (key, audit_id, answer) VALUES (?, ?, ?)",
                         (key, audit_id, answer))
-            return audit_id, answer, None
+            return audit_id, answer, None, charged
 
     def recall_answer(self, key: str, record: dict[str, Any]) -> tuple[int, str, int] | None:
         """The answer kept under ``key``, recording the repeat in the audit log:

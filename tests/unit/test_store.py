@@ -20,6 +20,7 @@ from pets.errors import (
     QueryError,
 )
 from pets.store import GENESIS_HASH, Store, record_hash
+from pets.store.sqlite import SCHEMA_VERSION
 
 A, D, P = "alice", "adult", "p"
 
@@ -59,7 +60,7 @@ def test_store_creates_its_home_and_a_wal_database_with_a_schema_version(tmp_pat
     assert s.path == home / "pets.db" and s.path.exists()
     con = raw(s)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_a_store_written_by_a_newer_pets_is_refused(store: Store) -> None:
@@ -197,6 +198,7 @@ def test_list_grants_shows_budget_spent_and_left(store: Store) -> None:
         {
             "analyst": A,
             "dataset": D,
+            "accounting": "basic",
             "purpose": P,
             "epsilon": 1.0,
             "delta": 0.0,
@@ -233,7 +235,8 @@ def test_the_charged_audit_record_carries_the_cost_and_the_callers_fields(store:
     assert rec["protection"] == {"dp": {"epsilon": 0.25}}
     assert rec["ts"].endswith("+00:00")
     assert store.ledger() == [
-        {"audit_id": aid, "analyst": A, "dataset": D, "purpose": P, "epsilon": 0.25, "delta": 0.0}
+        {"audit_id": aid, "analyst": A, "dataset": D, "purpose": P, "epsilon": 0.25, "delta": 0.0,
+         "rho": 0.0}
     ]
 
 
