@@ -387,7 +387,7 @@ class Session:
             )
         charged, zd = charged_cost(budget.accounting, cost, zdelta)
         if not budget.fits(charged, zd):
-            asked = str(cost) if budget.accounting == "basic" else f"rho={charged.rho:.6g} ({cost})"
+            asked = str(charged) if budget.accounting == "basic" else f"rho={charged.rho:.6g} ({cost})"
             raise BudgetExceeded(
                 f"this release asks {asked} but only {budget.describe_left()} is left for "
                 f"{self.analyst} on {dataset} (purpose {self.purpose})",

@@ -68,7 +68,7 @@ def charged_cost(accounting: str, cost: Cost, zdelta: float | None = None) -> tu
     ε²/2 of its (ε, δ)-DP guarantee, with δ' = δ."""
     if accounting == "basic":
         return Cost(cost.epsilon, cost.delta), 0.0
-    rho = cost.rho if cost.rho > 0 else cost.epsilon**2 / 2.0
+    rho = cost.rho if cost.rho > 0 else float(exact(cost.epsilon) ** 2 / 2)
     return Cost(cost.epsilon, cost.delta, rho), float(cost.delta if zdelta is None else zdelta)
 
 
