@@ -95,6 +95,10 @@ def test_dp_guide_example_runs() -> None:
     u = ns["u"]  # unknown keys: thresholded, costs delta
     assert u.spent == pets.Cost(0.5, 1e-6) and 0 < len(u.df) < 94
     assert u.df["n"].min() > 10
+    g = ns["g"]  # Gaussian noise under a zCDP grant
+    assert g.spent.rho == pytest.approx(0.0017197, rel=1e-4) and len(g.df) == 16
+    left = ns["s"].remaining()  # type: ignore[attr-defined]
+    assert left.epsilon == pytest.approx(0.6348, abs=1e-3) and left.delta == 5e-7
 
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
