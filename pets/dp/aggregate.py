@@ -259,8 +259,19 @@ class CompiledDP:
     def cell_frame(self) -> pd.DataFrame:
         if not self.group_columns:
             return pd.DataFrame(index=[0])
-        combos = self._combos()
-        return pd.DataFrame(combos, columns=list(self.group_columns))
+        if self.selected is not None:
+            return pd.DataFrame(self.selected, columns=list(self.group_columns))
+        # the product of the public keys in row-major order (as itertools.product), built
+        # column by column: repeat each key for the cells after it, tile for those before
+        sizes = [len(k) for k in self.keys]
+        cols = {}
+        for j, (name, k) in enumerate(zip(self.group_columns, self.keys)):
+            after = int(np.prod(sizes[j + 1:])) if j + 1 < len(sizes) else 1
+            before = int(np.prod(sizes[:j])) if j else 1
+            arr = np.empty(len(k), dtype=object)
+            arr[:] = list(k)
+            cols[name] = np.tile(np.repeat(arr, after), before)
+        return pd.DataFrame(cols)
 
     def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
         """The exact integer value of each measurement in every public cell: the
@@ -271,6 +282,16 @@ class CompiledDP:
         if len(exact) > 0 and not self.group_columns:
             for m in self.measures:
                 vec[m.key][0] = int(exact[m.key].iloc[0])
+        elif len(exact) > 0 and self.selected is None:
+            # the cell of each engine row: mixed-radix position of its keys' indices
+            positions = np.zeros(len(exact), dtype=np.int64)
+            ok = np.ones(len(exact), dtype=bool)
+            for c, k in zip(self.group_columns, self.keys):
+                idx = _key_index(k).get_indexer(exact[c].to_numpy(dtype=object))
+                ok &= idx >= 0
+                positions = positions * len(k) + idx
+            for m in self.measures:
+                vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
         elif len(exact) > 0:
             index = {combo: i for i, combo in enumerate(self._combos())}
             gvals = [exact[c].tolist() for c in self.group_columns]
@@ -434,6 +455,15 @@ class NoisyResult:
         lo = np.where(valid, np.clip(q_lo / n_hi - sq_max, 0.0, vmax), 0.0)
         hi = np.where(valid, np.clip(q_hi / n_lo_safe - sq_min, 0.0, vmax), vmax)
         return lo, hi
+
+
+def _key_index(keys: tuple[Any, ...]) -> pd.Index:
+    """An index of public keys for vectorised lookup, matching as Python's == does
+    (1 == 1.0 == True): numbers by value, strings as strings."""
+    vals = [_plain(k) for k in keys]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return pd.Index(np.asarray(vals, dtype=np.float64))
+    return pd.Index(np.asarray(vals, dtype=object))
 
 
 def _plain(v: Any) -> Any:
