@@ -95,6 +95,11 @@ def test_dp_guide_example_runs() -> None:
     u = ns["u"]  # unknown keys: thresholded, costs delta
     assert u.spent == pets.Cost(0.5, 1e-6) and 0 < len(u.df) < 94
     assert u.df["n"].min() > 10
+    h = ns["h"]  # a histogram: long form, 2 sexes × 4 bins, one share of ε
+    assert list(h.df.columns) == ["sex", "age", "n"] and len(h.df) == 8
+    assert h.spent == pets.Cost(0.1, 0.0)
+    d = ns["d"]  # distinct persons: sensitivity max_groups, not × rows
+    assert d.scale == {"persons": pytest.approx(8.0), "codes": pytest.approx(16.0)}
 
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
