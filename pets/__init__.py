@@ -25,7 +25,8 @@ from .holder import Holder
 from .policy import Policy
 from .federation import FederatedSession, Federation
 from .protections import DP, HE, KAnonymity
-from .query import Expression, Query, col, count, mean, quantile, sum, variance
+from .query import (Expression, Query, col, count, count_distinct, histogram, mean, quantile, sum,
+                    variance)
 from .release import Explanation, Extract, Release
 from .session import Session
 from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
@@ -60,8 +61,10 @@ __all__ = [
     "anon",
     "col",
     "count",
+    "count_distinct",
     "example_data",
     "example_policy",
+    "histogram",
     "mean",
     "quantile",
     "sum",

@@ -31,6 +31,11 @@ Guarantee with DP: each holder's own noise alone makes the total ε-DP for that 
 people, so it holds against any coalition of the other holders and the decryptors; the
 total carries the sum of the holders' noises (its interval is reported by ``ci()``).
 Assumes each person's rows are at one holder.
+
+Totals add up across holders: counts, sums, means, variances, histograms (bin by bin)
+and distinct persons (``count_distinct()``, under the assumption above). Distinct values
+of a column (``count_distinct(col)``) and quantiles do not — a value can be at several
+holders, a median of medians is not the median — and are refused.
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ class FederatedSession:
         for name, s in self._sessions.items():
             ds = s._holder._dataset(plan.dataset)
             check_plan(ds.policy, plan, ds.schema, "he", prot.dp.epsilon if prot.dp else None)
+            _check_summable(plan, ds.policy.privacy_unit)
             c = compile_dp(plan, ds.policy, ds.schema, prot.dp or DP(epsilon=1.0))
             if compiled is None:
                 compiled = c
@@ -157,6 +163,7 @@ class FederatedSession:
             try:
                 check_plan(ds.policy, plan, ds.schema, "he",
                            protection.dp.epsilon if protection.dp else None)
+                _check_summable(plan, ds.policy.privacy_unit)
                 compile_dp(plan, ds.policy, ds.schema, protection.dp or DP(epsilon=1.0))
                 out[name] = {"allowed": True, "cost": Cost(protection.dp.epsilon if protection.dp else 0.0)}
             except PolicyError as e:
@@ -223,6 +230,22 @@ class FederatedSession:
             _ci=result.ci if protection.dp else None,
             audit_ids=audit_ids,
         )
+
+
+def _check_summable(plan: Plan, unit: str | None) -> None:
+    """Refuse aggregations whose totals are not the sum of the holders' parts."""
+    for a in plan.aggs:
+        if a.kind == "quantile":
+            raise QueryError(
+                f"quantile {a.name!r} cannot be released across holders: a quantile of the "
+                "union is not computed from each holder's; ask each holder separately"
+            )
+        if a.kind == "count_distinct" and a.column is not None and a.column != unit:
+            raise QueryError(
+                f"count_distinct({a.column!r}) cannot be released across holders: one value "
+                "can be at several holders, so the distinct counts do not add up; ask each "
+                "holder separately (pets.count_distinct() counts persons, which do add up)"
+            )
 
 
 def _structure(c: CompiledDP) -> tuple[Any, ...]:

@@ -4,6 +4,11 @@ Checked in this order, the first failure refuses with a :class:`PolicyError` tha
 the rule and the column: the negative list; unknown columns (a :class:`QueryError`);
 default deny (columns the policy does not list); the grade's allowed release forms;
 identifiers (never grouped by or aggregated); the per-release ε cap.
+
+One exception: the privacy unit named only as the column of ``count_distinct`` (the
+number of distinct persons) is not a released column — every DP release uses it to bound
+each person's contribution, and this releases only a noisy count of persons, the same as
+``count_distinct()`` without a column. The negative list still refuses it when named.
 """
 
 from __future__ import annotations
@@ -15,7 +20,28 @@ from . import plan as P
 from .plan import Plan
 from .policy import Policy
 
-__all__ = ["check_plan", "epsilon_cap", "min_k"]
+__all__ = ["check_plan", "epsilon_cap", "min_k", "persons_column", "released_columns"]
+
+
+def persons_column(policy: Policy, plan: Plan) -> str | None:
+    """The privacy unit when ``plan`` names it only as the column of ``count_distinct``
+    (a count of distinct persons); ``None`` otherwise."""
+    unit = policy.privacy_unit
+    if unit is None:
+        return None
+    uses = [a for a in plan.aggs if a.column == unit]
+    if not uses or any(a.kind != "count_distinct" for a in uses):
+        return None
+    other: list[str] = [c for f in plan.filters for c in P.expr_columns(f)]
+    other += list(plan.select or ()) + [g.column for g in plan.group_by]
+    return None if unit in other else unit
+
+
+def released_columns(policy: Policy, plan: Plan) -> list[str]:
+    """The plan's columns whose grade rules apply: all of them but a privacy unit that
+    is only counted (:func:`persons_column`)."""
+    persons = persons_column(policy, plan)
+    return [c for c in plan.columns() if c != persons]
 
 
 def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
@@ -35,6 +61,7 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
             near = difflib.get_close_matches(c, allowed, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise QueryError(f"unknown column {c!r} in dataset {plan.dataset!r}{hint}")
+    cols = released_columns(policy, plan)  # distinct persons: not a released column
     for c in cols:
         policy.column(c)  # default deny
     for f in plan.filters:
@@ -140,7 +167,7 @@ def epsilon_cap(policy: Policy, plan: Plan) -> tuple[float | None, str | None]:
     """The smallest per-release ε cap over the plan's columns, and the column it comes from."""
     cap: float | None = None
     at: str | None = None
-    for c in plan.columns():
+    for c in released_columns(policy, plan):
         cp = policy.columns.get(c)
         if cp is None:
             continue

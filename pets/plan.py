@@ -8,6 +8,7 @@ server will send over the wire.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -30,11 +31,14 @@ __all__ = [
     "Plan",
     "COMPARE_OPS",
     "AGG_KINDS",
+    "MAX_BINS",
     "expr_columns",
 ]
 
 COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
-AGG_KINDS = ("count", "sum", "mean", "variance", "quantile")
+AGG_KINDS = ("count", "sum", "mean", "variance", "quantile", "histogram", "count_distinct")
+#: most bins one histogram may have (each bin is one exact count per cell)
+MAX_BINS = 1000
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -169,13 +173,17 @@ class GroupKey:
 @dataclass(frozen=True)
 class Aggregation:
     """One named output: ``count`` (rows, or present values of ``column``), ``sum``,
-    ``mean`` or ``variance`` of a numeric column clamped to ``bounds``."""
+    ``mean`` or ``variance`` of a numeric column clamped to ``bounds``, ``quantile``
+    (``q``), ``histogram`` of a numeric column over ``bins`` (strictly increasing edges,
+    or a number of equal-width bins over ``bounds``), ``count_distinct`` (distinct
+    persons without a column, distinct present values with one)."""
 
     name: str
     kind: str
     column: str | None = None
     bounds: tuple[float, float] | None = None
     q: float | None = None  # quantile: which one (0.5 = median)
+    bins: tuple[float, ...] | int | None = None  # histogram: edges, or a number of bins
 
     def __post_init__(self) -> None:
         if self.kind not in AGG_KINDS:
@@ -186,8 +194,16 @@ class Aggregation:
                 raise QueryError(f"quantile({self.column!r}, q) needs q strictly between 0 and 1, got {q!r}")
         elif self.q is not None:
             raise QueryError(f"only quantile() takes q, not {self.kind}()")
-        if self.kind != "count" and self.column is None:
+        if self.kind == "count_distinct" and self.bounds is not None:
+            raise QueryError("count_distinct() takes no bounds: it counts, it does not add values")
+        if self.kind not in ("count", "count_distinct") and self.column is None:
+            if self.kind == "histogram":
+                raise QueryError("histogram() needs a column, e.g. pets.histogram('age', bins=[17, 30, 50, 90])")
             raise QueryError(f"{self.kind}() needs a column, e.g. pets.{self.kind}('age', bounds=(0, 100))")
+        if self.kind == "histogram":
+            self._check_bins()
+        elif self.bins is not None:
+            raise QueryError(f"only histogram() takes bins, not {self.kind}()")
         if self.bounds is not None:
             b = self.bounds
             label = f"{self.kind}({self.column!r})"
@@ -202,6 +218,48 @@ class Aggregation:
                     f"got ({lo}, {hi}) — swap them or widen the range"
                 )
             object.__setattr__(self, "bounds", (lo, hi))
+
+    def _check_bins(self) -> None:
+        label = f"histogram({self.column!r})"
+        b = self.bins
+        if b is None:
+            raise QueryError(
+                f"{label} needs bins: edges, e.g. bins=[17, 30, 50, 90], or a number of "
+                "equal-width bins, e.g. bins=8 (over bounds=(lower, upper) or the policy's bounds)"
+            )
+        if isinstance(b, (str, bytes, dict)):
+            raise QueryError(f"bins for {label} must be a list of edges or a number of bins, got {b!r}")
+        if not hasattr(b, "__iter__"):
+            n = _check_scalar(b, f"the number of bins of {label}")
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise QueryError(
+                    f"a number of bins for {label} must be a whole number, got {b!r}; "
+                    "or give the edges as a list"
+                )
+            if not 1 <= n <= MAX_BINS:
+                raise QueryError(f"a histogram has 1 to {MAX_BINS} bins; {label} asks for {n}")
+            object.__setattr__(self, "bins", n)
+            return
+        edges = tuple(_check_scalar(v, f"a bin edge of {label}") for v in b)  # type: ignore[union-attr]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in edges):
+            raise QueryError(f"bin edges of {label} must be numbers, got {list(edges)!r}")
+        if len(edges) < 2:
+            raise QueryError(
+                f"{label} needs at least two bin edges (one bin: [lower, upper]), got {list(edges)!r}"
+            )
+        if len(edges) - 1 > MAX_BINS:
+            raise QueryError(f"a histogram has 1 to {MAX_BINS} bins; {label} asks for {len(edges) - 1}")
+        for a, c in itertools.pairwise(edges):
+            if not a < c:  # type: ignore[operator]
+                raise QueryError(
+                    f"bin edges of {label} must be strictly increasing; {a!r} is followed by {c!r}"
+                )
+        if self.bounds is not None:
+            raise QueryError(
+                f"{label} takes either bin edges or a number of bins with bounds, not edges "
+                "and bounds: the edges already say where the bins lie"
+            )
+        object.__setattr__(self, "bins", edges)
 
 
 @dataclass(frozen=True)
@@ -244,6 +302,24 @@ class Plan:
                     f"output name {a.name!r} is already used by {what}; choose another name"
                 )
             names.append(a.name)
+        hist = [a for a in self.aggs if a.kind == "histogram"]
+        if hist:
+            h = hist[0]
+            if len(self.aggs) > 1:
+                raise QueryError(
+                    f"histogram {h.name!r} must be the only aggregation of its query (its result "
+                    "has one row per cell and bin); ask for the other aggregations in a separate query"
+                )
+            if h.column in {g.column for g in self.group_by}:
+                raise QueryError(
+                    f"histogram({h.column!r}) labels its bins in a column named {h.column!r}, "
+                    "which is also a group-by column; group by another column"
+                )
+            if h.name == h.column:
+                raise QueryError(
+                    f"output name {h.name!r} is the histogram's column, which labels its bins; "
+                    "choose another name"
+                )
 
     def columns(self) -> list[str]:
         """Every column the plan refers to, in order of first appearance."""
@@ -281,6 +357,8 @@ class Plan:
                     "column": a.column,
                     "bounds": list(a.bounds) if a.bounds is not None else None,
                     **({"q": a.q} if a.q is not None else {}),
+                    **({"bins": list(a.bins) if isinstance(a.bins, tuple) else a.bins}
+                       if a.bins is not None else {}),
                 }
                 for a in self.aggs
             ],
@@ -307,6 +385,7 @@ class Plan:
                         a.get("column"),
                         tuple(a["bounds"]) if a.get("bounds") is not None else None,  # type: ignore[arg-type]
                         a.get("q"),
+                        tuple(a["bins"]) if isinstance(a.get("bins"), list) else a.get("bins"),
                     )
                     for a in d.get("aggs", [])
                 ),

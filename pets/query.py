@@ -18,7 +18,7 @@ from . import plan as P
 from .errors import QueryError
 
 __all__ = ["Expression", "col", "lit", "Query", "AggSpec", "count", "sum", "mean", "variance",
-           "quantile"]
+           "quantile", "histogram", "count_distinct"]
 
 
 class Expression:
@@ -103,10 +103,10 @@ def lit(value: Any) -> Expression:
 class AggSpec:
     """An aggregation before it gets its output name in :meth:`Query.agg`."""
 
-    __slots__ = ("kind", "column", "bounds", "q")
+    __slots__ = ("kind", "column", "bounds", "q", "bins")
 
     def __init__(self, kind: str, column: str | None, bounds: Sequence[float] | None,
-                 q: float | None = None) -> None:
+                 q: float | None = None, bins: Sequence[float] | int | None = None) -> None:
         if column is not None and not isinstance(column, str):
             raise QueryError(f"{kind}() takes a column name (a string), got {type(column).__name__}")
         if bounds is not None and (
@@ -119,14 +119,18 @@ class AggSpec:
         self.column = column
         self.bounds = tuple(bounds) if bounds is not None else None
         self.q = q
-        # validate now so the error points at the call that made it
-        P.Aggregation("_", kind, column, self.bounds, q)  # type: ignore[arg-type]
+        # validate now so the error points at the call that made it (and keep the
+        # normalised bins: a tuple of edges or an int)
+        self.bins = P.Aggregation("_", kind, column, self.bounds, q, bins).bins  # type: ignore[arg-type]
 
     def named(self, name: str) -> P.Aggregation:
-        return P.Aggregation(name, self.kind, self.column, self.bounds, self.q)  # type: ignore[arg-type]
+        return P.Aggregation(name, self.kind, self.column, self.bounds, self.q,  # type: ignore[arg-type]
+                             self.bins)
 
     def __repr__(self) -> str:
         args = [repr(self.column)] if self.column else []
+        if self.bins is not None:
+            args.append(f"bins={list(self.bins) if isinstance(self.bins, tuple) else self.bins}")
         if self.bounds:
             args.append(f"bounds={self.bounds}")
         return f"{self.kind}({', '.join(args)})"
@@ -156,6 +160,29 @@ def quantile(column: str, q: float, bounds: Sequence[float] | None = None) -> Ag
     """The ``q``-quantile (0.5: the median) of a numeric column within ``bounds``, chosen
     among 65 evenly spaced candidates by the exponential mechanism (report noisy max)."""
     return AggSpec("quantile", column, bounds, q)
+
+
+def histogram(column: str, bins: Sequence[float] | int,
+              bounds: Sequence[float] | None = None) -> AggSpec:
+    """DP counts of a numeric column's values per bin, in every cell: one row per
+    (cell, bin) in the result.
+
+    ``bins`` is a list of strictly increasing edges ``[e0, e1, ..., eB]`` — bins
+    ``[e0, e1)``, ``[e1, e2)``, …, the last one closed ``[eB-1, eB]`` — or a number of
+    equal-width bins over ``bounds`` (default: the policy's bounds of the column). Values
+    outside every bin and missing values are not counted. A histogram is the only
+    aggregation of its query; it costs one share of ε, whatever the number of bins.
+    """
+    if hasattr(bins, "__iter__") and not isinstance(bins, (str, bytes, dict)):
+        bins = tuple(bins)  # type: ignore[arg-type]
+    return AggSpec("histogram", column, bounds, None, bins)
+
+
+def count_distinct(column: str | None = None) -> AggSpec:
+    """Number of distinct persons (the policy's privacy unit; without one every row is
+    a person, so it equals ``count()``); with a column, number of distinct present
+    values of that column."""
+    return AggSpec("count_distinct", column, None)
 
 
 class Query:
@@ -248,13 +275,16 @@ class Query:
             if not isinstance(spec, AggSpec):
                 raise QueryError(
                     f"agg({name}=...) takes pets.count(), pets.sum(), pets.mean(), "
-                    f"pets.variance() or pets.quantile(), got {type(spec).__name__}"
+                    f"pets.variance(), pets.quantile(), pets.histogram() or "
+                    f"pets.count_distinct(), got {type(spec).__name__}"
                 )
             if name in taken:
                 raise QueryError(f"output name {name!r} is used twice; choose another name")
             taken.add(name)
             new.append(spec.named(name))
-        return self._with(_aggs=self._aggs + tuple(new))
+        q = self._with(_aggs=self._aggs + tuple(new))
+        _ = q.plan  # validates: a histogram is the only aggregation of its query
+        return q
 
     @property
     def dataset(self) -> str:

@@ -21,7 +21,9 @@ class Release:
     per released cell and aggregate); ``spent`` the privacy cost charged to the ledger;
     ``audit_id`` the audit record of this release; ``scale`` the noise scale per output
     (for a mean or variance: of its sum); ``suppressed`` how many cells were withheld
-    for falling below the policy's minimum group size.
+    for falling below the policy's minimum group size (for a histogram: cell–bin rows).
+    A histogram's ``df`` and ``ci()`` are in long form: one row per cell and bin, the
+    bin's label in a column named after the histogram's column.
     """
 
     df: pd.DataFrame

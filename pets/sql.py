@@ -1,6 +1,7 @@
 """SQL text → plan, with sqlglot.
 
-Supported: one ``SELECT`` over one table with ``COUNT(*)``, ``COUNT(col)``, ``SUM(col)``,
+Supported: one ``SELECT`` over one table with ``COUNT(*)``, ``COUNT(col)``,
+``COUNT(DISTINCT col)`` (distinct persons when ``col`` is the privacy unit), ``SUM(col)``,
 ``AVG(col)``, ``VAR_POP(col)`` / ``VARIANCE(col)``, column aliases, ``WHERE`` with
 comparisons, ``AND`` / ``OR`` / ``NOT``, ``IN (...)``, ``BETWEEN``, ``IS [NOT] NULL``, and
 ``GROUP BY`` columns. Bounds and public keys come from the policy. Anything else is
@@ -31,7 +32,7 @@ _CLAUSES = {
     "windows": "WINDOW", "laterals": "LATERAL", "pivots": "PIVOT", "into": "INTO",
 }
 _DEFAULT_PREFIX = {"count": "count", "sum": "sum", "mean": "avg", "variance": "var",
-                   "quantile": "quantile"}
+                   "quantile": "quantile", "count_distinct": "count_distinct"}
 
 
 _TEXT: contextvars.ContextVar[str] = contextvars.ContextVar("pets_sql_text", default="")
@@ -147,6 +148,8 @@ def _parse(text: str) -> P.Plan:
         if isinstance(node, (exp.Median, exp.PercentileCont, exp.WithinGroup)):
             column, q = _quantile_of(node)
             kind = "quantile"
+        elif isinstance(node, exp.Count) and isinstance(node.this, exp.Distinct):
+            column, kind = _distinct_column(node), "count_distinct"
         else:
             kind = _agg_kind(node)
             column = _agg_column(node, kind)
@@ -204,6 +207,16 @@ def _agg_kind(node: exp.Expression) -> str:
     if isinstance(node, exp.AggFunc):
         raise _refuse(node, f"aggregate {node.key.upper()}")
     raise _refuse(node, "expression in SELECT (select GROUP BY columns and aggregates)")
+
+
+def _distinct_column(node: exp.Expression) -> str:
+    """COUNT(DISTINCT col) → col."""
+    inner = node.this.expressions
+    if len(inner) != 1 or not isinstance(inner[0], exp.Column):
+        raise _refuse(node, "COUNT(DISTINCT ...) other than of one column")
+    if inner[0].table:
+        raise _refuse(inner[0], "qualified column name")
+    return inner[0].name
 
 
 def _agg_column(node: exp.Expression, kind: str) -> str | None:

@@ -31,10 +31,25 @@ released under a grant of ε_B, the transcript is within Σγ of the exact one, 
 adds at most Σγ·(1 + e^ε_B) to δ: that amount is charged to the release as δ (and used
 only when it is at most δ/100 of the release's δ).
 
+Histograms: the B bin counts of a cell are exact counts of the rows whose value lies in
+each bin; one row lies in at most one bin, so the vector of all bins over all cells has
+the L1 sensitivity of one count (``max_groups · max_rows_per_group``). It is ONE
+measurement: one ε share, every bin noised with the same ``scale = sensitivity /
+ε_share`` (independent discrete Laplace draws on a vector are the Laplace mechanism on
+that vector, whatever its length).
+
+Distinct counts: adding or removing a person changes the number of distinct persons of
+each group they are in by at most 1, and the bounded person is in at most
+``min(max_groups, cells)`` groups (``max_groups`` with unknown keys): that is the L1
+sensitivity of ``count_distinct()``, not multiplied by ``max_rows_per_group``. The
+number of distinct values of a column changes by at most the person's kept rows per
+group, so ``count_distinct(col)`` has the sensitivity of ``count(col)``.
+
 Missing values: ``count()`` counts rows; ``count(col)``, ``sum``, ``mean`` and
 ``variance`` use only rows where the column is present, and a mean or variance divides
 by the (noisy) count of present values. Rows whose group-by key is missing fall outside
-every public key and are left out.
+every public key and are left out. A histogram and ``count_distinct(col)`` leave out
+missing values (and a histogram values outside every bin).
 """
 
 from __future__ import annotations
@@ -52,6 +67,7 @@ from .. import plan as P
 from ..cost import Cost
 from ..engines.base import AggregateRequest, Bounding, Measure
 from ..errors import PolicyError, QueryError
+from ..governance import released_columns
 from ..policy import Policy
 from ..protections import DP
 from . import fast
@@ -113,6 +129,7 @@ class _Output:
     center: int = 0
     lower: float = 0.0
     upper: float = 0.0
+    labels: tuple[str, ...] = ()  # histogram: one label per bin, keys "bin0", "bin1", ...
 
 
 @dataclass
@@ -172,6 +189,8 @@ class CompiledDP:
         if self.noise_kind == "gaussian":
             return gaussian_half_width(self.scales[key], level)
         return laplace_half_width(self.scales[key], level)
+    # measurement key → the share it is noised in jointly (a histogram's bins: one ε share)
+    shares: dict[str, str] = field(default_factory=dict)
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -209,8 +228,10 @@ class CompiledDP:
         """Noise scale per output in its own units (for a mean or variance: of its sum)."""
         out = {}
         for o in self.outputs:
-            if o.agg.kind == "count":
+            if o.agg.kind in ("count", "count_distinct"):
                 out[o.agg.name] = self.scales[o.keys["count"]]
+            elif o.agg.kind == "histogram":
+                out[o.agg.name] = self.scales[o.keys["bin0"]]  # every bin has this scale
             elif o.agg.kind == "quantile":
                 out[o.agg.name] = self._quantile(o).scale  # of the score's noise
             else:
@@ -225,8 +246,10 @@ class CompiledDP:
         the data (means and variances depend on the group's size)."""
         out: dict[str, float | None] = {}
         for o in self.outputs:
-            if o.agg.kind == "count":
+            if o.agg.kind in ("count", "count_distinct"):
                 out[o.agg.name] = self.half_width(o.keys["count"], level)
+            elif o.agg.kind == "histogram":  # per bin
+                out[o.agg.name] = self.half_width(o.keys["bin0"], level)
             elif o.agg.kind == "sum":
                 out[o.agg.name] = self.half_width(o.keys["sum"], level) / o.factor
             else:
@@ -238,12 +261,14 @@ class CompiledDP:
         hw = self.ci_half_widths(0.95)
         sc = self.output_scales()
         for o in self.outputs:
-            parts = 1 if o.agg.kind == "quantile" else len(set(o.keys.values()))
+            parts = 1 if o.agg.kind == "quantile" else len({self.shares.get(k, k)
+                                                              for k in o.keys.values()})
             row = {
                 "aggregate": o.agg.name,
                 "kind": o.agg.kind,
                 "column": o.agg.column,
-                "bounds": o.agg.bounds if o.agg.kind != "count" else None,
+                "bounds": (None if o.agg.kind in ("count", "count_distinct") else
+                           (o.lower, o.upper) if o.agg.kind == "histogram" else o.agg.bounds),
                 "epsilon": self.epsilon_each * parts,
                 "noise": self.noise_kind,
                 "noise_scale": sc[o.agg.name],
@@ -363,13 +388,41 @@ class NoisyResult:
 
     def __post_init__(self) -> None:
         c = self.compiled
-        if c.min_group_size is not None and c.rows_key is not None:
+        h = _histogram_of(c)
+        if h is not None:  # per (cell, bin): a bin below the minimum group size is withheld
+            vals = self._bins(h)
+            self.suppressed = (vals < c.min_group_size if c.min_group_size is not None
+                               else np.zeros(vals.shape, dtype=bool))
+        elif c.min_group_size is not None and c.rows_key is not None:
             self.suppressed = self.noisy[c.rows_key] < c.min_group_size
         else:
             self.suppressed = np.zeros(c.cells, dtype=bool)
 
+    def _bins(self, o: _Output) -> np.ndarray:
+        """The noisy bin counts in long order: cell by cell, bins in order within a cell."""
+        n = self.compiled.cells
+        cols = [self.noisy[o.keys[f"bin{i}"]] for i in range(len(o.labels))]
+        return np.stack(cols, axis=1).reshape(-1) if n else np.zeros(0, dtype=np.int64)
+
+    def _long_frame(self, o: _Output) -> pd.DataFrame:
+        """The group columns, then the bin label (a column named after the histogram's
+        column), one row per (cell, bin)."""
+        base = self.compiled.cell_frame()
+        nb = len(o.labels)
+        df = base.loc[base.index.repeat(nb)].reset_index(drop=True)
+        df[o.agg.column] = list(o.labels) * len(base)
+        return df
+
     def values(self) -> pd.DataFrame:
         c = self.compiled
+        h = _histogram_of(c)
+        if h is not None:
+            df = self._long_frame(h)
+            df[h.agg.name] = self._bins(h)
+            if self.suppressed.any():
+                df[h.agg.name] = df[h.agg.name].astype("float64")
+                df.loc[self.suppressed, h.agg.name] = np.nan
+            return df
         df = c.cell_frame()
         for o in c.outputs:
             df[o.agg.name] = self._value(o)
@@ -383,7 +436,7 @@ class NoisyResult:
 
     def _value(self, o: _Output) -> np.ndarray:
         nz = self.noisy
-        if o.agg.kind == "count":
+        if o.agg.kind in ("count", "count_distinct"):
             return nz[o.keys["count"]].copy()
         if o.agg.kind == "quantile":
             return self.compiled._quantile(o).candidates[nz[o.keys["q"]]]
@@ -404,6 +457,16 @@ class NoisyResult:
         pre-noise) statistic with probability ≥ ``level`` (union bound for ratios)."""
         level = check_level(level)
         c = self.compiled
+        h = _histogram_of(c)
+        if h is not None:  # per (cell, bin), the exact discrete Laplace half-width
+            f = self._long_frame(h)
+            f["aggregate"] = h.agg.name
+            v = self._bins(h).astype(np.float64)
+            hw = c.half_width(h.keys["bin0"], level)
+            f["value"], f["lower"], f["upper"] = v, v - hw, v + hw
+            if self.suppressed.any():
+                f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
+            return f
         base = c.cell_frame()
         frames = []
         for o in c.outputs:
@@ -424,8 +487,8 @@ class NoisyResult:
         if o.agg.kind == "quantile":  # no interval is reported for a chosen candidate
             nan = np.full(self.compiled.cells, np.nan)
             return nan, nan
-        if o.agg.kind in ("count", "sum"):
-            k = o.keys["count"] if o.agg.kind == "count" else o.keys["sum"]
+        if o.agg.kind in ("count", "count_distinct", "sum"):
+            k = o.keys["sum"] if o.agg.kind == "sum" else o.keys["count"]
             h = hw(k, level)
             v = nz[k].astype(np.float64)
             return (v - h) / o.factor, (v + h) / o.factor
@@ -464,6 +527,54 @@ def _key_index(keys: tuple[Any, ...]) -> pd.Index:
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
         return pd.Index(np.asarray(vals, dtype=np.float64))
     return pd.Index(np.asarray(vals, dtype=object))
+
+
+def _histogram_of(c: CompiledDP) -> _Output | None:
+    """The histogram output of a compiled plan (it is then the only output), or None."""
+    if len(c.outputs) == 1 and c.outputs[0].agg.kind == "histogram":
+        return c.outputs[0]
+    return None
+
+
+def _edge_label(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**53 else repr(float(x))
+
+
+def histogram_edges(agg: P.Aggregation, policy: Policy) -> tuple[float, ...]:
+    """The bin edges of a histogram: as given, or ``bins`` equal-width bins over its
+    bounds (the query's, else the policy's)."""
+    if isinstance(agg.bins, tuple):
+        return tuple(agg.bins)
+    assert isinstance(agg.bins, int) and agg.column is not None
+    bounds = agg.bounds if agg.bounds is not None else policy.columns[agg.column].bounds
+    if bounds is None:
+        raise QueryError(
+            f"histogram({agg.column!r}, bins={agg.bins}) needs bounds for its equal-width bins: "
+            "pass bounds=(lower, upper), give the edges as a list, or have the holder declare "
+            f"them in the policy ([columns.{agg.column}] bounds = [lower, upper])"
+        )
+    lo, hi = bounds[0], bounds[1]
+    n = agg.bins
+    if all(isinstance(v, int) for v in (lo, hi)) and (hi - lo) % n == 0:
+        step = (hi - lo) // n
+        return tuple(lo + i * step for i in range(n + 1))
+    # 12 significant digits: edges that read as their labels (0.3, not 0.30000000000000004)
+    inner = [float(f"{lo + (hi - lo) * i / n:.12g}") for i in range(1, n)]
+    edges = tuple([float(lo)] + inner + [float(hi)])
+    if any(not a < b for a, b in itertools.pairwise(edges)):
+        raise QueryError(
+            f"histogram({agg.column!r}): {n} bins over ({lo}, {hi}) are too narrow to tell "
+            "their edges apart; ask for fewer bins"
+        )
+    return edges
+
+
+def _bin_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    last = len(edges) - 2
+    return tuple(
+        f"[{_edge_label(a)}, {_edge_label(b)}{']' if i == last else ')'}"
+        for i, (a, b) in enumerate(itertools.pairwise(edges))
+    )
 
 
 def _plain(v: Any) -> Any:
@@ -570,8 +681,15 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         if ident in derived:
             return derived[ident][0]
         key = f"m{len(derived)}"
-        if kind in ("rows", "present"):
+        if kind in ("rows", "present", "distinct"):
             parts = [(ask(kind, column), 1)]
+            bound = 1
+        elif kind == "persons":  # distinct persons; its sensitivity is set below
+            parts = [(ask("distinct", policy.privacy_unit), 1)]
+            bound = 1
+            person_keys.add(key)
+        elif kind in ("range", "range_closed"):  # rows with lo <= x < hi (<= hi: closed)
+            parts = [(ask(kind, column, lo, hi), 1)]
             bound = 1
         elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
             parts = [(ask("sum", column, lo, hi, factor), 1)]
@@ -587,9 +705,18 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
 
     outputs: list[_Output] = []
     quantile_specs: list[dict[str, Any]] = []
+    person_keys: set[str] = set()
+    shares: dict[str, str] = {}
     for a in plan.aggs:
         if a.kind == "count":
             ck = measure("rows") if a.column is None else measure("present", a.column)
+            outputs.append(_Output(a, {"count": ck}))
+            continue
+        if a.kind == "count_distinct":
+            if a.column is not None and a.column != policy.privacy_unit:
+                ck = measure("distinct", a.column)
+            else:  # distinct persons; without a privacy unit every row is a person
+                ck = measure("persons") if policy.privacy_unit is not None else measure("rows")
             outputs.append(_Output(a, {"count": ck}))
             continue
         assert a.column is not None
@@ -598,6 +725,18 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
             raise QueryError(
                 f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
             )
+        if a.kind == "histogram":  # B bins, one measurement (one ε share)
+            edges = histogram_edges(a, policy)
+            last = len(edges) - 2
+            bins = {}
+            for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
+                bk = measure("range_closed" if i == last else "range", a.column,
+                             float(lo_e), float(hi_e))
+                shares[bk] = f"h:{a.name}"
+                bins[f"bin{i}"] = bk
+            outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
+                                   _bin_labels(edges)))
+            continue
         bounds = a.bounds if a.bounds is not None else policy.columns[a.column].bounds
         if bounds is None:
             raise QueryError(
@@ -635,13 +774,15 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     # minimum group size: suppress cells whose noisy row count is below it
     mins = [
         policy.grade_rule(policy.columns[c].grade).min_group_size
-        for c in plan.columns()
+        for c in released_columns(policy, plan)
         if c in policy.columns
     ]
     mins_set = [m for m in mins if m is not None]
     min_group_size = max(mins_set) if mins_set else None
     rows_key = None
-    if min_group_size is not None or any_unknown:
+    is_histogram = any(a.kind == "histogram" for a in plan.aggs)
+    # a histogram withholds each bin by its own noisy count: it needs no row count
+    if (min_group_size is not None and not is_histogram) or any_unknown:
         rows_key = measure("rows")
 
     # contribution bounding per person
@@ -656,7 +797,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     contribution = groups * max_r
 
     gaussian = protection.noise == "gaussian"
-    n_meas = len(derived) + len(quantile_specs)
+    # a histogram's bins share one ε (or ρ) share: the measurements are the distinct shares
+    n_meas = len({shares.get(key, key) for key, _ in derived.values()}) + len(quantile_specs)
     # the fast sampler: many draws, public keys, a δ to absorb its TV distance
     draws = cells * len(derived)
     sampler, delta_s = "opendp", 0.0
@@ -676,8 +818,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         rho_total = zcdp_rho(protection.epsilon, protection.delta - delta_s - delta_thr)
         rho_each = rho_total / n_meas
         eps_each = math.sqrt(2.0 * rho_each)  # for quantiles: pure ε-DP is ε²/2-zCDP
-        scales = {key: gaussian_scale(per_row[key] ** 2 * groups * max_r * max_r, rho_each)
-                  for key in per_row}
+        # squared L2: distinct persons change each of ≤ groups cells by ≤ 1
+        l2sq = {key: groups if key in person_keys else per_row[key] ** 2 * groups * max_r * max_r
+                for key in per_row}
+        scales = {key: gaussian_scale(l2sq[key], rho_each) for key in per_row}
         if any_unknown:
             threshold = gaussian_threshold(scales[rows_key], (l0, l0 * linf, linf),  # type: ignore[index]
                                            rho_each, delta_thr)
@@ -685,7 +829,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         zdelta: float | None = delta_thr + delta_s
     else:
         eps_each = protection.epsilon / n_meas
-        scales = {key: laplace_scale(per_row[key] * contribution, eps_each) for key in per_row}
+        # distinct persons: one per group a person is in, whatever their rows
+        sensitivity = {key: groups if key in person_keys else per_row[key] * contribution
+                       for key in per_row}
+        scales = {key: laplace_scale(sensitivity[key], eps_each) for key in per_row}
         if any_unknown:
             threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
                                           delta_thr)
@@ -722,4 +869,5 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         sampler=sampler,
         zdelta=zdelta,
         rho_each=rho_each,
+        shares=shares,
     )

@@ -112,7 +112,8 @@ def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, 
         eps, dlt = make(t).map(d_in)
         return eps <= epsilon * (1 + 1e-9) and dlt <= delta
 
-    lo, hi = 0, max(1, int(scale))
+    # OpenDP refuses a threshold below the per-group (l-infinity) contribution
+    lo, hi = d_in[2] - 1, max(1, d_in[2], int(scale))
     while not ok(hi):
         lo, hi = hi, hi * 2
         if hi > 2**60:
@@ -249,7 +250,8 @@ def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, del
         raise QueryError(
             f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
         )
-    lo, hi = 0, max(1, int(sigma))
+    # OpenDP refuses a threshold below the per-group (l-infinity) contribution
+    lo, hi = d_in[2] - 1, max(1, d_in[2], int(sigma))
     while not ok(hi):
         lo, hi = hi, hi * 2
     while hi - lo > 1:

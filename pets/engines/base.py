@@ -47,6 +47,9 @@ class Measure:
     ``sum`` (Σ v) and ``sumsq`` (Σ v²) where, for each present value x,
     ``v = round(clamp(x, lower, upper) * factor) - center`` — a fixed-point integer whose
     absolute value the mechanism bounds to compute the sensitivity.
+    ``distinct``: the number of distinct present values of ``column``. ``range`` /
+    ``range_closed``: rows whose raw (unclamped) value x of ``column`` has
+    ``lower <= x < upper`` / ``lower <= x <= upper`` (a histogram's bin).
     """
 
     key: str

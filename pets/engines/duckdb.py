@@ -276,6 +276,12 @@ def _measure_sql(m: Measure, types: dict[str, str],
     c = quote_ident(m.column)
     if m.kind == "present":
         return f"count({c}) AS {key}"
+    if m.kind == "distinct":
+        return f"count(DISTINCT {c}) AS {key}"
+    if m.kind in ("range", "range_closed"):  # raw values, not clamped: outside → no bin
+        op = "<" if m.kind == "range" else "<="
+        return (f"count(*) FILTER (WHERE {c} >= {float(m.lower)!r} AND {c} {op} "
+                f"{float(m.upper)!r}) AS {key}")
     if m.kind in ("lt", "le"):
         lo_f, hi_f = float(m.lower), float(m.upper)
         x = f"{c}::DOUBLE"

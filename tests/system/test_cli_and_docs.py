@@ -97,8 +97,13 @@ def test_dp_guide_example_runs() -> None:
     assert u.df["n"].min() > 10
     g = ns["g"]  # Gaussian noise under a zCDP grant
     assert g.spent.rho == pytest.approx(0.0017197, rel=1e-4) and len(g.df) == 16
-    left = ns["s"].remaining()  # type: ignore[attr-defined]
+    left = ns["sz"].remaining()  # type: ignore[attr-defined]
     assert left.epsilon == pytest.approx(0.6348, abs=1e-3) and left.delta == 5e-7
+    h = ns["h"]  # a histogram: long form, 2 sexes × 4 bins, one share of ε
+    assert list(h.df.columns) == ["sex", "age", "n"] and len(h.df) == 8
+    assert h.spent == pets.Cost(0.1, 0.0)
+    d = ns["d"]  # distinct persons: sensitivity max_groups, not × rows
+    assert d.scale == {"persons": pytest.approx(8.0), "codes": pytest.approx(16.0)}
 
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:

@@ -83,6 +83,31 @@ def test_bounded_sum_privacy_loss_stays_below_epsilon():
     assert _epsilon_lower_bound(a, b, lambda v: v >= base + 10 * f) > 0.8 * epsilon
 
 
+def test_histogram_privacy_loss_stays_below_epsilon_for_a_person_in_two_bins():
+    """A person with two rows (max_rows_per_group = 2) in two bins changes both bin
+    counts by 1: L1 distance 2. The histogram is one measurement of all of ε, so both
+    bins get scale 2/ε, and the joint event "both counts at least the larger value" has
+    a likelihood ratio of exactly e^ε: the bound must stay below ε and come close."""
+    epsilon = 1.0
+    pol = pets.Policy.from_dict({**POLICY.to_dict(), "dataset": {
+        "privacy_unit": "pid", "max_groups": 1, "max_rows_per_group": 2}})
+    plan = Plan("d", group_by=(GroupKey("g", ("a",)),),
+                aggs=(Aggregation("h", "histogram", "x", None, None, (0, 5, 10)),))
+    c = compile_dp(plan, pol, {**SCHEMA, "pid": "int"}, pets.DP(epsilon=epsilon))
+    k0, k1 = c.outputs[0].keys["bin0"], c.outputs[0].keys["bin1"]
+    assert c.scales[k0] == c.scales[k1]
+
+    def run(n0: int, n1: int) -> np.ndarray:
+        return np.stack([add_discrete_laplace(np.full(RUNS, n0), c.scales[k0]),
+                         add_discrete_laplace(np.full(RUNS, n1), c.scales[k1])], axis=1)
+
+    a, b = run(100, 50), run(101, 51)  # D' adds the person: one row in each bin
+    for t0, t1 in [(101, 51), (100, 50), (102, 52), (101, 50)]:
+        assert _epsilon_lower_bound(
+            a, b, lambda v, t0=t0, t1=t1: (v[:, 0] >= t0) & (v[:, 1] >= t1)) <= epsilon
+    assert _epsilon_lower_bound(a, b, lambda v: (v[:, 0] >= 101) & (v[:, 1] >= 51)) > 0.8 * epsilon
+
+
 def test_thresholded_group_by_releases_a_single_person_group_with_probability_at_most_delta():
     """D has one person in group 'rare'; D' has none, so 'rare' is never released on D'.
     P(released | D) must be at most δ (up to e^ε factors, which make it stricter here)."""

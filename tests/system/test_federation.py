@@ -159,3 +159,29 @@ def test_holders_that_disagree_on_bounds_are_refused(tmp_path, federation):
     # bounds given in the query make them agree
     r = s.release(s.table("visits").agg(t=pets.sum("amount", bounds=(0, 50))), pets.HE(key_bits=2048))
     assert len(r.df) == 1
+
+
+def test_histogram_totals_without_dp_are_the_exact_bin_counts_of_all_holders(federation):
+    fed, _, data = federation
+    s = fed.session("alice", purpose="p")
+    edges = [-10, 0, 50, 100, 120]
+    r = s.release(s.table("visits").group_by("region").agg(h=pets.histogram("amount", bins=edges)),
+                  pets.HE(key_bits=2048))
+    assert list(r.df.columns) == ["region", "amount", "h"]
+    want = []
+    for g in ["a", "b", "c"]:
+        x = data.loc[data.region == g, "amount"]
+        want += [int(((x >= lo) & ((x <= hi) if hi == 120 else (x < hi))).sum())
+                 for lo, hi in zip(edges, edges[1:])]
+    assert r.df["h"].tolist() == want
+
+
+def test_aggregations_that_do_not_add_up_across_holders_are_refused(federation):
+    fed, holders, _ = federation
+    s = fed.session("alice", purpose="p")
+    before = [len(h.audit()) for h in holders.values()]
+    with pytest.raises(pets.QueryError, match=r"count_distinct\('cell'\) cannot be released across holders"):
+        s.release(s.table("visits").agg(v=pets.count_distinct("cell")), pets.HE(key_bits=2048))
+    with pytest.raises(pets.QueryError, match="quantile 'm' cannot be released across holders"):
+        s.release(s.table("visits").agg(m=pets.quantile("amount", 0.5)), pets.HE(key_bits=2048))
+    assert [len(h.audit()) for h in holders.values()] == before

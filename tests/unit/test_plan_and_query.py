@@ -447,11 +447,21 @@ bounds = st.tuples(
 ).filter(lambda b: b[0] < b[1])
 
 
+edges = st.lists(st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)), min_size=2,
+                 max_size=6, unique=True).map(lambda v: tuple(sorted(v))).filter(
+                     lambda v: all(a < b for a, b in zip(v, v[1:])))
+
+
 @st.composite
-def aggregations(draw, name):
-    kind = draw(st.sampled_from(AGG_KINDS))
-    if kind == "count":
+def aggregations(draw, name, histogram=True):
+    kind = draw(st.sampled_from([k for k in AGG_KINDS if histogram or k != "histogram"]))
+    if kind in ("count", "count_distinct"):
         return Aggregation(name, kind, draw(st.one_of(st.none(), names)))
+    if kind == "histogram":
+        if draw(st.booleans()):
+            return Aggregation(name, kind, draw(names), None, None, draw(edges))
+        return Aggregation(name, kind, draw(names), draw(st.one_of(st.none(), bounds)), None,
+                           draw(st.integers(1, 1000)))
     q = draw(st.floats(0.001, 0.999)) if kind == "quantile" else None
     return Aggregation(name, kind, draw(names), draw(st.one_of(st.none(), bounds)), q)
 
@@ -481,8 +491,17 @@ def plans(draw):
         filters=tuple(draw(st.lists(exprs, max_size=3))),
         select=draw(st.one_of(st.none(), st.lists(names, min_size=1, max_size=3).map(tuple))),
         group_by=group_by,
-        aggs=tuple(draw(aggregations(n)) for n in agg_names),
+        # a histogram is the only aggregation of its plan, and labels its bins in a
+        # column named after its column (no group-by column or output of that name)
+        aggs=_aggs(draw, agg_names, gcols),
     )
+
+
+def _aggs(draw, agg_names, gcols):
+    aggs = tuple(draw(aggregations(n, histogram=len(agg_names) == 1)) for n in agg_names)
+    if aggs and aggs[0].kind == "histogram" and (aggs[0].column in gcols or aggs[0].column == aggs[0].name):
+        return ()
+    return aggs
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

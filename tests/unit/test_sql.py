@@ -89,6 +89,10 @@ EQUIVALENT = [
      "WHERE sex = 'Female' AND age BETWEEN 18 AND 65 GROUP BY education",
      A.filter((col("sex") == "Female") & ((col("age") >= 18) & (col("age") <= 65)))
      .group_by("education").agg(n=pets.count(), age_mean=pets.mean("age"))),
+    ("SELECT sex, COUNT(DISTINCT person_id) AS persons, COUNT(DISTINCT education) FROM adult "
+     "GROUP BY sex",
+     A.group_by("sex").agg(persons=pets.count_distinct("person_id"),
+                           count_distinct_education=pets.count_distinct("education"))),
 ]
 
 
@@ -164,8 +168,10 @@ REFUSED_WITH_LOCATION = [
     ("SELECT COUNT(*) FROM adult LIMIT 5", "LIMIT 5", r"unsupported SQL: LIMIT"),
     ("SELECT sex, COUNT(*) FROM adult GROUP BY sex HAVING COUNT(*) > 5",
      "HAVING COUNT(*) > 5", r"unsupported SQL: HAVING"),
-    ("SELECT COUNT(DISTINCT sex) FROM adult", "COUNT(DISTINCT sex)",
+    ("SELECT SUM(DISTINCT age) FROM adult", "SUM(DISTINCT age)",
      r"unsupported SQL: DISTINCT inside an aggregate"),
+    ("SELECT COUNT(DISTINCT sex, race) FROM adult", "COUNT(DISTINCT sex, race)",
+     r"unsupported SQL: COUNT\(DISTINCT \.\.\.\) other than of one column"),
     ("SELECT COUNT(*) FROM (SELECT * FROM adult)", "(SELECT * FROM adult)",
      r"unsupported SQL: FROM other than one dataset name"),
     ("SELECT COUNT(*) FROM adult WHERE age IN (SELECT age FROM adult)",
