@@ -142,8 +142,8 @@ class Session:
         hit = store.recall_answer(key, record)
         if hit is not None:
             audit_id, answer, first = hit
-            return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
-                                    Cost(), repeat_of=first)
+            return self._release_of(compiled, plan, protection, _decode(answer, compiled),
+                                    audit_id, Cost(), repeat_of=first)
         try:
             self._check_budget(plan.dataset, compiled.cost, compiled.zdelta)
         except BudgetExceeded:
@@ -155,14 +155,14 @@ class Session:
         try:
             audit_id, answer, first_charge, charged = store.charge_answer(
                 self.analyst, plan.dataset, self.purpose, compiled.cost, record, key,
-                _encode(noisy.noisy), zdelta=compiled.zdelta,
+                _encode(noisy.noisy, compiled.selected), zdelta=compiled.zdelta,
             )
         except BudgetExceeded:
             self._record_refusal(plan, protection, "budget", None)
             raise
         if first_charge is not None:  # an identical query was answered meanwhile: free
-            return self._release_of(compiled, plan, protection, _decode(answer), audit_id,
-                                    Cost(), repeat_of=first_charge)
+            return self._release_of(compiled, plan, protection, _decode(answer, compiled),
+                                    audit_id, Cost(), repeat_of=first_charge)
         return self._release_of(compiled, plan, protection, noisy.noisy, audit_id, charged)
 
     def _release_of(self, compiled: Any, plan: Plan, protection: Protection,
@@ -440,16 +440,30 @@ def _answer_key(ds: Any, plan: Plan, protection: Protection, analyst: str, purpo
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _encode(noisy: dict[str, np.ndarray]) -> str:
+_SELECTED = "__selected__"
+
+
+def _encode(noisy: dict[str, np.ndarray], selected: list[tuple[Any, ...]] | None = None) -> str:
+    """A released answer as stored for repeats: the noisy measurements and, with unknown
+    keys, the groups that passed the threshold (both already released)."""
     import json
 
-    return json.dumps({k: [int(x) for x in v] for k, v in noisy.items()}, sort_keys=True)
+    out: dict[str, Any] = {k: [int(x) for x in v] for k, v in noisy.items()}
+    if selected is not None:
+        out[_SELECTED] = [list(c) for c in selected]
+    return json.dumps(out, sort_keys=True)
 
 
-def _decode(answer: str) -> dict[str, np.ndarray]:
+def _decode(answer: str, compiled: Any = None) -> dict[str, np.ndarray]:
+    """The noisy measurements of a stored answer; restores the released groups of an
+    unknown-keys release into ``compiled``."""
     import json
 
-    return {k: np.asarray(v, dtype=np.int64) for k, v in json.loads(answer).items()}
+    d = json.loads(answer)
+    selected = d.pop(_SELECTED, None)
+    if selected is not None and compiled is not None:
+        compiled.selected = [tuple(c) for c in selected]
+    return {k: np.asarray(v, dtype=np.int64) for k, v in d.items()}
 
 
 def _plan_of(query: Query | Plan) -> Plan:

@@ -68,3 +68,21 @@ def test_re_registering_the_data_gives_fresh_answers(tmp_path):
     h.register("adult", pets.example_data(), pets.example_policy(), replace=True)
     r = s.release(q, pets.DP(epsilon=0.2))
     assert r.repeat_of is None and r.spent == pets.Cost(0.2)
+
+
+def test_a_repeated_unknown_keys_release_returns_the_same_groups(tmp_path):
+    h = pets.Holder(tmp_path / "home")
+    h.register("adult", pets.example_data(), pets.example_policy())
+    h.grant("ann", dataset="adult", purpose="p", epsilon=2.0, delta=1e-5)
+    s = h.session("ann", purpose="p")
+    q = s.table("adult").group_by("hours-per-week").agg(n=pets.count())
+    hq = s.table("adult").group_by("native-country").agg(
+        ages=pets.histogram("age", bins=[17, 40, 65, 91]))
+    for query, noise in ((q, "laplace"), (hq, "laplace"), (q, "gaussian")):
+        prot = pets.DP(epsilon=0.5, delta=1e-6, noise=noise)
+        first = s.release(query, prot)
+        again = s.release(query, prot)
+        assert len(first.df) > 3 and first.df.notna().all().all()
+        pd.testing.assert_frame_equal(first.df, again.df)
+        pd.testing.assert_frame_equal(first.ci(0.95), again.ci(0.95))
+        assert again.spent == pets.Cost() and again.repeat_of == first.audit_id
