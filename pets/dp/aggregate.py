@@ -147,6 +147,14 @@ class _Quantile:
     scale: float
     measurement: Any = field(repr=False, default=None)
 
+    def rank_error(self, level: float = 0.95) -> float:
+        """With probability ≥ ``level`` the chosen candidate c has
+        |#(x < c) − q·#(x ≠ c)| at most this many rows above the best candidate's
+        (the exponential mechanism's utility bound: its score is within
+        scale · ln(candidates / (1 − level)) of the best score, and a score is b times
+        that row count)."""
+        return self.scale * math.log(len(self.candidates) / (1.0 - level)) / self.b
+
     def choose(self, engine: dict[str, np.ndarray]) -> np.ndarray:
         lt = np.stack([engine[k] for k in self.lt], axis=1)
         le = np.stack([engine[k] for k in self.le], axis=1)
@@ -274,6 +282,8 @@ class CompiledDP:
                 "noise_scale": sc[o.agg.name],
                 "ci95_half_width": hw[o.agg.name],
             }
+            if o.agg.kind == "quantile":  # accuracy of a chosen candidate: in rows
+                row["rank_error95"] = self._quantile(o).rank_error(0.95)
             if self.noise_kind == "gaussian":  # each output's share of ρ (ε above: its
                 row["epsilon"] = None  # share of the release's ε is not defined)
                 row["rho"] = self.rho_each * parts

@@ -54,3 +54,33 @@ def test_quantile_arguments_are_checked():
 def test_a_quantile_plan_round_trips_through_json():
     q = pets.Query("d").agg(m=pets.quantile("x", 0.25, bounds=(0, 10)))
     assert pets.plan.Plan.from_json(q.plan.to_json()) == q.plan
+
+
+def test_explain_states_the_quantiles_rank_error_and_it_holds(tmp_path):
+    import math
+
+    import numpy as np
+
+    h = pets.Holder(tmp_path / "home")
+    df = pd.DataFrame({"x": np.arange(1000) % 100})
+    h.register("d", df, {"columns": {"x": {"role": "attribute", "grade": 1, "bounds": [0, 64]}},
+                         "grades": {"1": {"allow": ["dp"]}}})
+    h.grant("a", dataset="d", purpose="p", epsilon=100.0)
+    s = h.session("a", purpose="p")
+    q = s.table("d").agg(m=pets.quantile("x", 0.5))
+    e = s.explain(q, pets.DP(epsilon=2.0))
+    err = e.details.loc[0, "rank_error95"]
+    assert err == pytest.approx(e.scale["m"] * math.log(65 / 0.05) / 1000)
+    # candidates 0, 1, ..., 64; values clamp to 64
+    x = np.minimum(df["x"].to_numpy(), 64)
+
+    def miss(c: float) -> float:
+        return abs(int((x < c).sum()) - 0.5 * int((x != c).sum()))
+
+    best = min(miss(c) for c in range(65))
+    misses = 0
+    for i in range(40):  # vary ε by 1e-9 so each release is fresh
+        c = float(s.release(q, pets.DP(epsilon=2.0 + i * 1e-9)).df["m"].iloc[0])
+        misses += miss(c) > best + err
+    # each miss has probability ≤ 5%: P(more than 12 of 40) < 1e-6
+    assert misses <= 12
