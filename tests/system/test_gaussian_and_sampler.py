@@ -232,3 +232,36 @@ def test_cli_grants_zcdp_and_queries_with_gaussian_noise(tmp_path: Path) -> None
     rows = json.loads(out)
     assert [r["k"] for r in rows] == ["a", "b"]
     assert pets.Holder(home).remaining("a", dataset="d", purpose="p").rho > 0
+
+
+def test_gaussian_scales_use_l2_sensitivity_of_bounded_persons(tmp_path: Path) -> None:
+    h = pets.Holder(tmp_path / "home")
+    df = pd.DataFrame({"pid": [i // 4 for i in range(400)], "k": ["a", "b", "c", "d"] * 100,
+                       "x": [float(i % 10) for i in range(400)]})
+    h.register("d", df, {
+        "dataset": {"privacy_unit": "pid", "max_groups": 2, "max_rows_per_group": 5},
+        "columns": {"pid": {"role": "identifier", "grade": 1},
+                    "k": {"role": "attribute", "grade": 1, "keys": ["a", "b", "c", "d"]},
+                    "x": {"role": "attribute", "grade": 1, "bounds": [0, 10]}},
+        "grades": {"1": {"allow": ["dp"]}}})
+    h.grant("a", dataset="d", purpose="p", epsilon=10.0, delta=1e-5)
+    s = h.session("a", purpose="p")
+    prot = pets.DP(epsilon=1.0, delta=1e-6, noise="gaussian")
+    q = s.table("d").group_by("k").agg(n=pets.count(), persons=pets.count_distinct(),
+                                        ages=pets.sum("x"))
+    e = s.explain(q, prot)
+    rho_each = zcdp_rho(1.0, 1e-6) / 3  # three measurements
+    # a person: ≤ 2 groups × ≤ 5 rows; L2² = 2·5² for counts, 2 for distinct persons,
+    # 2·(5·10)² for the sum of values in [0, 10]
+    assert e.scale["n"] == pytest.approx(math.sqrt(50 / (2 * rho_each)), rel=1e-9)
+    assert e.scale["persons"] == pytest.approx(math.sqrt(2 / (2 * rho_each)), rel=1e-9)
+    assert e.scale["ages"] == pytest.approx(math.sqrt(2 * 50**2 / (2 * rho_each)), rel=1e-9)
+    hist = s.table("d").group_by("k").agg(h=pets.histogram("x", bins=[0, 5, 10]))
+    eh = s.explain(hist, prot)
+    rho_one = zcdp_rho(1.0, 1e-6)  # one measurement: all bins share it
+    assert eh.scale["h"] == pytest.approx(math.sqrt(50 / (2 * rho_one)), rel=1e-9)
+    r = s.release(q, prot)
+    assert list(r.df["k"]) == ["a", "b", "c", "d"]
+    # every person has one row in each of the 4 groups and is kept in 2 of them: the
+    # four distinct-person counts add up to 2 · 100 (4 draws: sd 2σ; 6 sd ⇒ < 1e-8)
+    assert abs(int(r.df["persons"].sum()) - 200) <= 12 * e.scale["persons"]
