@@ -25,7 +25,7 @@ from .holder import Holder
 from .policy import Policy
 from .federation import FederatedSession, Federation
 from .protections import DP, HE, KAnonymity
-from .query import Expression, Query, col, count, mean, quantile, sum, variance
+from .query import Expression, Query, case, col, count, mean, quantile, sum, variance
 from .release import Explanation, Extract, Release
 from .session import Session
 from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
@@ -58,6 +58,7 @@ __all__ = [
     "Session",
     "__version__",
     "anon",
+    "case",
     "col",
     "count",
     "example_data",
