@@ -25,8 +25,8 @@ from .holder import Holder
 from .policy import Policy
 from .federation import FederatedSession, Federation
 from .protections import DP, HE, KAnonymity
-from .query import (Expression, Query, col, count, count_distinct, histogram, mean, quantile, sum,
-                    variance)
+from .query import (Expression, Query, case, col, count, count_distinct, histogram, mean, quantile,
+                    sum, variance)
 from .release import Explanation, Extract, Release
 from .session import Session
 from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
@@ -59,6 +59,7 @@ __all__ = [
     "Session",
     "__version__",
     "anon",
+    "case",
     "col",
     "count",
     "count_distinct",

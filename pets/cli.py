@@ -186,7 +186,7 @@ def _query(args: argparse.Namespace) -> int:
     prot = pets.DP(epsilon=args.epsilon, delta=args.delta, noise=args.noise)
     from .sql import parse_sql
 
-    plan = parse_sql(args.sql)
+    plan = parse_sql(args.sql, schema=s._sql_schema)
     if args.explain:
         print(s.explain(plan, prot))
         return 0

@@ -252,7 +252,9 @@ def _structure(c: CompiledDP) -> tuple[Any, ...]:
     return (
         c.group_columns,
         c.keys,
-        tuple((m.key, m.kind, m.column, m.lower, m.upper, m.factor, m.center) for m in c.measures),
+        tuple((m.key, m.kind, m.column, m.lower, m.upper, m.factor, m.center, m.expr, m.clamps)
+              for m in c.measures),
+        c.group_exprs,
         tuple(sorted((k, tuple(v)) for k, v in c.derived.items())),
         tuple(sorted(c.scales.items())),
         c.rows_key,

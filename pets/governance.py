@@ -17,6 +17,7 @@ import difflib
 
 from .errors import PolicyError, QueryError
 from . import plan as P
+from .expressions import value_kind
 from .plan import Plan
 from .policy import Policy
 
@@ -66,7 +67,16 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
         policy.column(c)  # default deny
     for f in plan.filters:
         _check_types(f, schema)
-    group_cols = {g.column for g in plan.group_by}
+    for a in plan.aggs:  # arithmetic on numbers only; CASE conditions like filters
+        if a.expr is not None:
+            value_kind(a.expr, schema, _check_types)
+    group_cols = set()
+    for g in plan.group_by:
+        if g.expr is not None:  # a CASE key groups by every column it reads
+            value_kind(g.expr, schema, _check_types)
+            group_cols.update(P.expr_columns(g.expr))
+        else:
+            group_cols.add(g.column)
     for c in cols:
         cp = policy.columns[c]
         rule = policy.grade_rule(cp.grade)
@@ -113,6 +123,7 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
 
 
 _NUMERIC = ("int", "float")
+_GROUP = {"int": "numbers", "float": "numbers", "str": "text", "bool": "booleans"}
 
 
 def _check_types(e: P.Expr, schema: dict[str, str]) -> None:
@@ -121,6 +132,10 @@ def _check_types(e: P.Expr, schema: dict[str, str]) -> None:
         _check_types(e.left, schema)
         _check_types(e.right, schema)
     elif isinstance(e, P.Not):
+        _check_types(e.operand, schema)
+    elif isinstance(e, (P.Arith, P.Neg, P.Case)):
+        value_kind(e, schema, _check_types)
+    elif isinstance(e, P.IsNull):
         _check_types(e.operand, schema)
     elif isinstance(e, (P.Compare, P.IsIn)):
         if isinstance(e, P.Compare):
@@ -147,6 +162,17 @@ def _check_types(e: P.Expr, schema: dict[str, str]) -> None:
             for side in (e.left, e.right):
                 if not isinstance(side, (P.Col, P.Lit)):
                     _check_types(side, schema)
+        sides = [e.left, e.right] if isinstance(e, P.Compare) else [e.operand]
+        if any(isinstance(x, (P.Arith, P.Neg, P.Case)) for x in sides):
+            kinds = [value_kind(x, schema) for x in sides]
+            if isinstance(e, P.IsIn):
+                kinds += [value_kind(P.Lit(v), schema) for v in e.values]
+            groups = {_GROUP[k] for k in kinds if k in _GROUP}
+            if len(groups) > 1:
+                raise QueryError(
+                    f"{P.expr_text(e)} compares {' with '.join(sorted(groups))}; "
+                    "compare values of one kind"
+                )
 
 
 def min_k(policy: Policy, columns: list[str]) -> tuple[int | None, str | None]:

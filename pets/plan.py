@@ -25,6 +25,9 @@ __all__ = [
     "Not",
     "IsIn",
     "IsNull",
+    "Arith",
+    "Neg",
+    "Case",
     "Expr",
     "GroupKey",
     "Aggregation",
@@ -33,12 +36,16 @@ __all__ = [
     "AGG_KINDS",
     "MAX_BINS",
     "expr_columns",
+    "ARITH_OPS",
+    "expr_text",
+    "case_keys",
 ]
 
 COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
 AGG_KINDS = ("count", "sum", "mean", "variance", "quantile", "histogram", "count_distinct")
 #: most bins one histogram may have (each bin is one exact count per cell)
 MAX_BINS = 1000
+ARITH_OPS = ("+", "-", "*", "/")
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -127,8 +134,78 @@ class IsNull:
     operand: "Expr"
 
 
-Expr = Union[Col, Lit, Compare, And, Or, Not, IsIn, IsNull]
-_EXPR_TYPES = (Col, Lit, Compare, And, Or, Not, IsIn, IsNull)
+@dataclass(frozen=True)
+class Arith:
+    """``left op right`` on numbers, op one of ``+ - * /``. Division only by a nonzero
+    number written in the query: a column's value could be zero or near it, and then no
+    bound on the quotient would hold."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+    def __post_init__(self) -> None:
+        if self.op not in ARITH_OPS:
+            raise QueryError(
+                f"unknown arithmetic {self.op!r}; use one of {', '.join(ARITH_OPS)}"
+            )
+        if self.op == "/":
+            r = self.right
+            if not (isinstance(r, Lit) and isinstance(r.value, (int, float))
+                    and not isinstance(r.value, bool) and r.value != 0):
+                raise QueryError(
+                    "division is supported only by a nonzero number written in the query "
+                    f"(e.g. col('x') / 12), not by {expr_text(r)}: a divisor that can be "
+                    "zero or near it has no bound on the quotient"
+                )
+
+
+@dataclass(frozen=True)
+class Neg:
+    """Unary minus: ``-operand``."""
+
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Case:
+    """``CASE WHEN cond THEN value ... ELSE default END``: the value of the first branch
+    whose condition holds; ``default`` (``None``: no ELSE, the result is NULL) when
+    none does."""
+
+    whens: tuple[tuple["Expr", "Expr"], ...]
+    default: "Expr | None" = None
+
+    def __post_init__(self) -> None:
+        w = self.whens
+        if isinstance(w, (str, bytes, dict)) or not hasattr(w, "__iter__"):
+            raise QueryError("a CASE takes a list of (condition, value) pairs")
+        pairs = []
+        for pair in w:
+            if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+                raise QueryError(
+                    f"a CASE branch is a pair (condition, value), got {pair!r}"
+                )
+            cond, value = pair
+            if not is_expr(cond) or not is_expr(value):
+                raise QueryError("a CASE branch's condition and value must be expressions")
+            pairs.append((cond, value))
+        if not pairs:
+            raise QueryError("a CASE needs at least one WHEN … THEN … branch")
+        object.__setattr__(self, "whens", tuple(pairs))
+        if isinstance(self.default, Lit) and self.default.value is None:
+            object.__setattr__(self, "default", None)  # ELSE NULL is no ELSE
+        if self.default is not None and not is_expr(self.default):
+            raise QueryError("a CASE's default must be an expression")
+
+    def results(self) -> list["Expr"]:
+        """The branch values, then the default if there is one."""
+        return [v for _, v in self.whens] + ([self.default] if self.default is not None else [])
+
+
+Expr = Union[Col, Lit, Compare, And, Or, Not, IsIn, IsNull, Arith, Neg, Case]
+_EXPR_TYPES = (Col, Lit, Compare, And, Or, Not, IsIn, IsNull, Arith, Neg, Case)
+_CONDITIONS = (Compare, And, Or, Not, IsIn, IsNull)
 
 
 def expr_columns(e: Expr) -> list[str]:
@@ -139,24 +216,109 @@ def expr_columns(e: Expr) -> list[str]:
         if isinstance(x, Col):
             if x.name not in out:
                 out.append(x.name)
-        elif isinstance(x, (Compare, And, Or)):
+        elif isinstance(x, (Compare, And, Or, Arith)):
             walk(x.left)
             walk(x.right)
-        elif isinstance(x, (Not, IsIn, IsNull)):
+        elif isinstance(x, (Not, IsIn, IsNull, Neg)):
             walk(x.operand)
+        elif isinstance(x, Case):
+            for cond, value in x.whens:
+                walk(cond)
+                walk(value)
+            if x.default is not None:
+                walk(x.default)
 
     walk(e)
     return out
 
 
+def _ident_text(name: str) -> str:
+    if name.replace("_", "a").isalnum() and not name[0].isdigit():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit_text(v: Scalar) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return repr(v)
+
+
+def expr_text(e: Expr) -> str:
+    """An expression as SQL-like text, for messages and ``explain`` (no data values:
+    only what the query itself wrote)."""
+    if isinstance(e, Col):
+        return _ident_text(e.name)
+    if isinstance(e, Lit):
+        return _lit_text(e.value)
+    if isinstance(e, Compare):
+        op = {"==": "=", "!=": "<>"}.get(e.op, e.op)
+        return f"{_sub_text(e.left)} {op} {_sub_text(e.right)}"
+    if isinstance(e, Arith):
+        return f"{_sub_text(e.left)} {e.op} {_sub_text(e.right)}"
+    if isinstance(e, Neg):
+        return f"-{_sub_text(e.operand)}"
+    if isinstance(e, And):
+        return f"{_sub_text(e.left)} AND {_sub_text(e.right)}"
+    if isinstance(e, Or):
+        return f"{_sub_text(e.left)} OR {_sub_text(e.right)}"
+    if isinstance(e, Not):
+        return f"NOT {_sub_text(e.operand)}"
+    if isinstance(e, IsIn):
+        return f"{_sub_text(e.operand)} IN ({', '.join(_lit_text(v) for v in e.values)})"
+    if isinstance(e, IsNull):
+        return f"{_sub_text(e.operand)} IS NULL"
+    if isinstance(e, Case):
+        parts = ["CASE"]
+        for cond, value in e.whens:
+            parts += ["WHEN", expr_text(cond), "THEN", expr_text(value)]
+        if e.default is not None:
+            parts += ["ELSE", expr_text(e.default)]
+        return " ".join(parts + ["END"])
+    return type(e).__name__
+
+
+def _sub_text(e: Expr) -> str:
+    t = expr_text(e)
+    return f"({t})" if isinstance(e, (Compare, Arith, And, Or, Not, IsIn, IsNull)) else t
+
+
+def case_keys(e: "Case") -> tuple[Scalar, ...]:
+    """The group keys of a CASE group-by: its distinct THEN / ELSE literals, in the order
+    written — public by construction, since the query wrote them."""
+    out: list[Scalar] = []
+    for v in e.results():
+        assert isinstance(v, Lit)
+        if v.value is not None and v.value not in out:
+            out.append(v.value)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class GroupKey:
-    """A group-by column and its public keys (``None``: take them from the policy)."""
+    """A group-by column and its public keys (``None``: take them from the policy).
+
+    With ``expr`` (a :class:`Case` whose results are all literals), the group is the
+    value of that CASE, named ``column`` in the output; its keys are the CASE's
+    THEN / ELSE literals (:func:`case_keys`), public because the query wrote them. Rows
+    where no branch holds and there is no ELSE fall in no group."""
 
     column: str
     keys: tuple[Scalar, ...] | None = None
+    expr: "Expr | None" = None
 
     def __post_init__(self) -> None:
+        if self.expr is not None:
+            _check_case_key(self.column, self.expr)
+            if self.keys is not None:
+                raise QueryError(
+                    f"group {self.column!r} is a CASE: its keys are its THEN / ELSE values; "
+                    "give no keys for it"
+                )
         if self.keys is not None:
             if isinstance(self.keys, (str, bytes)) or not hasattr(self.keys, "__iter__"):
                 raise QueryError(
@@ -184,19 +346,44 @@ class Aggregation:
     bounds: tuple[float, float] | None = None
     q: float | None = None  # quantile: which one (0.5 = median)
     bins: tuple[float, ...] | int | None = None  # histogram: edges, or a number of bins
+    # instead of a column: a value expression (arithmetic, CASE) computed per row
+    expr: "Expr | None" = None
 
     def __post_init__(self) -> None:
+        if self.expr is not None:
+            if isinstance(self.expr, Col):  # a plain column is a column
+                if self.column is not None:
+                    raise QueryError(f"{self.kind}() takes a column or an expression, not both")
+                object.__setattr__(self, "column", self.expr.name)
+                object.__setattr__(self, "expr", None)
+            elif not is_expr(self.expr):
+                raise QueryError(
+                    f"{self.kind}() takes a column name or an expression, "
+                    f"got {type(self.expr).__name__}"
+                )
+            elif self.column is not None:
+                raise QueryError(f"{self.kind}() takes a column or an expression, not both")
+            elif isinstance(self.expr, _CONDITIONS):
+                raise QueryError(
+                    f"{self.kind}() of a condition ({expr_text(self.expr)}): aggregate a "
+                    "value, e.g. pets.case((condition, 1), default=0)"
+                )
         if self.kind not in AGG_KINDS:
             raise QueryError(f"unknown aggregation {self.kind!r}; use one of {', '.join(AGG_KINDS)}")
         if self.kind == "quantile":
             q = self.q
             if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
-                raise QueryError(f"quantile({self.column!r}, q) needs q strictly between 0 and 1, got {q!r}")
+                raise QueryError(f"quantile({self.label}, q) needs q strictly between 0 and 1, got {q!r}")
         elif self.q is not None:
             raise QueryError(f"only quantile() takes q, not {self.kind}()")
         if self.kind == "count_distinct" and self.bounds is not None:
             raise QueryError("count_distinct() takes no bounds: it counts, it does not add values")
-        if self.kind not in ("count", "count_distinct") and self.column is None:
+        if self.kind in ("histogram", "count_distinct") and self.expr is not None:
+            raise QueryError(
+                f"{self.kind}() takes a column name, not an expression ({expr_text(self.expr)}); "
+                "for a histogram of an expression, group by a pets.case(...) of it instead"
+            )
+        if self.kind not in ("count", "count_distinct") and self.column is None and self.expr is None:
             if self.kind == "histogram":
                 raise QueryError("histogram() needs a column, e.g. pets.histogram('age', bins=[17, 30, 50, 90])")
             raise QueryError(f"{self.kind}() needs a column, e.g. pets.{self.kind}('age', bounds=(0, 100))")
@@ -206,7 +393,7 @@ class Aggregation:
             raise QueryError(f"only histogram() takes bins, not {self.kind}()")
         if self.bounds is not None:
             b = self.bounds
-            label = f"{self.kind}({self.column!r})"
+            label = f"{self.kind}({self.label})"
             if isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2:
                 raise QueryError(f"bounds for {label} must be a pair (lower, upper), got {b!r}")
             lo, hi = (_check_scalar(v, f"a bound of {label}") for v in b)
@@ -260,6 +447,37 @@ class Aggregation:
                 "and bounds: the edges already say where the bins lie"
             )
         object.__setattr__(self, "bins", edges)
+
+    @property
+    def label(self) -> str:
+        """What is aggregated, for messages: ``'age'`` or the expression's text."""
+        return expr_text(self.expr) if self.expr is not None else repr(self.column)
+
+
+def _check_case_key(name: str, e: Any) -> None:
+    if not isinstance(e, Case):
+        raise QueryError(
+            f"group {name!r} must be a CASE with literal results (pets.case(...)); "
+            "other expressions have no public keys"
+        )
+    kinds = set()
+    for v in e.results():
+        if not isinstance(v, Lit):
+            raise QueryError(
+                f"group {name!r}: every THEN / ELSE of a CASE group must be a literal value "
+                f"(the group keys), not {expr_text(v)}"
+            )
+        if v.value is None:  # rows there fall in no group
+            continue
+        kinds.add("text" if isinstance(v.value, str) else
+                  "boolean" if isinstance(v.value, bool) else "number")
+    if not kinds:
+        raise QueryError(f"group {name!r}: the CASE has no non-NULL result, so no group")
+    if len(kinds) > 1:
+        raise QueryError(
+            f"group {name!r}: the CASE results mix {' and '.join(sorted(kinds))} values; "
+            "use one kind"
+        )
 
 
 @dataclass(frozen=True)
@@ -335,9 +553,16 @@ class Plan:
         for c in self.select or ():
             add(c)
         for g in self.group_by:
-            add(g.column)
+            if g.expr is not None:
+                for c in expr_columns(g.expr):
+                    add(c)
+            else:
+                add(g.column)
         for a in self.aggs:
             add(a.column)
+            if a.expr is not None:
+                for c in expr_columns(a.expr):
+                    add(c)
         return out
 
     # -- JSON form -------------------------------------------------------------------
@@ -347,7 +572,8 @@ class Plan:
             "filters": [_expr_to_dict(f) for f in self.filters],
             "select": list(self.select) if self.select is not None else None,
             "group_by": [
-                {"column": g.column, "keys": list(g.keys) if g.keys is not None else None}
+                {"column": g.column, "keys": list(g.keys) if g.keys is not None else None,
+                 **({"expr": _expr_to_dict(g.expr)} if g.expr is not None else {})}
                 for g in self.group_by
             ],
             "aggs": [
@@ -359,6 +585,7 @@ class Plan:
                     **({"q": a.q} if a.q is not None else {}),
                     **({"bins": list(a.bins) if isinstance(a.bins, tuple) else a.bins}
                        if a.bins is not None else {}),
+                    **({"expr": _expr_to_dict(a.expr)} if a.expr is not None else {}),
                 }
                 for a in self.aggs
             ],
@@ -375,7 +602,8 @@ class Plan:
                 filters=tuple(_expr_from_dict(f) for f in d.get("filters", [])),
                 select=tuple(d["select"]) if d.get("select") is not None else None,
                 group_by=tuple(
-                    GroupKey(g["column"], tuple(g["keys"]) if g.get("keys") is not None else None)
+                    GroupKey(g["column"], tuple(g["keys"]) if g.get("keys") is not None else None,
+                             _expr_from_dict(g["expr"]) if g.get("expr") is not None else None)
                     for g in d.get("group_by", [])
                 ),
                 aggs=tuple(
@@ -385,7 +613,8 @@ class Plan:
                         a.get("column"),
                         tuple(a["bounds"]) if a.get("bounds") is not None else None,  # type: ignore[arg-type]
                         a.get("q"),
-                        tuple(a["bins"]) if isinstance(a.get("bins"), list) else a.get("bins"),
+                        bins=tuple(a["bins"]) if isinstance(a.get("bins"), list) else a.get("bins"),
+                        expr=_expr_from_dict(a["expr"]) if a.get("expr") is not None else None,
                     )
                     for a in d.get("aggs", [])
                 ),
@@ -421,6 +650,15 @@ def _expr_to_dict(e: Expr) -> dict[str, Any]:
         return {"isin": _expr_to_dict(e.operand), "values": list(e.values)}
     if isinstance(e, IsNull):
         return {"isnull": _expr_to_dict(e.operand)}
+    if isinstance(e, Arith):
+        return {"arith": e.op, "left": _expr_to_dict(e.left), "right": _expr_to_dict(e.right)}
+    if isinstance(e, Neg):
+        return {"neg": _expr_to_dict(e.operand)}
+    if isinstance(e, Case):
+        return {
+            "case": [[_expr_to_dict(c), _expr_to_dict(v)] for c, v in e.whens],
+            "else": _expr_to_dict(e.default) if e.default is not None else None,
+        }
     raise QueryError(f"not an expression: {type(e).__name__}")
 
 
@@ -451,6 +689,18 @@ def _expr_from_dict(d: dict[str, Any]) -> Expr:
         return IsIn(_expr_from_dict(d["isin"]), tuple(d["values"]))
     if "isnull" in d:
         return IsNull(_expr_from_dict(d["isnull"]))
+    if "arith" in d:
+        return Arith(d["arith"], _expr_from_dict(d["left"]), _expr_from_dict(d["right"]))
+    if "neg" in d:
+        return Neg(_expr_from_dict(d["neg"]))
+    if "case" in d:
+        if not isinstance(d["case"], list):
+            raise QueryError(f"malformed expression: {d!r}")
+        whens = tuple(
+            tuple(_expr_from_dict(x) for x in _pair(w, "case")) for w in d["case"]
+        )
+        default = d.get("else")
+        return Case(whens, _expr_from_dict(default) if default is not None else None)  # type: ignore[arg-type]
     raise QueryError(f"malformed expression: {d!r}")
 
 

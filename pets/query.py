@@ -17,13 +17,14 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import plan as P
 from .errors import QueryError
 
-__all__ = ["Expression", "col", "lit", "Query", "AggSpec", "count", "sum", "mean", "variance",
-           "quantile", "histogram", "count_distinct"]
+__all__ = ["Expression", "col", "lit", "case", "Query", "AggSpec", "count", "sum", "mean",
+           "variance", "quantile", "histogram", "count_distinct"]
 
 
 class Expression:
     """A column expression. Build with :func:`col`; combine with comparisons,
-    ``&``, ``|``, ``~``, :meth:`isin` and :meth:`is_null`."""
+    ``&``, ``|``, ``~``, :meth:`isin` and :meth:`is_null`; compute with ``+ - *``,
+    unary ``-`` and ``/`` by a nonzero number; choose with :func:`case`."""
 
     __slots__ = ("node",)
 
@@ -70,6 +71,45 @@ class Expression:
 
     __hash__ = None  # type: ignore[assignment]
 
+    # arithmetic ----------------------------------------------------------------------
+    def _arith(self, op: str, left: Any, right: Any) -> "Expression":
+        return Expression(P.Arith(op, _to_node(left), _to_node(right)))
+
+    def __add__(self, other: Any) -> "Expression":
+        return self._arith("+", self, other)
+
+    def __radd__(self, other: Any) -> "Expression":
+        return self._arith("+", other, self)
+
+    def __sub__(self, other: Any) -> "Expression":
+        return self._arith("-", self, other)
+
+    def __rsub__(self, other: Any) -> "Expression":
+        return self._arith("-", other, self)
+
+    def __mul__(self, other: Any) -> "Expression":
+        return self._arith("*", self, other)
+
+    def __rmul__(self, other: Any) -> "Expression":
+        return self._arith("*", other, self)
+
+    def __truediv__(self, other: Any) -> "Expression":
+        return self._arith("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> "Expression":
+        return self._arith("/", other, self)  # refused by the plan: a divisor must be a number
+
+    def __neg__(self) -> "Expression":
+        return Expression(P.Neg(self.node))
+
+    def _unsupported(self, *_: Any) -> "Expression":
+        raise QueryError(
+            "only + - * and / by a nonzero number are supported on column expressions "
+            "(no %, // or **)"
+        )
+
+    __mod__ = __rmod__ = __floordiv__ = __rfloordiv__ = __pow__ = __rpow__ = _unsupported
+
     def isin(self, values: Iterable[Any]) -> "Expression":
         if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
             raise QueryError("isin() takes a list of values, e.g. col('sex').isin(['Female'])")
@@ -100,15 +140,56 @@ def lit(value: Any) -> Expression:
     return Expression(P.Lit(value))
 
 
+def case(*branches: tuple[Expression, Any], default: Any = None) -> Expression:
+    """``CASE WHEN … THEN … ELSE … END``: the value of the first branch whose condition
+    holds, else ``default`` (``None``: missing, e.g. left out of a count)::
+
+        band = pets.case((col("age") < 30, "young"), (col("age") < 60, "middle"),
+                         default="old")
+        q.group_by(band=band)                                  # a group key, named band
+        q.agg(men=pets.sum(pets.case((col("sex") == "Male", 1), default=0)))
+
+    Values are plain Python values or expressions (``col("hours") * 52``). As a group
+    key (``group_by(name=pets.case(...))``) every value must be a literal: those are
+    the public keys.
+    """
+    if not branches:
+        raise QueryError("case() needs at least one (condition, value) pair, e.g. "
+                         "pets.case((col('age') < 30, 'young'), default='old')")
+    whens = []
+    for b in branches:
+        if not isinstance(b, tuple) or len(b) != 2:
+            raise QueryError(
+                f"case() takes (condition, value) pairs, e.g. (col('age') < 30, 'young'); got {b!r}"
+            )
+        cond, value = b
+        if not isinstance(cond, Expression):
+            raise QueryError(
+                "a case() condition must be a column condition such as col('age') < 30, "
+                f"got {type(cond).__name__}"
+            )
+        whens.append((cond.node, _to_node(value)))
+    return Expression(P.Case(tuple(whens), _to_node(default) if default is not None else None))
+
+
 class AggSpec:
     """An aggregation before it gets its output name in :meth:`Query.agg`."""
 
-    __slots__ = ("kind", "column", "bounds", "q", "bins")
+    __slots__ = ("kind", "column", "bounds", "q", "bins", "expr")
 
-    def __init__(self, kind: str, column: str | None, bounds: Sequence[float] | None,
+    def __init__(self, kind: str, column: "str | Expression | None", bounds: Sequence[float] | None,
                  q: float | None = None, bins: Sequence[float] | int | None = None) -> None:
+        self.expr: P.Expr | None = None
+        if isinstance(column, Expression):
+            if isinstance(column.node, P.Col):
+                column = column.node.name
+            else:
+                self.expr, column = column.node, None
         if column is not None and not isinstance(column, str):
-            raise QueryError(f"{kind}() takes a column name (a string), got {type(column).__name__}")
+            raise QueryError(
+                f"{kind}() takes a column name (a string), got {type(column).__name__}; "
+                "or an expression such as col('a') - col('b')"
+            )
         if bounds is not None and (
             isinstance(bounds, (str, bytes, dict)) or not hasattr(bounds, "__iter__")
         ):
@@ -121,14 +202,17 @@ class AggSpec:
         self.q = q
         # validate now so the error points at the call that made it (and keep the
         # normalised bins: a tuple of edges or an int)
-        self.bins = P.Aggregation("_", kind, column, self.bounds, q, bins).bins  # type: ignore[arg-type]
+        self.bins = P.Aggregation("_", kind, column, self.bounds, q, bins,  # type: ignore[arg-type]
+                                  expr=self.expr).bins
 
     def named(self, name: str) -> P.Aggregation:
         return P.Aggregation(name, self.kind, self.column, self.bounds, self.q,  # type: ignore[arg-type]
-                             self.bins)
+                             self.bins, expr=self.expr)
 
     def __repr__(self) -> str:
         args = [repr(self.column)] if self.column else []
+        if self.expr is not None:
+            args = [P.expr_text(self.expr)]
         if self.bins is not None:
             args.append(f"bins={list(self.bins) if isinstance(self.bins, tuple) else self.bins}")
         if self.bounds:
@@ -136,27 +220,33 @@ class AggSpec:
         return f"{self.kind}({', '.join(args)})"
 
 
-def count(column: str | None = None) -> AggSpec:
-    """Number of rows; with a column, number of rows where that column is present."""
+def count(column: "str | Expression | None" = None) -> AggSpec:
+    """Number of rows; with a column (or an expression), number of rows where it is
+    present (``count(pets.case((cond, 1)))`` counts the rows where ``cond`` holds)."""
     return AggSpec("count", column, None)
 
 
-def sum(column: str, bounds: Sequence[float] | None = None) -> AggSpec:  # noqa: A001
-    """Sum of a numeric column, each value clamped to ``bounds`` (default: the policy's)."""
+def sum(column: "str | Expression", bounds: Sequence[float] | None = None) -> AggSpec:  # noqa: A001
+    """Sum of a numeric column, each value clamped to ``bounds`` (default: the policy's).
+
+    An expression (``col("capital-gain") - col("capital-loss")``) works too: without
+    ``bounds`` each column it takes its value from is clamped to its policy bounds and
+    the expression's bounds follow by interval arithmetic; with ``bounds`` the
+    expression's value is clamped to them."""
     return AggSpec("sum", column, bounds)
 
 
-def mean(column: str, bounds: Sequence[float] | None = None) -> AggSpec:
+def mean(column: "str | Expression", bounds: Sequence[float] | None = None) -> AggSpec:
     """Mean of a numeric column over the rows where it is present, values clamped to ``bounds``."""
     return AggSpec("mean", column, bounds)
 
 
-def variance(column: str, bounds: Sequence[float] | None = None) -> AggSpec:
+def variance(column: "str | Expression", bounds: Sequence[float] | None = None) -> AggSpec:
     """Population variance of a numeric column over present values clamped to ``bounds``."""
     return AggSpec("variance", column, bounds)
 
 
-def quantile(column: str, q: float, bounds: Sequence[float] | None = None) -> AggSpec:
+def quantile(column: "str | Expression", q: float, bounds: Sequence[float] | None = None) -> AggSpec:
     """The ``q``-quantile (0.5: the median) of a numeric column within ``bounds``, chosen
     among 65 evenly spaced candidates by the exponential mechanism (report noisy max)."""
     return AggSpec("quantile", column, bounds, q)
@@ -228,14 +318,36 @@ class Query:
         return self._with(_select=cols)
 
     def group_by(
-        self, *columns: str, keys: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None
+        self, *columns: str, keys: Sequence[Any] | Mapping[str, Sequence[Any]] | None = None,
+        **named: Expression,
     ) -> "Query":
         """Group by public keys.
 
         ``keys`` lists the public keys of a single column, or maps each column to its
         keys; columns without keys here take them from the policy. Every key gets a row
         in the result, present in the data or not.
+
+        A named CASE groups by its value: ``group_by(band=pets.case((col("age") < 30,
+        "young"), default="old"))`` — the output column is ``band`` and the keys are the
+        CASE's literal results (so it needs no ``keys``). Named groups follow the column
+        names in the output; call ``group_by`` again to put one first.
         """
+        for name, e in named.items():
+            if not isinstance(e, Expression):
+                raise QueryError(
+                    f"group_by({name}=...) takes a pets.case(...) with literal results, "
+                    f"got {type(e).__name__}"
+                )
+        if not columns and named:
+            if keys is not None:
+                raise QueryError(
+                    "keys= gives the keys of group_by columns; a CASE group's keys are its "
+                    "THEN / ELSE values"
+                )
+            exprs = tuple(P.GroupKey(n, None, e.node) for n, e in named.items())
+            q = self._with(_group_by=self._group_by + exprs)
+            _ = q.plan
+            return q
         cols = _names(columns, "group_by")
         if keys is None:
             per: dict[str, Any] = {}
@@ -260,7 +372,7 @@ class Query:
                 raise QueryError(f"keys for {c!r} must be a list of values, got {k!r}")
         groups = tuple(
             P.GroupKey(c, tuple(per[c]) if per.get(c) is not None else None) for c in cols
-        )
+        ) + tuple(P.GroupKey(n, None, e.node) for n, e in named.items())
         q = self._with(_group_by=self._group_by + groups)
         _ = q.plan  # validates: a group-by column may not reuse an output name
         return q

@@ -17,7 +17,7 @@ import pandas as pd
 from .cost import Cost
 from .dp.accountant import charged_cost
 from .dp.aggregate import compile_dp
-from .errors import BudgetExceeded, PolicyError, QueryError
+from .errors import BudgetExceeded, PetsError, PolicyError, QueryError
 from .governance import check_plan, min_k
 from .plan import Plan
 from .protections import DP, KAnonymity, Protection
@@ -59,7 +59,18 @@ class Session:
         GROUP BY sex``. Bounds and keys come from the policy."""
         from .sql import parse_sql
 
-        return self.release(parse_sql(text), protection)
+        return self.release(parse_sql(text, schema=self._sql_schema), protection)
+
+    def _sql_schema(self, dataset: str) -> dict[str, str] | None:
+        """Column types of a dataset this analyst has a grant on (for SQL errors that
+        point at arithmetic on a text column); None otherwise."""
+        store = self._holder._store
+        if store.get_grant(self.analyst, dataset, self.purpose) is None:
+            return None
+        try:
+            return dict(self._holder._dataset(dataset).schema)
+        except PetsError:
+            return None
 
     # -- answering -------------------------------------------------------------------
     def explain(self, query: Query | Plan, protection: Protection) -> "Explanation":

@@ -1,11 +1,17 @@
 """SQL text → plan, with sqlglot.
 
-Supported: one ``SELECT`` over one table with ``COUNT(*)``, ``COUNT(col)``,
-``COUNT(DISTINCT col)`` (distinct persons when ``col`` is the privacy unit), ``SUM(col)``,
-``AVG(col)``, ``VAR_POP(col)`` / ``VARIANCE(col)``, column aliases, ``WHERE`` with
-comparisons, ``AND`` / ``OR`` / ``NOT``, ``IN (...)``, ``BETWEEN``, ``IS [NOT] NULL``, and
-``GROUP BY`` columns. Bounds and public keys come from the policy. Anything else is
-refused with a :class:`QueryError` that names the construct and where it is.
+Supported: one ``SELECT`` over one table with ``COUNT(*)``, ``COUNT(x)``,
+``COUNT(DISTINCT col)`` (distinct persons when ``col`` is the privacy unit), ``SUM(x)``,
+``AVG(x)``, ``VAR_POP(x)`` / ``VARIANCE(x)``, ``MEDIAN(x)`` / percentiles, column
+aliases, ``WHERE`` with comparisons, ``AND`` / ``OR`` / ``NOT``, ``IN (...)``,
+``BETWEEN``, ``IS [NOT] NULL``, and ``GROUP BY`` columns — where ``x`` is a column or an
+expression: ``+ - *``, unary minus, ``/`` by a nonzero number, numeric literals and
+``CASE`` (searched or simple), which may also appear in ``WHERE`` comparisons. A
+``CASE`` whose results are all literals can be a group key: name it in SELECT
+(``CASE ... END AS band``) and ``GROUP BY band``; its keys are those literals. Bounds
+and public keys come from the policy (an expression's bounds follow from its columns'
+bounds). Anything else is refused with a :class:`QueryError` that names the construct
+and where it is.
 
 >>> parse_sql("SELECT sex, COUNT(*) AS n FROM adult GROUP BY sex").group_by[0].column
 'sex'
@@ -14,7 +20,7 @@ refused with a :class:`QueryError` that names the construct and where it is.
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import sqlglot
 from sqlglot import exp
@@ -36,6 +42,15 @@ _DEFAULT_PREFIX = {"count": "count", "sum": "sum", "mean": "avg", "variance": "v
 
 
 _TEXT: contextvars.ContextVar[str] = contextvars.ContextVar("pets_sql_text", default="")
+# the dataset's column types, when the caller knows them: refuses arithmetic on text
+# columns with a position
+_SCHEMA: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "pets_sql_schema", default=None)
+_ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}
+_OTHER_OPS = {exp.Mod: "modulo (%)", exp.IntDiv: "integer division (//)", exp.Pow: "power",
+              exp.DPipe: "string concatenation (||)", exp.BitwiseAnd: "bitwise AND",
+              exp.BitwiseOr: "bitwise OR", exp.BitwiseXor: "bitwise XOR"}
+_KIND_WORD = {"str": "text", "bool": "boolean", "date": "date", "other": "non-numeric"}
 
 
 def _where(node: exp.Expression) -> str:
@@ -48,7 +63,8 @@ def _where(node: exp.Expression) -> str:
         return ""
     start = min(starts)
     text = _TEXT.get()
-    if isinstance(node, exp.Func):
+    own = node.meta.get("start") if isinstance(getattr(node, "meta", None), dict) else None
+    if isinstance(node, exp.Func) and own is None:
         # sqlglot marks the argument, not the function name: step back over "NAME ("
         i = start - 1
         while i >= 0 and text[i].isspace():
@@ -65,26 +81,33 @@ def _where(node: exp.Expression) -> str:
     return f" at line {line}, column {col}"
 
 
-def _refuse(node: exp.Expression, what: str | None = None) -> QueryError:
+def _refuse(node: exp.Expression, what: str | None = None,
+            at: exp.Expression | None = None) -> QueryError:
     text = node.sql(dialect="duckdb")
     if len(text) > 60:
         text = text[:57] + "..."
     name = what or type(node).__name__.upper()
-    return QueryError(f"unsupported SQL: {name} ({text}){_where(node)}")
+    return QueryError(f"unsupported SQL: {name} ({text}){_where(at if at is not None else node)}")
 
 
-def parse_sql(text: str) -> P.Plan:
-    """Parse one SELECT statement into a :class:`pets.plan.Plan`."""
+def parse_sql(text: str,
+              schema: Callable[[str], Mapping[str, str] | None] | None = None) -> P.Plan:
+    """Parse one SELECT statement into a :class:`pets.plan.Plan`.
+
+    ``schema``, when given, maps the dataset name to its column types (or None): then
+    arithmetic on a non-numeric column is refused here, with its position."""
     if not isinstance(text, str) or not text.strip():
         raise QueryError("SQL text must be a non-empty string")
     token = _TEXT.set(text)
+    stoken = _SCHEMA.set(None)
     try:
-        return _parse(text)
+        return _parse(text, schema)
     finally:
+        _SCHEMA.reset(stoken)
         _TEXT.reset(token)
 
 
-def _parse(text: str) -> P.Plan:
+def _parse(text: str, schema: Callable[[str], Mapping[str, str] | None] | None) -> P.Plan:
     try:
         statements = sqlglot.parse(text, read="duckdb")
     except sqlglot.errors.ParseError as e:
@@ -116,14 +139,41 @@ def _parse(text: str) -> P.Plan:
     if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
         raise _refuse(table, "FROM other than one dataset name")
     dataset = table.name
+    if schema is not None:
+        _SCHEMA.set(schema(dataset))
 
+    # SELECT aliases of expressions, for GROUP BY <alias>
+    aliased: dict[str, exp.Expression] = {}
+    for item in sel.expressions:
+        if isinstance(item, exp.Alias):
+            aliased.setdefault(item.alias, item.this)
     group_cols: list[str] = []
+    group_keys: list[P.GroupKey] = []
+    case_groups: dict[str, exp.Expression] = {}
     group = sel.args.get("group")
     if group:
         for g in group.expressions:
-            if not isinstance(g, exp.Column):
-                raise _refuse(g, "GROUP BY on an expression (group by columns)")
-            group_cols.append(g.name)
+            target, name = g, None
+            if isinstance(g, exp.Column) and not g.table and g.name in aliased and not \
+                    isinstance(aliased[g.name], (exp.Column, exp.AggFunc)):
+                target, name = aliased[g.name], g.name
+            elif isinstance(g, exp.Case):
+                names_of = [a for a, n in aliased.items() if n == g]
+                if not names_of:
+                    raise _refuse(g, "GROUP BY on a CASE without a name (write CASE ... END "
+                                     "AS <name> in SELECT, then GROUP BY <name>)")
+                name = names_of[0]
+            if isinstance(target, exp.Column):
+                group_cols.append(target.name)
+                group_keys.append(P.GroupKey(target.name))
+            elif isinstance(target, exp.Case):
+                assert name is not None
+                case_groups[name] = target
+                group_cols.append(name)
+                group_keys.append(P.GroupKey(name, None, _group_case(target)))
+            else:
+                raise _refuse(target, "GROUP BY on an expression other than a column or a "
+                                      "CASE with literal results")
 
     aggs: list[P.Aggregation] = []
     names: set[str] = set(group_cols)
@@ -132,6 +182,8 @@ def _parse(text: str) -> P.Plan:
         node = item
         if isinstance(item, exp.Alias):
             alias, node = item.alias, item.this
+        if alias in case_groups and case_groups[alias] == node:
+            continue  # the CASE group key itself
         if isinstance(node, exp.Column):
             if node.name not in group_cols:
                 raise QueryError(
@@ -145,21 +197,24 @@ def _parse(text: str) -> P.Plan:
             raise QueryError("SELECT * returns rows; ask for aggregates such as COUNT(*)")
         q: float | None = None
         column: str | None
+        value: P.Expr | None = None
         if isinstance(node, (exp.Median, exp.PercentileCont, exp.WithinGroup)):
-            column, q = _quantile_of(node)
+            column, q, value = _quantile_of(node)
             kind = "quantile"
         elif isinstance(node, exp.Count) and isinstance(node.this, exp.Distinct):
             column, kind = _distinct_column(node), "count_distinct"
         else:
             kind = _agg_kind(node)
-            column = _agg_column(node, kind)
+            column, value = _agg_column(node, kind)
+        prefix = _DEFAULT_PREFIX[kind]
         name = alias or (
-            _DEFAULT_PREFIX[kind] if column is None else f"{_DEFAULT_PREFIX[kind]}_{column}"
+            f"{prefix}_expr" if value is not None else
+            prefix if column is None else f"{prefix}_{column}"
         )
         if name in names:
             raise QueryError(f"output name {name!r} is used twice; add AS <name>{_where(item)}")
         names.add(name)
-        aggs.append(P.Aggregation(name, kind, column, None, q))
+        aggs.append(P.Aggregation(name, kind, column, None, q, expr=value))
     if not aggs:
         raise QueryError("select at least one aggregate, e.g. COUNT(*)")
 
@@ -170,14 +225,39 @@ def _parse(text: str) -> P.Plan:
     return P.Plan(
         dataset=dataset,
         filters=filters,
-        group_by=tuple(P.GroupKey(c) for c in group_cols),
+        group_by=tuple(group_keys),
         aggs=tuple(aggs),
     )
 
 
-def _quantile_of(node: exp.Expression) -> tuple[str, float]:
+def _group_case(node: exp.Expression) -> P.Case:
+    """A CASE as a group key: every THEN / ELSE a literal (the public keys)."""
+    ifs = node.args.get("ifs") or []
+    kinds: dict[str, exp.Expression] = {}
+    for v in [i.args.get("true") for i in ifs] + [node.args.get("default")]:
+        if v is None:
+            continue
+        inner = v
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        if not isinstance(inner, (exp.Literal, exp.Null, exp.Boolean)) and not (
+            isinstance(inner, exp.Neg) and isinstance(inner.this, exp.Literal)
+        ):
+            raise _refuse(v, "CASE in GROUP BY whose result is not a literal (each THEN and "
+                             "ELSE must be a literal value: they are the public group keys)")
+        if not isinstance(inner, exp.Null):
+            kind = ("text" if isinstance(inner, exp.Literal) and inner.is_string else
+                    "boolean" if isinstance(inner, exp.Boolean) else "number")
+            kinds.setdefault(kind, v)
+            if len(kinds) > 1:
+                raise _refuse(v, f"CASE in GROUP BY whose results mix {' and '.join(kinds)} "
+                                 "values (use one kind)")
+    return _case(node)
+
+
+def _quantile_of(node: exp.Expression) -> tuple[str | None, float, P.Expr | None]:
     """MEDIAN(x), QUANTILE_CONT(x, q) / PERCENTILE_CONT(x, q), and
-    PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x) → (column, q)."""
+    PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x) → (column, q, expression)."""
     if isinstance(node, exp.Median):
         col, q_node = node.this, None
         q: Any = 0.5
@@ -191,11 +271,14 @@ def _quantile_of(node: exp.Expression) -> tuple[str, float]:
         col, q_node = node.this, node.expression
     if q_node is not None:
         q = _literal(q_node)
-    if not isinstance(col, exp.Column):
-        raise _refuse(node, "a quantile of an expression (use a column)")
     if isinstance(q, bool) or not isinstance(q, (int, float)):
         raise _refuse(node, "a quantile whose fraction is not a number")
-    return col.name, float(q)
+    if col is None:
+        raise _refuse(node, "a quantile of nothing")
+    value = _operand(col)
+    if isinstance(value, P.Col):
+        return value.name, float(q), None
+    return None, float(q), value
 
 
 def _agg_kind(node: exp.Expression) -> str:
@@ -219,15 +302,24 @@ def _distinct_column(node: exp.Expression) -> str:
     return inner[0].name
 
 
-def _agg_column(node: exp.Expression, kind: str) -> str | None:
+def _agg_column(node: exp.Expression, kind: str) -> tuple[str | None, P.Expr | None]:
+    """What an aggregate takes: (column, None), (None, expression) or, for COUNT(*),
+    (None, None)."""
     arg = node.this
     if isinstance(arg, exp.Distinct):
         raise _refuse(node, "DISTINCT inside an aggregate")
     if kind == "count" and (arg is None or isinstance(arg, exp.Star)):
-        return None
-    if not isinstance(arg, exp.Column):
-        raise _refuse(node, f"{kind.upper()} of an expression (aggregate a column)")
-    return arg.name
+        return None, None
+    if arg is None:
+        raise _refuse(node, f"{kind.upper()} without an argument")
+    value = _operand(arg)
+    if isinstance(value, P.Col):
+        return value.name, None
+    if isinstance(value, P.Lit) and kind == "count" and value.value is not None:
+        return None, None  # COUNT(1): every row
+    if not P.expr_columns(value):
+        raise _refuse(node, f"{kind.upper()} of a constant")
+    return None, value
 
 
 def _literal(node: exp.Expression) -> Any:
@@ -252,31 +344,94 @@ def _literal(node: exp.Expression) -> Any:
 
 
 def _operand(node: exp.Expression) -> P.Expr:
+    """A value: a column, a literal, arithmetic (+ - *, / by a nonzero number, unary
+    minus) or a CASE."""
     if isinstance(node, exp.Paren):
         return _operand(node.this)
     if isinstance(node, exp.Column):
         if node.table:
             raise _refuse(node, "qualified column name")
         return P.Col(node.name)
+    for cls, op in _ARITH.items():
+        if type(node) is cls:
+            left, right = _number(node.this, node), _number(node.expression, node)
+            if op == "/" and not (
+                isinstance(right, P.Lit) and isinstance(right.value, (int, float))
+                and not isinstance(right.value, bool) and right.value != 0
+            ):
+                raise _refuse(node, "division by anything but a nonzero number (a divisor "
+                                    "that can be zero or near it leaves the quotient unbounded)")
+            return P.Arith(op, left, right)
+    if isinstance(node, exp.Neg):
+        inner = node.this
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        if isinstance(inner, exp.Literal) and not inner.is_string:
+            return P.Lit(_literal(node))
+        return P.Neg(_number(node.this, node))
+    if isinstance(node, exp.Case):
+        return _case(node)
+    if isinstance(node, (exp.Subquery, exp.Select, exp.Exists)):
+        raise _refuse(node, "sub-query")
+    for cls, what in _OTHER_OPS.items():
+        if isinstance(node, cls):
+            raise _refuse(node, what)
     if isinstance(node, exp.Binary) and not isinstance(node, exp.Condition):
-        raise _refuse(node, "arithmetic")
-    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):
         raise _refuse(node, "arithmetic")
     if isinstance(node, exp.Func):
         raise _refuse(node, f"function {node.key.upper()}")
+    if isinstance(node, (exp.Predicate, exp.Connector, exp.Not)):
+        raise _refuse(node, "a condition used as a value (write CASE WHEN ... THEN 1 "
+                            "ELSE 0 END)")
     return P.Lit(_literal(node))
 
 
-def _expr(node: exp.Expression) -> P.Expr:
+def _number(node: exp.Expression, parent: exp.Expression) -> P.Expr:
+    """An operand of arithmetic: refuses text (literal, or a column the schema says
+    holds text) where it is written."""
+    inner = node
+    while isinstance(inner, exp.Paren):
+        inner = inner.this
+    if isinstance(inner, exp.Literal) and inner.is_string:
+        raise _refuse(parent, "arithmetic on text")
+    if isinstance(inner, exp.Boolean):
+        raise _refuse(parent, "arithmetic on a boolean")
+    if isinstance(inner, exp.Column) and not inner.table:
+        types = _SCHEMA.get()
+        t = types.get(inner.name) if types else None
+        if t in _KIND_WORD:
+            raise _refuse(parent, f"arithmetic on the {_KIND_WORD[t]} column {inner.name!r}")
+    return _operand(node)
+
+
+def _case(node: exp.Expression) -> P.Case:
+    """CASE WHEN cond THEN v … [ELSE d] END, and CASE x WHEN a THEN v … (x = a)."""
+    subject = node.args.get("this")
+    whens = []
+    for branch in node.args.get("ifs") or []:
+        test, value = branch.this, branch.args.get("true")
+        if subject is not None:
+            if isinstance(test, exp.Null):
+                raise _refuse(node, "CASE x WHEN NULL (it never matches; write "
+                                    "CASE WHEN x IS NULL THEN ...)", at=subject)
+            cond: P.Expr = P.Compare("==", _operand(subject), _operand(test))
+        else:
+            cond = _expr(test, "CASE WHEN")
+        whens.append((cond, _operand(value)))
+    default = node.args.get("default")
+    return P.Case(tuple(whens), _operand(default) if default is not None else None)
+
+
+def _expr(node: exp.Expression, ctx: str = "WHERE") -> P.Expr:
     if isinstance(node, exp.Paren):
-        return _expr(node.this)
+        return _expr(node.this, ctx)
     if isinstance(node, exp.And):
-        return P.And(_expr(node.this), _expr(node.expression))
+        return P.And(_expr(node.this, ctx), _expr(node.expression, ctx))
     if isinstance(node, exp.Or):
-        return P.Or(_expr(node.this), _expr(node.expression))
+        return P.Or(_expr(node.this, ctx), _expr(node.expression, ctx))
     if isinstance(node, exp.Not):
         inner = node.this
-        return P.Not(_expr(inner))
+        return P.Not(_expr(inner, ctx))
     for cls, op in _CMP.items():
         if type(node) is cls:
             if isinstance(node.this, exp.Null) or isinstance(node.expression, exp.Null):
@@ -296,4 +451,4 @@ def _expr(node: exp.Expression) -> P.Expr:
         )
     if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
         return P.IsNull(_operand(node.this))
-    raise _refuse(node, f"{type(node).__name__.upper()} in WHERE")
+    raise _refuse(node, f"{type(node).__name__.upper()} in {ctx}")

@@ -68,6 +68,7 @@ from ..cost import Cost
 from ..engines.base import AggregateRequest, Bounding, Measure
 from ..errors import PolicyError, QueryError
 from ..governance import released_columns
+from ..expressions import check_value, value_bounds
 from ..policy import Policy
 from ..protections import DP
 from . import fast
@@ -199,6 +200,8 @@ class CompiledDP:
         return laplace_half_width(self.scales[key], level)
     # measurement key → the share it is noised in jointly (a histogram's bins: one ε share)
     shares: dict[str, str] = field(default_factory=dict)
+    # per group column: the CASE the engine computes for it (None: a plain column)
+    group_exprs: tuple[Any, ...] = ()
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -229,6 +232,7 @@ class CompiledDP:
             group_keys=self.keys,
             measures=tuple(self.measures),
             bounding=self.bounding,
+            group_exprs=self.group_exprs,
         )
 
     # -- accuracy before running ---------------------------------------------------
@@ -274,9 +278,9 @@ class CompiledDP:
             row = {
                 "aggregate": o.agg.name,
                 "kind": o.agg.kind,
-                "column": o.agg.column,
+                "column": o.agg.column if o.agg.expr is None else P.expr_text(o.agg.expr),
                 "bounds": (None if o.agg.kind in ("count", "count_distinct") else
-                           (o.lower, o.upper) if o.agg.kind == "histogram" else o.agg.bounds),
+                           (o.lower, o.upper)),
                 "epsilon": self.epsilon_each * parts,
                 "noise": self.noise_kind,
                 "noise_scale": sc[o.agg.name],
@@ -648,6 +652,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     keys: list[tuple[Any, ...]] = []
     unknown: list[bool] = []
     for g in plan.group_by:
+        if g.expr is not None:  # a CASE: its literal results are the public keys
+            keys.append(P.case_keys(g.expr))  # type: ignore[arg-type]
+            unknown.append(False)
+            continue
         k = g.keys if g.keys is not None else policy.columns[g.column].keys
         if k is None and protection.delta > 0:
             keys.append(())
@@ -674,16 +682,20 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = {}
     per_row: dict[str, int] = {}
 
-    def ask(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
+    def ask(kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
             factor: int = 1, center: int = 0, threshold: float = 0.0) -> str:
         """An exact aggregate asked of the engine (shared between outputs)."""
         ident = (kind, column, lo, hi, factor, center, threshold)
         if ident not in engine:
-            engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor, center,
-                                    threshold)
+            if isinstance(column, _Value):  # an expression, its columns clamped first
+                engine[ident] = Measure(f"e{len(engine)}", kind, None, lo, hi, factor, center,
+                                        threshold, expr=column.expr, clamps=column.clamps)
+            else:
+                engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor,
+                                        center, threshold)
         return engine[ident].key
 
-    def measure(kind: str, column: str | None = None, lo: float = 0.0, hi: float = 0.0,
+    def measure(kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
                 factor: int = 1, center: int = 0) -> str:
         """A noisy measurement: its exact value as Σ coef · engine aggregate, and the
         largest absolute contribution of one row."""
@@ -704,7 +716,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
             parts = [(ask("sum", column, lo, hi, factor), 1)]
             if center:
-                parts.append((ask("present", column), -center))
+                parts.append((ask("present", _presence(column)), -center))
             bound = _max_abs_rounded(lo * factor, hi * factor, center)
         else:  # sumsq, centred in the engine
             parts = [(ask("sumsq", column, lo, hi, factor, center), 1)]
@@ -719,7 +731,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     shares: dict[str, str] = {}
     for a in plan.aggs:
         if a.kind == "count":
-            ck = measure("rows") if a.column is None else measure("present", a.column)
+            if a.expr is not None:  # rows where the expression is present
+                ck = measure("present", _Value(a.expr))
+            else:
+                ck = measure("rows") if a.column is None else measure("present", a.column)
             outputs.append(_Output(a, {"count": ck}))
             continue
         if a.kind == "count_distinct":
@@ -729,46 +744,51 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
                 ck = measure("persons") if policy.privacy_unit is not None else measure("rows")
             outputs.append(_Output(a, {"count": ck}))
             continue
-        assert a.column is not None
-        ctype = schema[a.column]
-        if not _numeric(ctype):
-            raise QueryError(
-                f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
-            )
-        if a.kind == "histogram":  # B bins, one measurement (one ε share)
-            edges = histogram_edges(a, policy)
-            last = len(edges) - 2
-            bins = {}
-            for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
-                bk = measure("range_closed" if i == last else "range", a.column,
-                             float(lo_e), float(hi_e))
-                shares[bk] = f"h:{a.name}"
-                bins[f"bin{i}"] = bk
-            outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
-                                   _bin_labels(edges)))
-            continue
-        bounds = a.bounds if a.bounds is not None else policy.columns[a.column].bounds
-        if bounds is None:
-            raise QueryError(
-                f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
-                f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
-            )
-        lo, hi = float(bounds[0]), float(bounds[1])
+        ref: Any
+        if a.expr is not None:
+            ref, lo, hi, ctype = _expression_value(a, policy, schema)
+        else:
+            assert a.column is not None
+            ref = a.column
+            ctype = schema[a.column]
+            if not _numeric(ctype):
+                raise QueryError(
+                    f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
+                )
+            if a.kind == "histogram":  # B bins, one measurement (one ε share)
+                edges = histogram_edges(a, policy)
+                last = len(edges) - 2
+                bins = {}
+                for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
+                    bk = measure("range_closed" if i == last else "range", a.column,
+                                 float(lo_e), float(hi_e))
+                    shares[bk] = f"h:{a.name}"
+                    bins[f"bin{i}"] = bk
+                outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
+                                       _bin_labels(edges)))
+                continue
+            bounds = a.bounds if a.bounds is not None else policy.columns[a.column].bounds
+            if bounds is None:
+                raise QueryError(
+                    f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
+                    f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
+                )
+            lo, hi = float(bounds[0]), float(bounds[1])
         integral = ctype == "int" and lo.is_integer() and hi.is_integer()
         if a.kind == "quantile":
             cands = np.linspace(lo, hi, QUANTILE_CANDIDATES)
             qkey = f"q{len(quantile_specs)}"
             quantile_specs.append(dict(
                 key=qkey, candidates=cands,
-                lt=[ask("lt", a.column, lo, hi, threshold=float(c)) for c in cands],
-                le=[ask("le", a.column, lo, hi, threshold=float(c)) for c in cands],
-                present=ask("present", a.column), q=float(a.q),  # type: ignore[arg-type]
+                lt=[ask("lt", ref, lo, hi, threshold=float(c)) for c in cands],
+                le=[ask("le", ref, lo, hi, threshold=float(c)) for c in cands],
+                present=ask("present", _presence(ref)), q=float(a.q),  # type: ignore[arg-type]
             ))
             outputs.append(_Output(a, {"q": qkey}, 1, 0, lo, hi))
             continue
         if a.kind == "sum":
             f = sum_factor(lo, hi, ctype)
-            outputs.append(_Output(a, {"sum": measure("sum", a.column, lo, hi, f, 0)}, f, 0, lo, hi))
+            outputs.append(_Output(a, {"sum": measure("sum", ref, lo, hi, f, 0)}, f, 0, lo, hi))
             continue
         if a.kind == "mean":  # shares the plain sum's fixed-point encoding
             f = sum_factor(lo, hi, ctype)
@@ -776,9 +796,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
             f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
                                    integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)
         center = _round_half_away((lo + hi) / 2 * f)
-        ks = {"count": measure("present", a.column), "sum": measure("sum", a.column, lo, hi, f, center)}
+        ks = {"count": measure("present", _presence(ref)),
+              "sum": measure("sum", ref, lo, hi, f, center)}
         if a.kind == "variance":
-            ks["sumsq"] = measure("sumsq", a.column, lo, hi, f, center)
+            ks["sumsq"] = measure("sumsq", ref, lo, hi, f, center)
         outputs.append(_Output(a, ks, f, center, lo, hi))
 
     # minimum group size: suppress cells whose noisy row count is below it
@@ -880,4 +901,41 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         zdelta=zdelta,
         rho_each=rho_each,
         shares=shares,
+        group_exprs=tuple(g.expr for g in plan.group_by)
+        if any(g.expr is not None for g in plan.group_by) else (),
     )
+
+
+@dataclass(frozen=True)
+class _Value:
+    """An aggregated expression, as the engine computes it: each ``clamps`` column
+    clamped to its bounds first (none when the analyst bounded the expression)."""
+
+    expr: Any
+    clamps: tuple[tuple[str, float, float], ...] = ()
+
+
+def _presence(ref: Any) -> Any:
+    """Whether a value is present does not depend on clamping: share one count."""
+    return _Value(ref.expr) if isinstance(ref, _Value) else ref
+
+
+def _expression_value(a: P.Aggregation, policy: Policy,
+                      schema: dict[str, str]) -> tuple[_Value, float, float, str]:
+    """What a sum / mean / variance / quantile of an expression clamps, its bounds and
+    its kind (``int`` when every value is an integer, for an exact encoding).
+
+    With the analyst's bounds, the expression's value is clamped to them. Without, every
+    column it takes its value from is clamped to its policy bounds, and the bounds of
+    the expression follow by interval arithmetic (:func:`pets.expressions.value_bounds`);
+    the engine computes exactly that, so every value lies in them."""
+    label = f"{a.kind}({a.label})"
+    kind = check_value(a.expr, schema, label)  # type: ignore[arg-type]
+    if a.bounds is not None:
+        lo, hi = float(a.bounds[0]), float(a.bounds[1])
+        return _Value(a.expr), lo, hi, kind
+    vb = value_bounds(
+        a.expr, schema,  # type: ignore[arg-type]
+        lambda c: policy.columns[c].bounds if c in policy.columns else None, label,
+    )
+    return _Value(a.expr, vb.clamps), vb.lower, vb.upper, "int" if vb.integral else "float"

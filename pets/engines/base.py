@@ -60,6 +60,10 @@ class Measure:
     factor: int = 1
     center: int = 0
     threshold: float = 0.0  # kinds "lt" / "le": count present values with clamp(x) < / <= it
+    # instead of a column: x is this expression (arithmetic, CASE), computed after
+    # clamping each ``clamps`` column (name, lower, upper) where it gives the value
+    expr: Expr | None = None
+    clamps: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class AggregateRequest:
     group_keys: tuple[tuple[Scalar, ...], ...]  # per group column: rows outside are dropped
     measures: tuple[Measure, ...]
     bounding: Bounding | None = None
+    # per group column, a CASE the engine computes under that name (None: the column
+    # itself); empty when every group is a plain column
+    group_exprs: tuple[Expr | None, ...] = ()
 
 
 @runtime_checkable

@@ -185,15 +185,27 @@ class DuckDBEngine:
         b = request.bounding
         if b is not None:
             # rows outside the public keys must not use up a person's contribution bound
-            for column, keys in zip(request.group_columns, request.group_keys):
+            for i, (column, keys) in enumerate(zip(request.group_columns, request.group_keys)):
                 if not keys:  # keys not public: every group counts towards the bound
                     continue
-                where.append(f"{quote_ident(column)} IN ({', '.join('?' for _ in keys)})")
+                ref = (quote_ident(f"__pets_g{i}") if request.group_exprs
+                       and request.group_exprs[i] is not None else quote_ident(column))
+                where.append(f"{ref} IN ({', '.join('?' for _ in keys)})")
                 params.extend(keys)
         # without bounding, groups outside the keys are computed and dropped by the
         # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
         rel = self._relation(source)
+        gexprs = request.group_exprs or (None,) * len(gcols)
+        if any(e is not None for e in gexprs):
+            # CASE group keys: computed once per row under hidden names, output renamed
+            extra = ", ".join(
+                f"{_expr_sql(e, None)} AS {quote_ident(f'__pets_g{i}')}"
+                for i, e in enumerate(gexprs) if e is not None
+            )
+            rel = f"(SELECT *, {extra} FROM {rel} AS t)"
+            gcols = [quote_ident(f"__pets_g{i}") if e is not None else g
+                     for i, (e, g) in enumerate(zip(gexprs, gcols))]
         where_sql = f" WHERE {' AND '.join(where)}" if where else ""
         if b is not None:
             unit = quote_ident(b.unit)
@@ -217,7 +229,9 @@ class DuckDBEngine:
             where_sql = ""
         else:
             src = rel
-        selects = gcols + [_measure_sql(m, types, source.encoded) for m in request.measures]
+        outs = [g if g == quote_ident(c) else f"{g} AS {quote_ident(c)}"
+                for g, c in zip(gcols, request.group_columns)]
+        selects = outs + [_measure_sql(m, types, source.encoded) for m in request.measures]
         sql = f"SELECT {', '.join(selects)} FROM {src} AS t{where_sql}"
         if gcols:
             sql += f" GROUP BY {', '.join(gcols)}"
@@ -272,8 +286,16 @@ def _measure_sql(m: Measure, types: dict[str, str],
     key = quote_ident(m.key)
     if m.kind == "rows":
         return f"count(*) AS {key}"
+    if m.expr is not None:  # an expression: its columns clamped first, literals inline
+        c = f"({_expr_sql(m.expr, None, {n: (lo, hi) for n, lo, hi in m.clamps})})"
+        return _value_measure_sql(m, c, key, False, ())
     assert m.column is not None
     c = quote_ident(m.column)
+    return _value_measure_sql(m, c, key, types.get(m.column) == "int", encoded)
+
+
+def _value_measure_sql(m: Measure, c: str, key: str, int_column: bool,
+                       encoded: tuple[tuple[str, float, float, int], ...]) -> str:
     if m.kind == "present":
         return f"count({c}) AS {key}"
     if m.kind == "distinct":
@@ -288,10 +310,11 @@ def _measure_sql(m: Measure, types: dict[str, str],
         clamped = f"if({x} > {hi_f!r}, {hi_f!r}, if({x} < {lo_f!r}, {lo_f!r}, {x}))"
         op = "<" if m.kind == "lt" else "<="
         return f"count(*) FILTER (WHERE {clamped} {op} {float(m.threshold)!r}) AS {key}"
-    if m.kind == "sum" and not m.center and (m.column, m.lower, m.upper, m.factor) in encoded:
+    if m.kind == "sum" and not m.center and m.column is not None and \
+            (m.column, m.lower, m.upper, m.factor) in encoded:
         # pre-encoded at registration: the exact same values, no per-row work now
         return f"coalesce(sum({quote_ident(ENCODED_PREFIX + m.column)}), 0)::BIGINT AS {key}"
-    v = _encode_sql(c, m.lower, m.upper, m.factor, types.get(m.column) == "int")
+    v = _encode_sql(c, m.lower, m.upper, m.factor, int_column)
     if m.center:
         v = f"({v} - {int(m.center)})"
     if m.kind == "sum":
@@ -301,14 +324,58 @@ def _measure_sql(m: Measure, types: dict[str, str],
     raise QueryError(f"unknown measure kind {m.kind!r}")
 
 
-def _expr_sql(e: P.Expr, params: list[Any]) -> str:
+def _lit_sql(v: Any) -> str:
+    """A literal written into the SQL text (numbers checked finite by the plan; strings
+    quoted with '' doubled): for expressions outside the WHERE's parameter order."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return f"({int(v)})"
+    if isinstance(v, float):
+        return f"CAST({float(v)!r} AS DOUBLE)"
+    if isinstance(v, str):
+        return _quote_str(v)
+    raise QueryError(f"unsupported literal of type {type(v).__name__}")
+
+
+def _clamp_sql(name: str, lower: float, upper: float) -> str:
+    x = f"CAST({quote_ident(name)} AS DOUBLE)"
+    lo, hi = f"CAST({float(lower)!r} AS DOUBLE)", f"CAST({float(upper)!r} AS DOUBLE)"
+    return f"if({x} > {hi}, {hi}, if({x} < {lo}, {lo}, {x}))"
+
+
+def _expr_sql(e: P.Expr, params: list[Any] | None,
+              clamps: dict[str, tuple[float, float]] | None = None) -> str:
+    """SQL for an expression; literals as ``?`` parameters appended to ``params``, or
+    written inline when ``params`` is None. Arithmetic is computed in DOUBLE (no integer
+    overflow); ``clamps`` clamps those columns where they give a value (not in a CASE
+    condition)."""
     if isinstance(e, P.Col):
+        if clamps and e.name in clamps:
+            return _clamp_sql(e.name, *clamps[e.name])
         return quote_ident(e.name)
     if isinstance(e, P.Lit):
         if e.value is None:
             return "NULL"
+        if params is None:
+            return _lit_sql(e.value)
         params.append(e.value)
         return "?"
+    if isinstance(e, P.Arith):  # literals inline: the types must be known to DuckDB
+        left = _expr_sql(e.left, None, clamps)
+        right = _expr_sql(e.right, None, clamps)
+        return f"(CAST({left} AS DOUBLE) {e.op} CAST({right} AS DOUBLE))"
+    if isinstance(e, P.Neg):
+        return f"(- CAST({_expr_sql(e.operand, None, clamps)} AS DOUBLE))"
+    if isinstance(e, P.Case):
+        parts = ["CASE"]
+        for cond, value in e.whens:
+            parts.append(f"WHEN {_expr_sql(cond, None)} THEN {_expr_sql(value, None, clamps)}")
+        if e.default is not None:
+            parts.append(f"ELSE {_expr_sql(e.default, None, clamps)}")
+        return f"({' '.join(parts)} END)"
     if isinstance(e, P.Compare):
         if isinstance(e.right, P.Lit) and e.right.value is None and e.op in ("==", "!="):
             return f"({_expr_sql(e.left, params)} IS {'NOT ' if e.op == '!=' else ''}NULL)"
@@ -325,6 +392,8 @@ def _expr_sql(e: P.Expr, params: list[Any]) -> str:
         return f"(NOT {_expr_sql(e.operand, params)})"
     if isinstance(e, P.IsIn):
         left = _expr_sql(e.operand, params)
+        if params is None:
+            return f"({left} IN ({', '.join(_lit_sql(v) for v in e.values)}))"
         params.extend(e.values)
         return f"({left} IN ({', '.join('?' for _ in e.values)}))"
     if isinstance(e, P.IsNull):

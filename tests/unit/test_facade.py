@@ -44,6 +44,7 @@ PUBLIC_NAMES = [
     "Session",
     "__version__",
     "anon",
+    "case",
     "col",
     "count",
     "count_distinct",
