@@ -145,10 +145,13 @@ def _demo(args: argparse.Namespace) -> int:
     rows = []
     for rec in log.records():
         cost = rec.get("cost") or {}
+        if rec["kind"] == "grant":  # the holder's act: the budget it sets
+            eps = f"{rec['epsilon']:g} granted"
+        else:
+            eps = f"{cost['epsilon']:g} spent" if cost and rec["kind"] == "dp" else ""
         rows.append({
             "record": rec["id"], "analyst": rec["analyst"], "kind": rec["kind"],
-            "status": rec["status"], "rule": rec.get("rule") or "",
-            "epsilon": f"{cost['epsilon']:g}" if cost and rec["kind"] == "dp" else "",
+            "status": rec["status"], "rule": rec.get("rule") or "", "epsilon": eps,
         })
     out.table(pd.DataFrame(rows))
     out.line(f"  audit log intact: {ok}")

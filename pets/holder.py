@@ -246,6 +246,10 @@ class Holder:
         compose: ``"basic"`` sums their (ε, δ); ``"zcdp"`` (needs δ > 0) sums their ρ —
         much cheaper for many Gaussian releases (see :mod:`pets.dp.accountant`). It
         cannot change once budget was spent under the grant.
+
+        A new grant or a change of terms is an audit record (kind ``"grant"``, status
+        ``"recorded"``, with the new and the ``previous`` terms), written in the same
+        transaction; a refused grant, or the terms the grant already has, write nothing.
         """
         _check_name(analyst, "analyst name")
         _check_purpose(purpose)
@@ -259,7 +263,8 @@ class Holder:
         self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta), accounting)
 
     def revoke(self, analyst: str, *, dataset: str, purpose: str) -> None:
-        """Withdraw a grant (spent budget stays on the ledger)."""
+        """Withdraw a grant (spent budget stays on the ledger); audited as a ``"revoke"``
+        record with the ``previous`` terms. Revoking a grant that does not exist does nothing."""
         self._store.revoke(analyst, dataset, purpose)
 
     def grants(self, analyst: str | None = None) -> list[dict[str, Any]]:
@@ -269,7 +274,8 @@ class Holder:
         return self._store.remaining(analyst, dataset, purpose)
 
     def issue_key(self, analyst: str) -> str:
-        """A new API key for ``analyst`` (server mode); only its hash is stored."""
+        """A new API key for ``analyst`` (server mode); only its hash is stored. Audited as a
+        ``"key"`` record naming the analyst — never the key or its hash."""
         _check_name(analyst, "analyst name")
         return self._store.issue_key(analyst)
 

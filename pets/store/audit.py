@@ -1,7 +1,10 @@
 """The hash-chained audit log: canonical JSON, record hashes, and verification.
 
 Every release (and every refused request the caller chooses to record) is one audit
-record. Each record's ``hash`` is the SHA-256 of the canonical JSON of
+record, and so is every act of the holder that governs releases: each budget grant,
+change of a grant and revocation (kinds ``"grant"`` and ``"revoke"``) and each API key
+issued or revoked (kind ``"key"``), status ``"recorded"``. Each record's ``hash`` is
+the SHA-256 of the canonical JSON of
 ``[id, ts, analyst, purpose, dataset, kind, status, body, prev_hash]``, and its
 ``prev_hash`` is the hash of the record before it (64 zeros for the first). An
 ``audit_head`` row, written in the same transaction as each record, remembers the
@@ -9,8 +12,10 @@ newest id and hash, so removing the newest records is detected as well.
 
 What verification detects: an edited record, a missing record, records moved out of
 order, records removed from the end, records appended outside pets, a ledger charge
-without its audit record (or with a different cost), and a charged audit record whose
-ledger row was removed (which would refund budget). What it cannot detect on its own:
+without its audit record (or with a different cost), a charged audit record whose
+ledger row was removed (which would refund budget), and a grant changed outside pets (the
+grants in force must be exactly what the grant and revoke records leave, and each of
+those records states the grant it replaced). What it cannot detect on its own:
 someone with write access who rewrites the whole chain *and* the head from some point
 on. Publish :meth:`AuditLog.head` somewhere the holder does not control (a signed
 report, a notary) and compare it later to anchor the log.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Iterable
@@ -32,13 +38,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from pets.store.sqlite import Store
 
-__all__ = ["AuditLog", "GENESIS_HASH", "canonical_json", "record_hash"]
+__all__ = ["AuditLog", "GENESIS_HASH", "canonical_json", "record_hash", "replay_grants"]
 
 #: ``prev_hash`` of the first audit record.
 GENESIS_HASH = "0" * 64
 
 #: The columns of the audit table, in the order they are hashed (``body`` last but one).
 COLUMNS = ("id", "ts", "analyst", "purpose", "dataset", "kind", "status")
+
+#: A grant's terms as the log and the verifier compare them: (ε, δ, accounting).
+Terms = tuple[Fraction, Fraction, str]
+Triple = tuple[str, str, str]
+
+#: The audit records that set or remove a grant, oldest first (``kind`` is hashed).
+GRANT_RECORDS_SQL = (
+    "SELECT id, kind, analyst, dataset, purpose, body FROM audit "
+    "WHERE kind IN ('grant', 'revoke') ORDER BY id"
+)
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -81,6 +97,68 @@ def _text_of(x: Any) -> str | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     return repr(float(x))
+
+
+def _terms(x: Any) -> Terms | None:
+    """``{"epsilon", "delta", "accounting"}`` of a grant record as exact terms, or None."""
+    if not isinstance(x, dict):
+        return None
+    eps_text, delta_text = _text_of(x.get("epsilon")), _text_of(x.get("delta"))
+    acc = x.get("accounting")
+    if eps_text is None or delta_text is None or not isinstance(acc, str):
+        return None
+    if not (math.isfinite(float(eps_text)) and math.isfinite(float(delta_text))):
+        return None
+    return Fraction(eps_text), Fraction(delta_text), acc  # as the grants table keeps them
+
+
+def describe_terms(t: Terms | None) -> str:
+    """``epsilon=1, delta=0 (basic)`` or ``no grant``, for messages."""
+    if t is None:
+        return "no grant"
+    return f"epsilon={float(t[0])!r}, delta={float(t[1])!r} ({t[2]})"
+
+
+def replay_grants(rows: Iterable[tuple[Any, ...]]) -> dict[Triple, tuple[Terms, int]]:
+    """The grants in force after the ``grant`` and ``revoke`` records ``rows``
+    (``id, kind, analyst, dataset, purpose, body``, oldest first): for each
+    (analyst, dataset, purpose), its terms and the id of the record that set them.
+
+    Raises :class:`AuditError` at the first record that does not follow from the ones
+    before it — a ``previous`` other than the grant the log left in force means the
+    grants table was changed outside pets in between.
+    """
+    state: dict[Triple, tuple[Terms, int]] = {}
+    for rid, kind, analyst, dataset, purpose, body in rows:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            parsed = {}
+        triple = (analyst, dataset, purpose)
+        before = state.get(triple)
+        previous = _terms(parsed.get("previous"))
+        new = _terms(parsed) if kind == "grant" else None
+        bad = ""
+        if kind == "grant" and new is None:
+            bad = "has no epsilon, delta and accounting"
+        elif parsed.get("previous") is not None and previous is None:
+            bad = "has a malformed previous grant"
+        elif previous != (before[0] if before else None):
+            bad = (f"says the grant it replaced was {describe_terms(previous)}, but the "
+                   f"audit log left {describe_terms(before[0] if before else None)} in force "
+                   "(the grant was changed outside pets before this record)")
+        elif kind == "revoke" and before is None:
+            bad = "revokes a grant the audit log never recorded"
+        if bad:
+            who = f"{analyst} on {dataset} (purpose {purpose})"
+            raise AuditError(f"{kind} record {rid} of {who} {bad}", record=int(rid))
+        if new is not None:
+            state[triple] = (new, int(rid))
+        else:
+            state.pop(triple, None)
+    return state
 
 
 class AuditLog:
@@ -126,7 +204,10 @@ class AuditLog:
         """All records (optionally only those matching every given field), oldest first.
 
         Each is a dict with ``id, ts, analyst, purpose, dataset, kind, status`` and the
-        fields of the record's body (``plan``, ``protection``, ``cost``, ``rule`` ...).
+        fields of the record's body (``plan``, ``protection``, ``cost``, ``rule`` ...; a
+        ``grant`` record: ``epsilon, delta, accounting, previous, by``). Status is
+        ``"released"``, ``"refused"`` or — grants, revocations, API keys —
+        ``"recorded"``: count releases with ``status="released"``.
         """
         where: list[str] = []
         args: list[Any] = []
@@ -183,7 +264,9 @@ class AuditLog:
         record's hash matches its content; each ``prev_hash`` is the previous record's
         hash; the head names the newest record; every ledger charge has its audit record
         with the same analyst, dataset, purpose and cost; every charged audit record
-        has its ledger row.
+        has its ledger row; the spent totals are the sums of the ledger; each grant and
+        revoke record states the grant the records before it left in force, and the
+        grants in force are exactly those the grant and revoke records leave.
         """
         with self._store._read() as con:
             head = con.execute("SELECT last_id, last_hash FROM audit_head WHERE one = 1").fetchone()
@@ -218,7 +301,34 @@ class AuditLog:
                         "not match the sum of its ledger charges (budget was refunded or "
                         "inflated outside pets)"
                     )
+            _verify_grants(con)
         return True
+
+
+def _verify_grants(con: sqlite3.Connection) -> None:
+    """The grants table against the replay of the grant and revoke records."""
+    table: dict[Triple, Terms | None] = {}
+    for analyst, dataset, purpose, eps, delta, acc in con.execute(
+        "SELECT analyst, dataset, purpose, epsilon_text, delta_text, accounting FROM grants"
+    ):
+        try:
+            table[(analyst, dataset, purpose)] = (Fraction(eps), Fraction(delta), acc)
+        except (ValueError, ZeroDivisionError, TypeError):
+            table[(analyst, dataset, purpose)] = None  # malformed: matches no record
+    logged = replay_grants(con.execute(GRANT_RECORDS_SQL).fetchall())
+    for triple in sorted(set(table) | set(logged), key=lambda t: tuple(map(str, t))):
+        have = table.get(triple)
+        entry = logged.get(triple)
+        want = entry[0] if entry else None
+        if triple in table and have is None or have != want:
+            analyst, dataset, purpose = triple
+            now = "malformed" if triple in table and have is None else describe_terms(have)
+            raise AuditError(
+                f"the grant of {analyst} on {dataset} (purpose {purpose}) is {now}, but its "
+                f"audit records say {describe_terms(want)} (the grants table was changed "
+                "outside pets)",
+                record=entry[1] if entry else None,
+            )
 
 
 def _verify(

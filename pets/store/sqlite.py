@@ -47,7 +47,7 @@ from pets.store.audit import GENESIS_HASH, AuditLog, canonical_json, record_hash
 __all__ = ["Store", "SCHEMA_VERSION"]
 
 #: Version of the tables below; a newer file is refused rather than misread.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _BUSY_TIMEOUT_S = 30.0
 
@@ -131,7 +131,10 @@ _MIGRATE_1_2 = (
 
 #: Keys the store writes itself; a caller's record may not carry them.
 _RESERVED = frozenset({"id", "ts", "hash", "prev_hash", "charged"})
-_STATUSES = ("released", "refused")
+_STATUSES = ("released", "refused", "recorded")
+#: Kinds of the holder's own acts (grants, revocations, API keys): status "recorded",
+#: written only by the store's methods, in the transaction of the change they record.
+_HOLDER_KINDS = frozenset({"grant", "revoke", "key"})
 
 
 def _now() -> str:
@@ -165,6 +168,12 @@ def _budget(value: Any, what: str, upper: float | None = None) -> float:
 
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _grant_terms(epsilon_text: str, delta_text: str, accounting: str) -> dict[str, Any]:
+    """A grant row's terms as its audit record states them."""
+    return {"epsilon": float(Fraction(epsilon_text)), "delta": float(Fraction(delta_text)),
+            "accounting": accounting}
 
 
 def _cost_dict(cost: Cost, zdelta: float = 0.0) -> dict[str, float]:
@@ -274,15 +283,40 @@ class Store:
                     "INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, 0, ?)",
                     (GENESIS_HASH,),
                 )
-            elif version == 1:
-                for sql in _MIGRATE_1_2:
-                    con.execute(sql)
+            elif version < SCHEMA_VERSION:
+                if version == 1:
+                    for sql in _MIGRATE_1_2:
+                        con.execute(sql)
+                self._adopt_grants(con)  # 2 → 3: grants are audited
                 con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif version > SCHEMA_VERSION:
                 raise DataError(
                     f"{self.path} was written by a newer pets (store schema {version}, this "
                     f"pets reads up to {SCHEMA_VERSION}); upgrade pets to open it"
                 )
+
+    def _adopt_grants(self, con: sqlite3.Connection) -> None:
+        """Schema 2 → 3: a grant record (``migrated: true``, ``previous: None``) for each
+        grant in force that no grant or revoke record mentions — grants set before grant
+        changes were audited — so that from now on the log accounts for every grant (see
+        AuditLog.verify). A grant the log does mention is left alone: if the table
+        disagrees with the log, verification reports it rather than the upgrade hiding it."""
+        seen = {
+            tuple(r) for r in con.execute(
+                "SELECT DISTINCT analyst, dataset, purpose FROM audit "
+                "WHERE kind IN ('grant', 'revoke')"
+            )
+        }
+        rows = con.execute(
+            "SELECT analyst, dataset, purpose, epsilon_text, delta_text, accounting, updated "
+            "FROM grants ORDER BY analyst, dataset, purpose"
+        ).fetchall()
+        for analyst, dataset, purpose, eps, dlt, acc, updated in rows:
+            if (analyst, dataset, purpose) in seen:
+                continue
+            self._record_holder_act(con, "grant", analyst, dataset, purpose,
+                                    **_grant_terms(eps, dlt, acc), previous=None,
+                                    migrated=True, set_at=updated)
 
     # ------------------------------------------------------------------ datasets
 
@@ -338,6 +372,11 @@ class Store:
 
         Replaces an earlier grant of the same triple; what was already spent stays spent.
         The accounting cannot change once budget was spent under the grant.
+
+        A grant that changes something is audited in the same transaction: a record of
+        kind ``"grant"`` (status ``"recorded"``) with the new ``epsilon``, ``delta`` and
+        ``accounting`` and the ``previous`` ones (``None`` for a new grant). Setting the
+        terms a grant already has writes nothing.
         """
         _name(analyst, "analyst")
         _name(dataset, "dataset")
@@ -347,10 +386,11 @@ class Store:
         acc = check_accounting(accounting, dlt)
         with self._write() as con:
             old = con.execute(
-                "SELECT accounting FROM grants WHERE analyst = ? AND dataset = ? AND purpose = ?",
+                "SELECT epsilon_text, delta_text, accounting FROM grants "
+                "WHERE analyst = ? AND dataset = ? AND purpose = ?",
                 (analyst, dataset, purpose),
             ).fetchone()
-            was = old[0] if old is not None else None
+            was = old[2] if old is not None else None
             if was is None:
                 row = con.execute(
                     "SELECT COUNT(*), MAX(rho_text != '0.0') FROM ledger "
@@ -365,6 +405,10 @@ class Store:
                     "would not cover the releases already made). Keep accounting="
                     f"{was!r}, or grant under a new purpose"
                 )
+            terms = {"epsilon": eps, "delta": dlt, "accounting": acc}
+            previous = None if old is None else _grant_terms(*old)
+            if previous == terms:
+                return  # nothing changes, nothing to record
             con.execute(
                 "INSERT INTO grants (analyst, dataset, purpose, epsilon, epsilon_text, delta, "
                 "delta_text, updated, accounting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -374,6 +418,19 @@ class Store:
                 "updated = excluded.updated, accounting = excluded.accounting",
                 (analyst, dataset, purpose, eps, repr(eps), dlt, repr(dlt), _now(), acc),
             )
+            self._record_holder_act(con, "grant", analyst, dataset, purpose,
+                                    **terms, previous=previous)
+
+    def _record_holder_act(self, con: sqlite3.Connection, kind: str, analyst: str,
+                           dataset: str | None, purpose: str | None, **fields: Any) -> int:
+        """Inside the caller's write: the audit record of a grant, revocation or key act.
+        The holder made it (pets has no identities of its own for the holder's staff)."""
+        rec, body = self._prepare(
+            {"kind": kind, "status": "recorded", "analyst": analyst, "dataset": dataset,
+             "purpose": purpose, "by": "holder", **fields},
+            _holder=True,
+        )
+        return self._append(con, rec, body)
 
     @staticmethod
     def _has_charges(con: sqlite3.Connection, analyst: str, dataset: str, purpose: str) -> bool:
@@ -445,13 +502,26 @@ class Store:
         return out
 
     def revoke(self, analyst: str, dataset: str, purpose: str) -> bool:
-        """Remove the grant; ``True`` if there was one. Spent budget stays on the ledger."""
+        """Remove the grant; ``True`` if there was one. Spent budget stays on the ledger.
+
+        A revocation is audited in the same transaction (kind ``"revoke"``, status
+        ``"recorded"``, with the ``previous`` grant); revoking no grant writes nothing.
+        """
         with self._write() as con:
-            cur = con.execute(
+            old = con.execute(
+                "SELECT epsilon_text, delta_text, accounting FROM grants "
+                "WHERE analyst = ? AND dataset = ? AND purpose = ?",
+                (analyst, dataset, purpose),
+            ).fetchone()
+            if old is None:
+                return False
+            con.execute(
                 "DELETE FROM grants WHERE analyst = ? AND dataset = ? AND purpose = ?",
                 (analyst, dataset, purpose),
             )
-            return cur.rowcount > 0
+            self._record_holder_act(con, "revoke", analyst, dataset, purpose,
+                                    previous=_grant_terms(*old))
+            return True
 
     # ------------------------------------------------------------------ ledger
 
@@ -699,7 +769,9 @@ class Store:
         """Append an audit record that spends nothing (a refusal, a k-anonymous extract ...).
 
         ``record`` needs ``kind`` and ``status`` (``"released"`` or ``"refused"``) and
-        usually ``analyst``, ``dataset``, ``purpose``. Returns the audit id.
+        usually ``analyst``, ``dataset``, ``purpose``. Returns the audit id. (Status
+        ``"recorded"`` — grants, revocations, keys — is written only by the methods that
+        make those changes.)
         """
         rec, body = self._prepare(record)
         with self._write() as con:
@@ -734,7 +806,8 @@ class Store:
         return AuditLog(self)
 
     def count_events(self, analyst: str, dataset: str, kind: str) -> int:
-        """How many ``kind`` releases (status ``"released"``) ``analyst`` got from ``dataset``."""
+        """How many ``kind`` releases (status ``"released"``) ``analyst`` got from ``dataset``
+        (grant, revoke and key records have status ``"recorded"``: never counted)."""
         with self._read() as con:
             row = con.execute(
                 "SELECT COUNT(*) FROM audit WHERE analyst = ? AND dataset = ? AND kind = ? "
@@ -744,7 +817,8 @@ class Store:
         return int(row[0])
 
     @staticmethod
-    def _prepare(record: Any, _charged: bool = False) -> tuple[dict[str, Any], str]:
+    def _prepare(record: Any, _charged: bool = False,
+                 _holder: bool = False) -> tuple[dict[str, Any], str]:
         """Check a caller's audit record and give its canonical JSON body."""
         if not isinstance(record, Mapping):
             raise InternalError(f"audit record must be a dict, got {type(record).__name__}")
@@ -758,7 +832,15 @@ class Store:
         if not isinstance(rec.get("kind"), str) or not rec["kind"]:
             raise InternalError("audit record needs a 'kind' (e.g. 'dp', 'kanon', 'refused')")
         if rec.get("status") not in _STATUSES:
-            raise InternalError("audit record needs a 'status': 'released' or 'refused'")
+            raise InternalError("audit record needs a 'status': 'released' or 'refused' "
+                                "('recorded' is for the holder's grant and key acts)")
+        holder_act = rec["status"] == "recorded" or rec["kind"] in _HOLDER_KINDS
+        if holder_act and not (_holder and rec["status"] == "recorded"
+                               and rec["kind"] in _HOLDER_KINDS and not _charged):
+            raise InternalError(
+                "audit records of kind grant, revoke or key (status 'recorded') are written "
+                "only by the store's grant and key methods"
+            )
         if _charged:
             rec["charged"] = True
         try:
@@ -798,6 +880,9 @@ class Store:
 
     # ------------------------------------------------------------------ API keys
 
+    # Issuing and revoking keys is audited (kind "key", status "recorded") in the same
+    # transaction: the analyst, the action and how many keys — never a key or its hash.
+
     def issue_key(self, analyst: str) -> str:
         """A new API key for ``analyst`` (``pets_...``). Only its SHA-256 is stored: show it once."""
         _name(analyst, "analyst")
@@ -807,6 +892,7 @@ class Store:
                 "INSERT INTO api_keys (key_hash, analyst, created) VALUES (?, ?, ?)",
                 (_key_hash(key), analyst, _now()),
             )
+            self._record_holder_act(con, "key", analyst, None, None, action="issued", keys=1)
         return key
 
     def check_key(self, key: str) -> str:
@@ -825,19 +911,27 @@ class Store:
         """Revoke one API key; :class:`pets.AuthError` if it is unknown or already revoked."""
         if isinstance(key, str):
             with self._write() as con:
-                cur = con.execute(
-                    "UPDATE api_keys SET revoked = ? WHERE key_hash = ? AND revoked IS NULL",
-                    (_now(), _key_hash(key)),
-                )
-                if cur.rowcount:
+                row = con.execute(
+                    "SELECT analyst FROM api_keys WHERE key_hash = ? AND revoked IS NULL",
+                    (_key_hash(key),),
+                ).fetchone()
+                if row is not None:
+                    con.execute("UPDATE api_keys SET revoked = ? WHERE key_hash = ?",
+                                (_now(), _key_hash(key)))
+                    self._record_holder_act(con, "key", str(row[0]), None, None,
+                                            action="revoked", keys=1)
                     return
         raise AuthError("unknown or revoked API key")
 
     def revoke_keys(self, analyst: str) -> int:
-        """Revoke every key of ``analyst``; returns how many were revoked."""
+        """Revoke every key of ``analyst``; returns how many were revoked (audited when
+        more than none)."""
         with self._write() as con:
             cur = con.execute(
                 "UPDATE api_keys SET revoked = ? WHERE analyst = ? AND revoked IS NULL",
                 (_now(), analyst),
             )
-            return cur.rowcount
+            n = cur.rowcount
+            if n > 0:
+                self._record_holder_act(con, "key", analyst, None, None, action="revoked", keys=n)
+            return n

@@ -63,7 +63,10 @@ def test_cli_register_grant_query_and_audit(tmp_path: Path) -> None:
               "0.1", "SELECT sex, MAX(age) FROM adult GROUP BY sex")
     assert p.returncode == 2 and "unsupported SQL: aggregate MAX" in p.stderr
     p = _pets("audit", "verify", "--home", home)
-    assert p.returncode == 0 and "2 records" in p.stdout  # the release and the budget refusal; bad SQL is not recorded
+    # the grant, the release and the budget refusal; bad SQL is not recorded
+    assert p.returncode == 0 and "3 records" in p.stdout
+    kinds = [(r["kind"], r["status"]) for r in pets.Holder(home).audit().records()]
+    assert kinds == [("grant", "recorded"), ("dp", "released"), ("dp", "refused")]
     assert pets.Holder(home).remaining("bob", dataset="adult", purpose="stats") == pets.Cost(0.75, 0)
 
 
@@ -81,6 +84,24 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert isinstance(r, pets.Release)
     assert list(r.df.columns) == ["sex", "n", "age"]
     assert ns["holder"].audit().verify() is True  # type: ignore[attr-defined]
+
+
+def test_governance_guide_example_runs_and_prints_the_grant_history(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    md = ROOT / "docs" / "governance.md"
+    blocks = _python_blocks(md)
+    assert blocks
+    ns: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/governance.md", "exec"), ns)
+    printed = capsys.readouterr().out.splitlines()
+    shown = [line[2:] for line in md.read_text().splitlines()
+             if line.startswith("# ") and line[2:3].isdigit()]
+    assert printed == shown == [
+        "1 grant alice 1.0 0.0 None",
+        "2 grant alice 2.0 1e-06 {'accounting': 'basic', 'delta': 0.0, 'epsilon': 1.0}",
+        "3 revoke alice None None {'accounting': 'basic', 'delta': 1e-06, 'epsilon': 2.0}",
+    ]
 
 
 def test_dp_guide_example_runs() -> None:

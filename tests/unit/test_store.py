@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import sqlite3
@@ -95,9 +96,9 @@ def test_registering_a_name_twice_needs_replace(store: Store) -> None:
 
 
 def test_ten_charges_of_a_tenth_spend_a_budget_of_one_exactly(store: Store) -> None:
-    store.set_grant(A, D, P, epsilon=1.0)
+    store.set_grant(A, D, P, epsilon=1.0)  # audit record 1
     ids = [store.charge(A, D, P, Cost(0.1), dp_record()) for _ in range(10)]
-    assert ids == list(range(1, 11))
+    assert ids == list(range(2, 12))
     assert store.spent(A, D, P) == Cost(1.0, 0.0)
     assert store.remaining(A, D, P) == Cost(0.0, 0.0)
 
@@ -126,7 +127,8 @@ def test_budget_exceeded_names_what_is_left(store: Store) -> None:
         "is left for alice on adult (purpose p)"
     )
     assert e.value.left == Cost(0.3, 0.0)
-    assert store.charge(A, D, P, Cost(0.3), dp_record()) == 2  # exactly what is left
+    assert store.charge(A, D, P, Cost(0.3), dp_record()) == 3  # exactly what is left
+    assert [r["kind"] for r in store.audit().records()] == ["grant", "dp", "dp"]
 
 
 def test_delta_is_budgeted_too(store: Store) -> None:
@@ -218,15 +220,17 @@ def test_list_grants_shows_budget_spent_and_left(store: Store) -> None:
 )
 def test_a_bad_grant_is_a_query_error_and_changes_nothing(store: Store, kwargs: dict) -> None:
     store.set_grant(A, D, P, epsilon=1.0)
+    before = (len(store.audit()), store.audit().head())
     with pytest.raises(QueryError):
         store.set_grant(A, D, P, **kwargs)
     assert store.get_grant(A, D, P) == Cost(1.0)
+    assert (len(store.audit()), store.audit().head()) == before  # no grant record either
 
 
 def test_the_charged_audit_record_carries_the_cost_and_the_callers_fields(store: Store) -> None:
     store.set_grant(A, D, P, epsilon=1.0)
     aid = store.charge(A, D, P, Cost(0.25, 0.0), dp_record(protection={"dp": {"epsilon": 0.25}}))
-    (rec,) = store.audit().records()
+    (rec,) = store.audit().records(status="released")
     assert rec["id"] == aid
     assert (rec["analyst"], rec["dataset"], rec["purpose"]) == (A, D, P)
     assert (rec["kind"], rec["status"]) == ("dp", "released")
@@ -242,6 +246,7 @@ def test_the_charged_audit_record_carries_the_cost_and_the_callers_fields(store:
 
 def test_a_charge_record_that_contradicts_the_charge_is_a_bug(store: Store) -> None:
     store.set_grant(A, D, P, epsilon=1.0)
+    assert len(store.audit()) == 1  # the grant
     with pytest.raises(InternalError):
         store.charge(A, D, P, Cost(0.1), dp_record(analyst="bob"))
     with pytest.raises(InternalError):
@@ -250,7 +255,7 @@ def test_a_charge_record_that_contradicts_the_charge_is_a_bug(store: Store) -> N
         store.charge(A, D, P, Cost(0.1), dp_record(id=5))
     with pytest.raises(InternalError):
         store.charge(A, D, P, Cost(0.1), dp_record(blob=object()))
-    assert len(store.audit()) == 0 and store.ledger() == []
+    assert len(store.audit()) == 1 and store.ledger() == []
 
 
 # ---------------------------------------------------------------- a second store, other processes
@@ -267,7 +272,8 @@ def test_a_second_store_on_the_same_home_sees_everything(store: Store) -> None:
     assert other.get_grant(A, D, P) == Cost(1.0, 1e-6)
     assert other.spent(A, D, P) == Cost(0.4)
     assert other.remaining(A, D, P) == Cost(0.6, 1e-6)
-    assert len(other.audit()) == 2 and other.audit().verify()
+    assert [r["kind"] for r in other.audit().records()] == ["grant", "dp", "refused", "key"]
+    assert other.audit().verify()
     assert other.check_key(key) == A
 
 
@@ -301,7 +307,8 @@ def test_four_processes_never_overspend_a_shared_budget(store: Store) -> None:
     assert sum(oks) == 13
     assert store.spent(A, D, P) == Cost(1.3)
     assert store.remaining(A, D, P) == Cost(0.0)
-    assert len(store.audit()) == 13 and len(store.ledger()) == 13
+    assert len(store.audit().records(status="released")) == 13 and len(store.ledger()) == 13
+    assert len(store.audit()) == 1 + 13  # and the grant
     assert store.audit().verify() is True
 
 
@@ -329,7 +336,7 @@ def test_eight_threads_never_overspend_a_shared_budget(store: Store) -> None:
         t.join()
     assert sum(oks) == 27
     assert store.spent(A, D, P) == Cost(2.7)
-    assert len(store.audit()) == 27 + 8
+    assert len(store.audit()) == 1 + 27 + 8  # the grant, the charges, the refusals
     assert store.audit().verify() is True
 
 
@@ -337,22 +344,23 @@ def test_eight_threads_never_overspend_a_shared_budget(store: Store) -> None:
 
 
 def test_records_without_a_charge_are_audited_and_counted_by_kind(store: Store) -> None:
-    store.set_grant(A, D, P, epsilon=1.0)
+    store.set_grant(A, D, P, epsilon=1.0)  # audit record 1, status "recorded"
     rid = store.record(refused_record())
     store.record({"analyst": A, "dataset": D, "purpose": P, "kind": "kanon", "status": "released"})
     store.record({"analyst": A, "dataset": D, "purpose": P, "kind": "kanon", "status": "released"})
     store.record({"analyst": "bob", "dataset": D, "purpose": P, "kind": "kanon", "status": "released"})
     store.record({"analyst": A, "dataset": D, "purpose": P, "kind": "kanon", "status": "refused"})
     store.charge(A, D, P, Cost(0.1), dp_record())
-    assert rid == 1
+    assert rid == 2
     assert store.count_events(A, D, "kanon") == 2
     assert store.count_events(A, D, "dp") == 1
     assert store.count_events(A, D, "refused") == 0  # refusals are not releases
+    assert store.count_events(A, D, "grant") == 0  # nor are grants
     assert [r["kind"] for r in store.audit().records(analyst=A, status="refused")] == [
         "refused",
         "kanon",
     ]
-    assert store.audit().records()[0]["rule"] == "negative_list"
+    assert store.audit().records()[1]["rule"] == "negative_list"
 
 
 @pytest.mark.parametrize(
@@ -388,9 +396,228 @@ def test_audit_to_dataframe_has_one_row_per_record(store: Store) -> None:
     store.charge(A, D, P, Cost(0.1), dp_record())
     store.record(refused_record())
     df = store.audit().to_dataframe()
-    assert list(df["id"]) == [1, 2]
-    assert list(df["status"]) == ["released", "refused"]
+    assert list(df["id"]) == [1, 2, 3]
+    assert list(df["kind"]) == ["grant", "dp", "refused"]
+    assert list(df["status"]) == ["recorded", "released", "refused"]
     assert str(df["ts"].dt.tz) == "UTC"
+
+
+# ---------------------------------------------------------------- grants in the audit log
+
+
+def grant_history(store: Store) -> list[tuple]:
+    return [
+        (r["id"], r["kind"], r["status"], r["analyst"], r["dataset"], r["purpose"],
+         r.get("epsilon"), r.get("delta"), r.get("accounting"), r["previous"], r["by"])
+        for r in store.audit().records()
+        if r["kind"] in ("grant", "revoke")
+    ]
+
+
+def test_a_grant_is_an_audit_record_with_its_terms(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.5, delta=1e-6, accounting="zcdp")
+    (rec,) = store.audit().records()
+    assert (rec["id"], rec["kind"], rec["status"]) == (1, "grant", "recorded")
+    assert (rec["analyst"], rec["dataset"], rec["purpose"]) == (A, D, P)
+    assert (rec["epsilon"], rec["delta"], rec["accounting"]) == (1.5, 1e-6, "zcdp")
+    assert rec["previous"] is None and rec["by"] == "holder"
+    assert "cost" not in rec and "charged" not in rec  # a grant spends nothing
+    assert rec["ts"].endswith("+00:00")
+    assert store.ledger() == [] and store.audit().verify() is True
+
+
+def test_changing_a_grant_records_the_old_and_the_new_terms(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0)
+    store.charge(A, D, P, Cost(0.25), dp_record())
+    store.set_grant(A, D, P, epsilon=2.0, delta=1e-5)
+    store.set_grant(A, D, P, epsilon=0.5, delta=1e-5)  # lowered below nothing spent yet
+    def basic(e: float, d: float) -> dict:
+        return {"epsilon": e, "delta": d, "accounting": "basic"}
+
+    assert grant_history(store) == [
+        (1, "grant", "recorded", A, D, P, 1.0, 0.0, "basic", None, "holder"),
+        (3, "grant", "recorded", A, D, P, 2.0, 1e-5, "basic", basic(1.0, 0.0), "holder"),
+        (4, "grant", "recorded", A, D, P, 0.5, 1e-5, "basic", basic(2.0, 1e-5), "holder"),
+    ]
+    assert store.remaining(A, D, P) == Cost(0.25, 1e-5)
+    assert store.audit().verify() is True
+
+
+def test_granting_the_terms_a_grant_already_has_writes_nothing(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0, delta=1e-6)
+    con = raw(store)
+    updated = con.execute("SELECT updated FROM grants").fetchone()[0]
+    before = (len(store.audit()), store.audit().head())
+    store.set_grant(A, D, P, epsilon=1, delta=1e-6)  # the same terms, an int epsilon
+    assert (len(store.audit()), store.audit().head()) == before
+    assert con.execute("SELECT updated FROM grants").fetchone()[0] == updated
+    store.set_grant(A, D, P, epsilon=1.0, delta=1e-6, accounting="zcdp")  # accounting changes
+    assert [r["accounting"] for r in store.audit().records(kind="grant")] == ["basic", "zcdp"]
+
+
+def test_a_revocation_records_the_grant_it_removed_and_revoking_nothing_writes_nothing(
+    store: Store,
+) -> None:
+    store.set_grant(A, D, P, epsilon=1.0, delta=1e-6, accounting="zcdp")
+    assert store.revoke(A, D, P) is True
+    rec = store.audit().records()[-1]
+    assert (rec["id"], rec["kind"], rec["status"], rec["by"]) == (2, "revoke", "recorded", "holder")
+    assert (rec["analyst"], rec["dataset"], rec["purpose"]) == (A, D, P)
+    assert rec["previous"] == {"epsilon": 1.0, "delta": 1e-6, "accounting": "zcdp"}
+    assert "epsilon" not in rec
+    before = (len(store.audit()), store.audit().head())
+    assert store.revoke(A, D, P) is False
+    assert store.revoke("bob", D, P) is False
+    assert (len(store.audit()), store.audit().head()) == before
+    store.set_grant(A, D, P, epsilon=3.0)  # granted again: a new grant, nothing before it
+    assert store.audit().records()[-1]["previous"] is None
+    assert store.audit().verify() is True
+
+
+def test_a_refused_accounting_switch_writes_no_grant_record(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0, delta=1e-6)
+    store.charge(A, D, P, Cost(0.1), dp_record())
+    before = (len(store.audit()), store.audit().head())
+    with pytest.raises(QueryError, match="cannot switch to 'zcdp'"):
+        store.set_grant(A, D, P, epsilon=2.0, delta=1e-6, accounting="zcdp")
+    assert (len(store.audit()), store.audit().head()) == before
+    assert store.get_grant(A, D, P) == Cost(1.0, 1e-6)
+    assert store.audit().verify() is True
+
+
+def test_grant_records_do_not_count_as_releases_or_extracts(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0)
+    store.set_grant(A, D, P, epsilon=2.0)
+    store.revoke(A, D, P)
+    kanon = {"analyst": A, "dataset": D, "purpose": P, "kind": "kanon"}
+    store.record_counted(kanon, limit=1)  # the grant records do not use up the limit
+    with pytest.raises(PolicyError) as e:
+        store.record_counted(kanon, limit=1)
+    assert e.value.rule == "max_extracts"
+    assert store.count_events(A, D, "grant") == 0 and store.count_events(A, D, "revoke") == 0
+    assert [r["kind"] for r in store.audit().records(status="released")] == ["kanon"]
+    assert [r["kind"] for r in store.audit().records(status="recorded")] == [
+        "grant", "grant", "revoke"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"kind": "grant", "status": "recorded"}, {"kind": "dp", "status": "recorded"},
+     {"kind": "grant", "status": "released"}, {"kind": "key", "status": "refused"}],
+)
+def test_grant_and_key_records_come_only_from_the_store_methods(store: Store, bad: dict) -> None:
+    with pytest.raises(InternalError, match="written only by the store's grant and key methods"):
+        store.record({"analyst": A, "dataset": D, "purpose": P, **bad})
+    assert len(store.audit()) == 0
+
+
+def test_an_edited_grant_record_is_detected(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0)
+    store.charge(A, D, P, Cost(0.1), dp_record())
+    store.set_grant(A, D, P, epsilon=2.0)
+    assert store.audit().verify() is True
+    con = raw(store)
+    body = json.loads(con.execute("SELECT body FROM audit WHERE id = 3").fetchone()[0])
+    body["previous"]["epsilon"] = 5.0  # pretend the grant was lowered, not raised
+    con.execute("UPDATE audit SET body = ? WHERE id = 3", (json.dumps(body),))
+    e = audit_error(store)
+    assert e.record == 3
+    assert str(e) == "audit record 3 was edited (its hash does not match its content)"
+
+
+def test_a_grant_raised_outside_pets_is_detected(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0)
+    store.charge(A, D, P, Cost(0.1), dp_record())
+    raw(store).execute("UPDATE grants SET epsilon = 100.0, epsilon_text = '100.0'")
+    assert store.remaining(A, D, P) == Cost(99.9)  # the forged budget works ...
+    e = audit_error(store)  # ... and the auditor sees it
+    assert e.record == 1
+    assert str(e) == (
+        "the grant of alice on adult (purpose p) is epsilon=100.0, delta=0.0 (basic), but its "
+        "audit records say epsilon=1.0, delta=0.0 (basic) (the grants table was changed "
+        "outside pets)"
+    )
+
+
+@pytest.mark.parametrize("how", ["insert", "delete", "accounting", "malformed"])
+def test_a_grant_added_removed_or_altered_outside_pets_is_detected(store: Store, how: str) -> None:
+    store.set_grant(A, D, P, epsilon=1.0, delta=1e-6)
+    con = raw(store)
+    if how == "insert":
+        con.execute(
+            "INSERT INTO grants (analyst, dataset, purpose, epsilon, epsilon_text, delta, "
+            "delta_text, updated) VALUES ('mallory', 'adult', 'p', 9, '9.0', 0, '0.0', 'now')"
+        )
+        message = "the grant of mallory on adult (purpose p) is epsilon=9.0, delta=0.0 (basic), "
+        message += "but its audit records say no grant"
+    elif how == "delete":
+        con.execute("DELETE FROM grants")
+        message = "the grant of alice on adult (purpose p) is no grant, but its audit records "
+        message += "say epsilon=1.0, delta=1e-06 (basic)"
+    elif how == "accounting":
+        con.execute("UPDATE grants SET accounting = 'zcdp'")
+        message = "the grant of alice on adult (purpose p) is epsilon=1.0, delta=1e-06 (zcdp)"
+    else:
+        con.execute("UPDATE grants SET delta_text = 'lots'")
+        message = "the grant of alice on adult (purpose p) is malformed"
+    e = audit_error(store)
+    assert str(e).startswith(message)
+    assert e.record == (None if how == "insert" else 1)
+
+
+def test_a_grant_changed_outside_pets_and_later_by_pets_is_still_detected(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0)
+    raw(store).execute("UPDATE grants SET epsilon = 50.0, epsilon_text = '50.0'")
+    store.charge(A, D, P, Cost(10.0), dp_record())  # spends the forged budget
+    store.set_grant(A, D, P, epsilon=1.0)  # and puts the grant back: the table looks right
+    e = audit_error(store)
+    assert e.record == 3
+    assert str(e) == (
+        "grant record 3 of alice on adult (purpose p) says the grant it replaced was "
+        "epsilon=50.0, delta=0.0 (basic), but the audit log left epsilon=1.0, delta=0.0 "
+        "(basic) in force (the grant was changed outside pets before this record)"
+    )
+
+
+def test_a_store_from_before_grant_auditing_adopts_its_grants_in_the_log(store: Store) -> None:
+    con = raw(store)  # a schema-2 store: grants in the table, none in the log
+    for analyst, eps, dlt, acc, updated in (
+        (A, "1.0", "0.0", "basic", "2024-05-01T12:00:00+00:00"),
+        ("bob", "2.0", "1e-06", "zcdp", "2024-05-02T08:30:00+00:00"),
+    ):
+        con.execute(
+            "INSERT INTO grants (analyst, dataset, purpose, epsilon, epsilon_text, delta, "
+            "delta_text, updated, accounting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (analyst, D, P, float(eps), eps, float(dlt), dlt, updated, acc),
+        )
+    store.charge(A, D, P, Cost(0.25), dp_record())
+    con.execute("DELETE FROM schema_version")
+    con.execute("INSERT INTO schema_version (version) VALUES (2)")
+    again = Store(store.home)
+    recs = again.audit().records()
+    assert [(r["id"], r["kind"], r["analyst"]) for r in recs] == [
+        (1, "dp", A), (2, "grant", A), (3, "grant", "bob")]
+    assert [(r["epsilon"], r["delta"], r["accounting"], r["previous"], r["migrated"],
+             r["set_at"], r["status"], r["by"]) for r in recs[1:]] == [
+        (1.0, 0.0, "basic", None, True, "2024-05-01T12:00:00+00:00", "recorded", "holder"),
+        (2.0, 1e-6, "zcdp", None, True, "2024-05-02T08:30:00+00:00", "recorded", "holder"),
+    ]
+    assert again.audit().verify() is True
+    assert con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    assert len(Store(store.home).audit()) == 3  # adopted once
+    assert again.remaining(A, D, P) == Cost(0.75)
+
+
+def test_the_upgrade_does_not_adopt_a_grant_changed_outside_pets(store: Store) -> None:
+    store.set_grant(A, D, P, epsilon=1.0)
+    con = raw(store)
+    con.execute("UPDATE grants SET epsilon = 3, epsilon_text = '3.0'")
+    con.execute("DELETE FROM schema_version")
+    con.execute("INSERT INTO schema_version (version) VALUES (2)")
+    again = Store(store.home)
+    assert len(again.audit()) == 1  # the log knows this grant: nothing adopted
+    e = audit_error(again)
+    assert e.record == 1 and "is epsilon=3.0" in str(e) and "say epsilon=1.0" in str(e)
 
 
 # ---------------------------------------------------------------- API keys
@@ -410,14 +637,38 @@ def test_api_keys_are_stored_hashed_and_identify_their_analyst(store: Store) -> 
         store.check_key(key)
 
 
+def test_issuing_and_revoking_keys_is_audited_without_the_key_or_its_hash(store: Store) -> None:
+    k1, k2, k3 = store.issue_key(A), store.issue_key(A), store.issue_key("bob")
+    store.revoke_key(k3)
+    with pytest.raises(AuthError):
+        store.revoke_key(k3)  # already revoked: nothing more is recorded
+    assert store.revoke_keys(A) == 2
+    assert store.revoke_keys(A) == 0  # none left: nothing recorded
+    recs = store.audit().records(kind="key")
+    assert [(r["analyst"], r["status"], r["action"], r["keys"], r["by"]) for r in recs] == [
+        (A, "recorded", "issued", 1, "holder"),
+        (A, "recorded", "issued", 1, "holder"),
+        ("bob", "recorded", "issued", 1, "holder"),
+        ("bob", "recorded", "revoked", 1, "holder"),
+        (A, "recorded", "revoked", 2, "holder"),
+    ]
+    assert len(store.audit()) == 5
+    assert all(r["dataset"] is None and r["purpose"] is None for r in recs)
+    text = "".join(r[0] for r in raw(store).execute("SELECT body FROM audit"))
+    for key in (k1, k2, k3):
+        assert key not in text
+        assert hashlib.sha256(key.encode()).hexdigest() not in text
+    assert store.audit().verify() is True
+
+
 # ---------------------------------------------------------------- tamper detection
 
 
 @pytest.fixture
 def filled(store: Store) -> Store:
-    """Records 1..9: charges at odd ids, refusals at even ids."""
+    """Records 1..9: the grant at 1, charges at the other odd ids, refusals at even ids."""
     store.set_grant(A, D, P, epsilon=10.0)
-    for i in range(1, 10):
+    for i in range(2, 10):
         if i % 2:
             store.charge(A, D, P, Cost(0.1 * i), dp_record())
         else:
@@ -491,7 +742,7 @@ def test_a_removed_audit_head_is_detected_and_blocks_new_records(filled: Store) 
         filled.audit().verify()
     with pytest.raises(AuditError, match="the audit head is missing"):
         filled.charge(A, D, P, Cost(0.1), dp_record())
-    assert len(filled.ledger()) == 5
+    assert len(filled.ledger()) == 4
 
 
 def test_records_swapped_in_place_are_detected_as_out_of_order(filled: Store) -> None:
