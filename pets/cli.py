@@ -7,6 +7,7 @@
     pets query --home DIR --analyst A --purpose P --epsilon 0.1 "SELECT ..."
     pets anonymize in.csv --qi age,sex --hierarchies DIR --k 5 [--l 2 --sensitive col] -o out.csv
     pets audit verify --home DIR
+    pets audit list --home DIR [--analyst A --kind dp --status refused --last N --format csv]
 """
 
 from __future__ import annotations
@@ -253,6 +254,52 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(rec: dict) -> str:
+    """One line of what an audit record says (never data values: the log holds none)."""
+    kind, status = rec.get("kind"), rec.get("status")
+    if status == "refused":
+        col = f" on column {rec['column']!r}" if rec.get("column") else ""
+        return f"refused by rule {rec.get('rule')}{col}"
+    if kind == "grant":
+        acc = rec.get("accounting", "basic")
+        return f"granted epsilon={rec.get('epsilon')}, delta={rec.get('delta')} ({acc})"
+    if kind == "revoke":
+        return "grant revoked"
+    if kind == "key":
+        return f"API key {rec.get('action')}"
+    cost = rec.get("cost") or {}
+    if rec.get("repeat_of"):
+        return f"repeat of #{rec['repeat_of']} (no cost)"
+    parts = [f"{k}={cost[k]:g}" for k in ("epsilon", "delta", "rho", "zdelta")
+             if isinstance(cost.get(k), (int, float))]
+    return ", ".join(parts) if parts else "released"
+
+
+def _audit_list(args: argparse.Namespace) -> int:
+    import pets
+
+    h = pets.Holder(args.home)
+    filters = {k: getattr(args, k) for k in ("analyst", "dataset", "purpose", "kind", "status")
+               if getattr(args, k) is not None}
+    recs = h.audit().records(**filters)
+    if args.last:
+        recs = recs[-args.last:]
+    rows = [{"id": r["id"], "ts": r["ts"][:19].replace("T", " "), "analyst": r.get("analyst") or "",
+             "purpose": r.get("purpose") or "", "dataset": r.get("dataset") or "",
+             "kind": r["kind"], "status": r["status"], "what": _summary(r)} for r in recs]
+    df = pd.DataFrame(rows, columns=["id", "ts", "analyst", "purpose", "dataset", "kind",
+                                     "status", "what"])
+    if args.format == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        print(df.to_json(orient="records"))
+    elif df.empty:
+        print("no audit records match")
+    else:
+        _Out().table(df)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pets", description="Release results, never raw data.")
     p.add_argument("--version", action="version", version=f"pets {__version__}")
@@ -319,6 +366,13 @@ def _parser() -> argparse.ArgumentParser:
     av = asub.add_parser("verify", help="verify the hash chain and the ledger")
     av.add_argument("--home", required=True)
     av.set_defaults(fn=_audit_verify)
+    al = asub.add_parser("list", help="list audit records (releases, refusals, grants, keys)")
+    al.add_argument("--home", required=True)
+    for f in ("analyst", "dataset", "purpose", "kind", "status"):
+        al.add_argument(f"--{f}", help=f"only records with this {f}")
+    al.add_argument("--last", type=int, help="only the newest N records")
+    al.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    al.set_defaults(fn=_audit_list)
     return p
 
 

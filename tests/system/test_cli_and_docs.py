@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -67,6 +68,15 @@ def test_cli_register_grant_query_and_audit(tmp_path: Path) -> None:
     assert p.returncode == 0 and "3 records" in p.stdout
     kinds = [(r["kind"], r["status"]) for r in pets.Holder(home).audit().records()]
     assert kinds == [("grant", "recorded"), ("dp", "released"), ("dp", "refused")]
+    p = _pets("audit", "list", "--home", home, "--format", "csv")
+    assert p.returncode == 0, p.stderr
+    rows = p.stdout.strip().splitlines()
+    assert rows[0] == "id,ts,analyst,purpose,dataset,kind,status,what"
+    assert rows[1].endswith("grant,recorded,\"granted epsilon=1.0, delta=0.0 (basic)\"")
+    assert rows[2].endswith("dp,released,\"epsilon=0.25, delta=0\"")
+    assert rows[3].endswith("dp,refused,refused by rule budget")
+    p = _pets("audit", "list", "--home", home, "--status", "refused", "--format", "json")
+    assert [r["id"] for r in json.loads(p.stdout)] == [3]
     assert pets.Holder(home).remaining("bob", dataset="adult", purpose="stats") == pets.Cost(0.75, 0)
 
 
