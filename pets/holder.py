@@ -308,14 +308,17 @@ def _check_purpose(purpose: Any) -> str:
 
 def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...]:
     """With a privacy unit: ordinals for a person's rows overall (no group-by) and for
-    each other column whose public keys are of the column's type (the groupings a DP
-    release can have without filters)."""
+    each other column a DP release may group by on its public keys (keys of the
+    column's type; not an identifier, not on the negative list, a grade that allows DP)."""
     unit = pol.privacy_unit
     if unit is None:
         return ()
     out = [Ordinals(unit, None)]
     for name, cp in pol.columns.items():
-        if name == unit or cp.keys is None:
+        if name == unit or cp.keys is None or name in pol.negative_list or cp.role == "identifier":
+            continue
+        rule = pol.grades.get(cp.grade)
+        if rule is None or "dp" not in rule.allow:
             continue
         t = schema.get(name)
         if t == "str":

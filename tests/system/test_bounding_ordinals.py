@@ -345,3 +345,25 @@ def test_ordinals_too_large_for_integer_offsets_are_not_used(tmp_path: Path, mon
     got = h._engine.aggregate(src, _request(True, 3, 2, 77)).set_index("g")
     n = got["n"].reindex(KEYS, fill_value=0)
     assert int((n > 0).sum()) == int(NG.clip(upper=3).sum())
+
+
+def test_ordinals_are_stored_only_for_columns_a_dp_release_can_group_by(tmp_path: Path) -> None:
+    df = DATA.assign(k=DATA["v"] % 3, hidden=DATA["g"], banned=DATA["g"], text=(DATA["v"] % 2).astype(str))
+    pol = _policy()
+    pol["negative_list"] = ["banned"]
+    pol["columns"].update({
+        "k": {"role": "attribute", "grade": 1, "keys": [0, 1, 2]},
+        "hidden": {"role": "attribute", "grade": 2, "keys": KEYS},  # grade 2: no DP
+        "banned": {"role": "attribute", "grade": 1, "keys": KEYS},
+        "text": {"role": "attribute", "grade": 1, "keys": [0, 1]},  # numbers for text
+    })
+    pol["grades"]["2"] = {"allow": ["kanon"]}
+    h = pets.Holder(tmp_path / "home")
+    h.register("d", df, pol)
+    src = h._dataset("d").source
+    assert [o.column for o in src.ordinals] == [None, "g", "k"]
+    assert set(h._engine.schema(src)) == set(df.columns)
+    # and without a privacy unit, none
+    del pol["dataset"]
+    h.register("e", df, pol)
+    assert h._dataset("e").source.ordinals == ()
