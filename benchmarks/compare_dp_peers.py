@@ -54,6 +54,7 @@ opendp < 0.15 and would downgrade the installed OpenDP 0.16.
 per-person ordinals stored in the copy; and the window-function fallback pets uses
 where they do not fit) and alternative SQL shapes of the same bounding directly in
 DuckDB on the same database and file.
+``--pets-only`` times only plain DuckDB and pets (for a quick run in a quiet moment).
 Results go to stdout and ``benchmarks/.data/peers.md`` / ``peers.json``.
 """
 
@@ -123,10 +124,10 @@ def policy(kind: str) -> dict[str, Any]:
 
 
 class Setup:
-    def __init__(self, kind: str, df: pd.DataFrame, home: Path) -> None:
+    def __init__(self, kind: str, df: pd.DataFrame, home: Path, peers: bool = True) -> None:
         from pets.engines.duckdb import DuckDBEngine
 
-        self.kind, self.df = kind, df
+        self.kind, self.df, self.peers = kind, df, peers
         self.engine = DuckDBEngine()
         self.con = self.engine._con
         self.holder = pets.Holder(home / "home", engine=self.engine)
@@ -149,7 +150,9 @@ class Setup:
             "duckdb-copy": PLAIN.format(src=f"read_parquet({C._sql_str(self.copy_path)})"),
             "duckdb-file": PLAIN.format(src=f"read_parquet({C._sql_str(self.file)})"),
         }
-        self._opendp_setup()
+        self.scale, self.scale_search_s = float("nan"), 0.0
+        if peers:
+            self._opendp_setup()
 
     # ---------------------------------------------------------------- OpenDP
     def _opendp_setup(self) -> None:
@@ -274,6 +277,8 @@ class Setup:
         f: dict[str, Callable[[], Any]] = {k: run(v) for k, v in self.sql.items()}
         f["pets-copy"] = lambda: self.pets_release("copy")
         f["pets-inplace"] = lambda: self.pets_release("inplace")
+        if not self.peers:
+            return f
         f["polars"] = self.polars
         f["opendp-context"] = self.opendp_context
         f["opendp-direct"] = self.opendp_direct
@@ -284,9 +289,11 @@ class Setup:
         """Every workload answers the same question; kept rows after bounding."""
         exact = self.funcs()["duckdb-df"]().set_index("region").sort_index()
         out: dict[str, Any] = {}
-        for name, fn in (("pets-copy", self.funcs()["pets-copy"]), ("opendp-direct", self.opendp_direct),
-                         ("opendp-context", self.opendp_context),
-                         ("opendp-direct-parquet", self.opendp_direct_parquet)):
+        runs = [("pets-copy", self.funcs()["pets-copy"])]
+        if self.peers:
+            runs += [("opendp-direct", self.opendp_direct), ("opendp-context", self.opendp_context),
+                     ("opendp-direct-parquet", self.opendp_direct_parquet)]
+        for name, fn in runs:
             r = fn()
             r = (r.to_pandas() if hasattr(r, "to_pandas") else r).set_index("region").sort_index()
             assert len(r) == len(REGIONS), (name, len(r))
@@ -445,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--pdp-rounds", type=int, default=1, help="PipelineDP runs (0: skip)")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--pets-only", action="store_true",
+                    help="time only plain DuckDB and pets (no OpenDP, Polars, PipelineDP or profile)")
     ap.add_argument("--out", default=str(C.DATA_DIR / "peers.md"))
     a = ap.parse_args(argv)
     vers = {p: md.version(p) for p in ("duckdb", "opendp", "polars", "pipeline-dp", "numpy", "pandas")
@@ -455,11 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"rows {a.rows:,}, {a.rounds} interleaved rounds, medians; versions {vers}", ""]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("a", "b"):
-            s = Setup(kind, data[kind], Path(tmp) / kind)
+            s = Setup(kind, data[kind], Path(tmp) / kind, peers=not a.pets_only)
             kept = s.check()
             cont = C.Contention()
             times = C.time_interleaved(s.funcs(), a.rounds, contention=cont)
-            if a.pdp_rounds and _has("pipeline-dp"):
+            if a.pdp_rounds and _has("pipeline-dp") and not a.pets_only:
                 times["pipeline-dp"] = [C._timed(s.pipeline_dp, None) for _ in range(a.pdp_rounds)]
             med = {k: statistics.median(v) for k, v in times.items()}
             base = med["duckdb-df"]
@@ -482,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             report["sets"][kind] = {"times": times, "kept": kept, "scale": s.scale,
                                     "scale_search_s": s.scale_search_s, "register_s": s.register_s}
             print("\n".join(lines[-(len(times) + 6):]), flush=True)
-            if kind == "b" and not a.no_profile:
+            if kind == "b" and not a.no_profile and not a.pets_only:
                 p = profile_sql(s, a.rounds)
                 pm = {k: statistics.median(v) for k, v in p["times"].items()}
                 b0 = pm["plain group-by (copy file)"]
