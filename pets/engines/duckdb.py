@@ -166,10 +166,14 @@ class DuckDBEngine:
                 fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
                 cast = "INTEGER" if fits else "BIGINT"
                 exprs.append(f"({v})::{cast} AS {quote_ident(ENCODED_PREFIX + column)}")
+            order = ""
             if ordinals:
                 rel, stored = _ordinals_sql(rel, ordinals, exprs, params)
+                # the windows regroup the rows by person: put them back in the source's
+                # order, or a record-level extract would list each person's rows together
+                order = f" ORDER BY {quote_ident(BOUND_PREFIX + 'pos')}"
             cur.execute(
-                f"COPY (SELECT {', '.join(exprs)} FROM {rel}) TO {_quote_str(dest)} (FORMAT parquet)",
+                f"COPY (SELECT {', '.join(exprs)} FROM {rel}{order}) TO {_quote_str(dest)} (FORMAT parquet)",
                 params,
             )
             if stored:
@@ -462,9 +466,10 @@ def _ordinals_sql(
     :func:`_ordinal_predicates` for how a release uses them."""
     seed_g, seed_p = secrets.randbits(62), secrets.randbits(62)
     rnd = quote_ident(BOUND_PREFIX + "rand")
+    pos = quote_ident(BOUND_PREFIX + "pos")
     pre = ["*", f"random() AS {rnd}"]
     windows = ["*"]
-    hidden = [rnd]
+    hidden = [rnd, pos]
     units: dict[str, str] = {}
     stored = []
     for i, o in enumerate(ordinals):
@@ -503,4 +508,5 @@ def _ordinals_sql(
         stored.append(Ordinals(o.unit, o.column, tuple(o.keys), tuple(names) + (units[o.unit],)))
     assert exprs[0] == "*"
     exprs[0] = f"* EXCLUDE ({', '.join(hidden)})"
-    return f"(SELECT {', '.join(windows)} FROM (SELECT {', '.join(pre)} FROM {rel}))", tuple(stored)
+    inner = f"(SELECT *, row_number() OVER () AS {pos} FROM {rel})"  # the source's order
+    return f"(SELECT {', '.join(windows)} FROM (SELECT {', '.join(pre)} FROM {inner}))", tuple(stored)

@@ -294,6 +294,14 @@ def test_a_k_anonymous_extract_has_only_the_selected_columns(tmp_path: Path) -> 
     assert list(x.df.columns) == ["age", "edu", "diagnosis"]
 
 
+def test_the_copy_keeps_the_source_row_order(holder: pets.Holder) -> None:
+    """Computing the ordinals groups rows by person; the copy is written back in the
+    source's order, so record-level extracts do not list a person's rows together."""
+    ds = holder._dataset("copy")
+    rows = holder._engine.fetch(ds.source, ("pid", "g", "v"), ())
+    assert rows["v"].tolist() == DATA["v"].tolist()
+
+
 def test_source_columns_with_the_reserved_prefix_are_refused(tmp_path: Path) -> None:
     h = pets.Holder(tmp_path / "home")
     df = DATA.assign(**{HIDDEN_PREFIX + "x": 1})
