@@ -50,8 +50,11 @@ PipelineDP (``LocalBackend``, pure Python) is timed ``--pdp-rounds`` times outsi
 interleaving (it takes tens of seconds). SmartNoise SQL is not run: it needs
 opendp < 0.15 and would downgrade the installed OpenDP 0.16.
 
-``--profile`` (on by default) times pets' engine SQL for dataset ``b`` and alternative
-SQL shapes of the same bounding directly in DuckDB on the same database and file.
+``--profile`` (on by default) times pets' engine SQL for dataset ``b`` (as sent: the
+per-person ordinals stored in the copy; and the window-function fallback pets uses
+where they do not fit) and alternative SQL shapes of the same bounding directly in
+DuckDB on the same database and file.
+``--pets-only`` times only plain DuckDB and pets (for a quick run in a quiet moment).
 Results go to stdout and ``benchmarks/.data/peers.md`` / ``peers.json``.
 """
 
@@ -121,10 +124,10 @@ def policy(kind: str) -> dict[str, Any]:
 
 
 class Setup:
-    def __init__(self, kind: str, df: pd.DataFrame, home: Path) -> None:
+    def __init__(self, kind: str, df: pd.DataFrame, home: Path, peers: bool = True) -> None:
         from pets.engines.duckdb import DuckDBEngine
 
-        self.kind, self.df = kind, df
+        self.kind, self.df, self.peers = kind, df, peers
         self.engine = DuckDBEngine()
         self.con = self.engine._con
         self.holder = pets.Holder(home / "home", engine=self.engine)
@@ -147,7 +150,9 @@ class Setup:
             "duckdb-copy": PLAIN.format(src=f"read_parquet({C._sql_str(self.copy_path)})"),
             "duckdb-file": PLAIN.format(src=f"read_parquet({C._sql_str(self.file)})"),
         }
-        self._opendp_setup()
+        self.scale, self.scale_search_s = float("nan"), 0.0
+        if peers:
+            self._opendp_setup()
 
     # ---------------------------------------------------------------- OpenDP
     def _opendp_setup(self) -> None:
@@ -272,6 +277,8 @@ class Setup:
         f: dict[str, Callable[[], Any]] = {k: run(v) for k, v in self.sql.items()}
         f["pets-copy"] = lambda: self.pets_release("copy")
         f["pets-inplace"] = lambda: self.pets_release("inplace")
+        if not self.peers:
+            return f
         f["polars"] = self.polars
         f["opendp-context"] = self.opendp_context
         f["opendp-direct"] = self.opendp_direct
@@ -282,9 +289,11 @@ class Setup:
         """Every workload answers the same question; kept rows after bounding."""
         exact = self.funcs()["duckdb-df"]().set_index("region").sort_index()
         out: dict[str, Any] = {}
-        for name, fn in (("pets-copy", self.funcs()["pets-copy"]), ("opendp-direct", self.opendp_direct),
-                         ("opendp-context", self.opendp_context),
-                         ("opendp-direct-parquet", self.opendp_direct_parquet)):
+        runs = [("pets-copy", self.funcs()["pets-copy"])]
+        if self.peers:
+            runs += [("opendp-direct", self.opendp_direct), ("opendp-context", self.opendp_context),
+                     ("opendp-direct-parquet", self.opendp_direct_parquet)]
+        for name, fn in runs:
             r = fn()
             r = (r.to_pandas() if hasattr(r, "to_pandas") else r).set_index("region").sort_index()
             assert len(r) == len(REGIONS), (name, len(r))
@@ -295,18 +304,29 @@ class Setup:
 # --------------------------------------------------------------------------- profile
 
 def profile_sql(s: Setup, rounds: int) -> dict[str, Any]:
-    """pets' engine SQL for dataset b vs alternative shapes of the same bounding."""
+    """pets' engine SQL for dataset b (stored ordinals, and the window fallback) vs
+    alternative shapes of the same bounding."""
+    import dataclasses
+
     ds = s.holder._dataset("copy")
     compiled = s.session._check(ds, s.queries["copy"].plan, s.protection)
     from pets.engines.duckdb import DuckDBEngine
 
-    eng = DuckDBEngine()
-    rec = C._SqlRecorder(eng._con)
-    eng._con = rec  # type: ignore[assignment]
-    eng.aggregate(ds.source, compiled.request())
-    pets_sql, params = rec.sql, rec.params
-    eng._con = rec._con
-    eng._con.close()
+    def record(request: Any) -> tuple[str, list[Any]]:
+        eng = DuckDBEngine()
+        rec = C._SqlRecorder(eng._con)
+        eng._con = rec  # type: ignore[assignment]
+        eng.aggregate(ds.source, request)
+        eng._con = rec._con
+        eng._con.close()
+        assert rec.sql is not None and rec.params is not None
+        return rec.sql, rec.params
+
+    request = compiled.request()
+    pets_sql, params = record(request)
+    assert request.bounding is not None
+    window_sql, window_params = record(dataclasses.replace(
+        request, bounding=dataclasses.replace(request.bounding, use_ordinals=False)))
     src = f"read_parquet({C._sql_str(s.copy_path)})"
     # DuckDB refuses volatile ORDER BY in a window: random() is a column, as pets does
     rsrc = f"(SELECT *, random() AS r FROM {src})"
@@ -359,8 +379,9 @@ def profile_sql(s: Setup, rounds: int) -> dict[str, Any]:
             f"SELECT *, row_number() OVER (PARTITION BY person_id ORDER BY hash(person_id, region, {seed}), region) AS gr "
             f"FROM pg) WHERE gr <= {G} GROUP BY region"),
     }
-    # Proposal: per-person ordinals computed ONCE (at registration, into the stored
-    # copy); a release then needs no window, only a row-wise predicate. __gi: the row's
+    # The shape pets now uses (its ordinals are stored at registration; this is the
+    # first hand-written version): per-person ordinals computed ONCE (at registration,
+    # into the stored copy); a release then needs no window, only a row-wise predicate. __gi: the row's
     # group among the person's groups, __ng: how many groups the person has, __ri: the
     # row among the person's rows in that group (random order), __nr: how many.
     ords = s.copy_path.with_name("ordinals.parquet")
@@ -391,7 +412,10 @@ def profile_sql(s: Setup, rounds: int) -> dict[str, Any]:
     def run(q: str, qp: list[Any] | None = None) -> Callable[[], Any]:
         return lambda: s.con.cursor().execute(q, qp).fetchnumpy()
 
-    funcs: dict[str, Callable[[], Any]] = {"pets' engine SQL (as sent)": run(pets_sql, params)}
+    funcs: dict[str, Callable[[], Any]] = {
+        "pets' engine SQL (as sent: stored ordinals)": run(pets_sql, params),
+        "pets' fallback SQL (windows: filters, other keys, in place)": run(window_sql, window_params),
+    }
     funcs.update({k: run(sql) for k, sql in v.items()})
     times = C.time_interleaved(funcs, rounds)
     # the same answer: rows kept by each bounded variant
@@ -428,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--pdp-rounds", type=int, default=1, help="PipelineDP runs (0: skip)")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--pets-only", action="store_true",
+                    help="time only plain DuckDB and pets (no OpenDP, Polars, PipelineDP or profile)")
     ap.add_argument("--out", default=str(C.DATA_DIR / "peers.md"))
     a = ap.parse_args(argv)
     vers = {p: md.version(p) for p in ("duckdb", "opendp", "polars", "pipeline-dp", "numpy", "pandas")
@@ -438,11 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"rows {a.rows:,}, {a.rounds} interleaved rounds, medians; versions {vers}", ""]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("a", "b"):
-            s = Setup(kind, data[kind], Path(tmp) / kind)
+            s = Setup(kind, data[kind], Path(tmp) / kind, peers=not a.pets_only)
             kept = s.check()
             cont = C.Contention()
             times = C.time_interleaved(s.funcs(), a.rounds, contention=cont)
-            if a.pdp_rounds and _has("pipeline-dp"):
+            if a.pdp_rounds and _has("pipeline-dp") and not a.pets_only:
                 times["pipeline-dp"] = [C._timed(s.pipeline_dp, None) for _ in range(a.pdp_rounds)]
             med = {k: statistics.median(v) for k, v in times.items()}
             base = med["duckdb-df"]
@@ -465,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             report["sets"][kind] = {"times": times, "kept": kept, "scale": s.scale,
                                     "scale_search_s": s.scale_search_s, "register_s": s.register_s}
             print("\n".join(lines[-(len(times) + 6):]), flush=True)
-            if kind == "b" and not a.no_profile:
+            if kind == "b" and not a.no_profile and not a.pets_only:
                 p = profile_sql(s, a.rounds)
                 pm = {k: statistics.median(v) for k, v in p["times"].items()}
                 b0 = pm["plain group-by (copy file)"]

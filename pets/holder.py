@@ -27,7 +27,7 @@ import pandas as pd
 
 from .cost import Cost
 from .dp.aggregate import sum_factor
-from .engines.base import Engine, Source
+from .engines.base import Engine, Ordinals, Source
 from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .policy import Policy
@@ -107,7 +107,10 @@ class Holder:
         typed Parquet copy inside the home instead (a snapshot: later changes to the
         original do not matter), with missing markers applied and each bounded numeric
         column also stored pre-encoded for DP sums. Queries on a copy are faster, much
-        faster for CSV sources.
+        faster for CSV sources. When the policy names a ``privacy_unit``, the copy also
+        stores per-person ordinals (hidden columns) for the person's rows overall and
+        for each column with public keys, so that DP releases bound each person's
+        contribution without sorting the table (see :class:`pets.engines.Ordinals`).
         """
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
@@ -158,12 +161,19 @@ class Holder:
                     if cp.bounds is not None and schema.get(c) in ("int", "float")
                 )
                 what = source if isinstance(source, pd.DataFrame) else src
-                self._engine.materialize(what, str(tmp), tuple(pol.missing), encode)
+                ordinals = _ordinals_wanted(pol, schema)
+                if ordinals:
+                    copied = self._engine.materialize(what, str(tmp), tuple(pol.missing), encode,
+                                                      ordinals=ordinals)
+                else:
+                    copied = self._engine.materialize(what, str(tmp), tuple(pol.missing), encode)
                 os.replace(tmp, final)
                 tmp = None
                 path = final
                 stored = {"kind": "parquet", "path": str(final), "missing": [], "trim": False,
-                          "encoded": [list(e) for e in encode]}
+                          "encoded": [list(e) for e in encode],
+                          "ordinals": [[o.unit, o.column, list(o.keys), list(o.columns)]
+                                       for o in copied.ordinals]}
             else:
                 stored = {"kind": kind, "path": str(path), "missing": list(pol.missing),
                           "trim": kind == "csv", "encoded": []}
@@ -225,6 +235,8 @@ class Holder:
             source=Source(
                 s["kind"], s["path"], tuple(s.get("missing", ())), trim=s.get("trim", False),
                 encoded=tuple((e[0], float(e[1]), float(e[2]), int(e[3])) for e in s.get("encoded", ())),
+                ordinals=tuple(Ordinals(o[0], o[1], tuple(o[2]), tuple(o[3])) for o in s.get("ordinals", ())),
+                version=stamp,
             ),
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
@@ -302,6 +314,34 @@ def _check_purpose(purpose: Any) -> str:
             rule="purpose",
         )
     return purpose
+
+
+def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...]:
+    """With a privacy unit: ordinals for a person's rows overall (no group-by) and for
+    each other column a DP release may group by on its public keys (keys of the
+    column's type; not an identifier, not on the negative list, a grade that allows DP)."""
+    unit = pol.privacy_unit
+    if unit is None:
+        return ()
+    out = [Ordinals(unit, None)]
+    for name, cp in pol.columns.items():
+        if name == unit or cp.keys is None or name in pol.negative_list or cp.role == "identifier":
+            continue
+        rule = pol.grades.get(cp.grade)
+        if rule is None or "dp" not in rule.allow:
+            continue
+        t = schema.get(name)
+        if t == "str":
+            fits = all(isinstance(k, str) for k in cp.keys)
+        elif t in ("int", "float"):
+            fits = all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in cp.keys)
+        elif t == "bool":
+            fits = all(isinstance(k, bool) for k in cp.keys)
+        else:
+            fits = False
+        if fits:
+            out.append(Ordinals(unit, name, tuple(cp.keys)))
+    return tuple(out)
 
 
 def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:

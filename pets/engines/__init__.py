@@ -1,6 +1,6 @@
 """Engines: exact computation inside the holder's domain."""
 
-from .base import AggregateRequest, Bounding, Engine, Measure, Source
+from .base import AggregateRequest, Bounding, Engine, Measure, Ordinals, Source
 from .duckdb import DuckDBEngine
 
-__all__ = ["AggregateRequest", "Bounding", "Engine", "Measure", "Source", "DuckDBEngine"]
+__all__ = ["AggregateRequest", "Bounding", "Engine", "Measure", "Ordinals", "Source", "DuckDBEngine"]

@@ -15,9 +15,36 @@ import pandas as pd
 
 from ..plan import Expr, Scalar
 
-__all__ = ["Source", "Measure", "Bounding", "AggregateRequest", "Engine", "LOGICAL_TYPES"]
+__all__ = ["Source", "Ordinals", "Measure", "Bounding", "AggregateRequest", "Engine", "LOGICAL_TYPES"]
 
 LOGICAL_TYPES = ("int", "float", "str", "bool", "date", "other")
+
+
+@dataclass(frozen=True)
+class Ordinals:
+    """Per-person ordinals stored in a materialised copy, for contribution bounding
+    without window functions at release time (see :meth:`Engine.materialize`).
+
+    For the person column ``unit`` and the grouping column ``column`` (``None``: all of
+    a person's rows form one group), every row whose person is present and whose
+    ``column`` value is one of ``keys`` carries, in the hidden ``columns``:
+    the index of its group among the person's distinct groups (a random order fixed
+    when the copy was written), how many such groups the person has, the row's random
+    position among the person's rows in that group, how many those are, and one random
+    number per person. Other rows carry NULLs: they take no part in the bounding, as
+    rows outside the public keys must not (they would use up a person's slots).
+
+    An engine uses them only for a request they fit exactly: the same unit, no
+    filters, no group column or the single group column ``column`` with the same set
+    of keys; anything else falls back to bounding at query time.
+    """
+
+    unit: str
+    column: str | None
+    keys: tuple[Scalar, ...] = ()
+    # the hidden columns, set by the engine that wrote them: group index, number of
+    # groups (both "" when column is None), row index, number of rows, person's number
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +64,11 @@ class Source:
     trim: bool = True
     # columns stored pre-encoded as fixed-point integers: (column, lower, upper, factor)
     encoded: tuple[tuple[str, float, float, int], ...] = ()
+    # per-person ordinals stored for contribution bounding (a materialised copy only)
+    ordinals: tuple[Ordinals, ...] = ()
+    # the registration this source belongs to: a re-registered copy may keep its path,
+    # so caches keyed by Source must see the difference
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,12 +102,14 @@ class Measure:
 class Bounding:
     """Per-person contribution bounds: keep at most ``max_rows_per_group`` rows per
     person and group, in at most ``max_groups`` groups per person; a fresh random
-    choice per release (``seed``)."""
+    choice per release (``seed``, 63 random bits). ``use_ordinals=False`` makes the
+    engine bound at query time even where the source's stored ordinals fit."""
 
     unit: str
     max_groups: int
     max_rows_per_group: int
     seed: int = 0
+    use_ordinals: bool = True
 
 
 @dataclass(frozen=True)
@@ -110,7 +144,9 @@ class Engine(Protocol):
         dest: str,
         missing: tuple[str, ...],
         encode: tuple[tuple[str, float, float, int], ...],
+        ordinals: tuple[Ordinals, ...] = (),
     ) -> Source:
         """Write ``source`` (missing markers applied, strings trimmed) to a Parquet file
-        ``dest`` inside the holder's home, with the ``encode`` columns pre-encoded; return
-        the Source that reads it."""
+        ``dest`` inside the holder's home, with the ``encode`` columns pre-encoded and
+        the requested per-person ``ordinals`` stored; return the Source that reads it
+        (listing the ordinals it could store)."""
