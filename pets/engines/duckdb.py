@@ -472,6 +472,8 @@ def _fitting_ordinals(source: Source, request: AggregateRequest) -> Ordinals | N
     b = request.bounding
     if b is None or not b.use_ordinals or request.filters or len(request.group_columns) > 1:
         return None
+    if any(e is not None for e in request.group_exprs):  # a CASE group, not the column
+        return None
     column = request.group_columns[0] if request.group_columns else None
     for o in source.ordinals:
         if o.unit != b.unit or o.column != column:

@@ -375,3 +375,22 @@ def test_ordinals_are_stored_only_for_columns_a_dp_release_can_group_by(tmp_path
     del pol["dataset"]
     h.register("e", df, pol)
     assert h._dataset("e").source.ordinals == ()
+
+
+def test_a_case_group_named_like_a_keyed_column_is_bounded_by_its_own_groups(tmp_path: Path) -> None:
+    """A CASE group called "g" whose literal keys equal g's public keys must not use g's
+    stored ordinals: they bound the person's g-groups, not the CASE groups."""
+    # one person, all rows in g = "a" (one g-group), but v puts them in both CASE groups
+    df = pd.DataFrame({"pid": ["P"] * 6, "g": ["a"] * 6, "v": [1, 2, 3, 7, 8, 9]})
+    h = pets.Holder(tmp_path / "home")
+    h.register("d", df, _policy(max_groups=1, max_rows=6, keys=["a", "b"]))
+    h.grant("ann", dataset="d", purpose=PURPOSE, epsilon=1e9)
+    s = h.session("ann", purpose=PURPOSE)
+    q = s.table("d").group_by(g=pets.case((col("v") < 5, "a"), default="b")).agg(n=pets.count())
+    src = h._dataset("d").source
+    assert any(o.column == "g" for o in src.ordinals)
+    for i in range(5):
+        r = s.release(q, pets.DP(epsilon=HUGE + i))
+        counts = dict(zip(r.df["g"], r.df["n"].round().astype(int)))
+        # the person is kept in one CASE group only (max_groups = 1), with all 3 rows there
+        assert sorted(counts.values()) == [0, 3], counts
