@@ -47,8 +47,10 @@ Timed workloads, interleaved rounds in a rotating order, medians:
 * ``opendp-direct-parquet``  the same measurement invoked on ``pl.scan_parquet(file)``.
 
 PipelineDP (``LocalBackend``, pure Python) is timed ``--pdp-rounds`` times outside the
-interleaving (it takes tens of seconds). SmartNoise SQL is not run: it needs
-opendp < 0.15 and would downgrade the installed OpenDP 0.16.
+interleaving (it takes tens of seconds). SmartNoise SQL needs opendp < 0.15, so it
+cannot share this interpreter: with ``--smartnoise-python PY`` it runs
+``peer_smartnoise.py`` in the venv of ``PY`` on the same Parquet file, in the same run
+(``--sn-rounds`` times, after the interleaved rounds).
 
 ``--profile`` (on by default) times pets' engine SQL for dataset ``b`` (as sent: the
 per-person ordinals stored in the copy; and the window-function fallback pets uses
@@ -442,6 +444,7 @@ LABELS = {
     "opendp-direct": "OpenDP make_private_lazyframe (scale precomputed), in-memory frame",
     "opendp-direct-parquet": "OpenDP make_private_lazyframe (scale precomputed), scan_parquet",
     "pipeline-dp": "PipelineDP LocalBackend",
+    "smartnoise-sql": "SmartNoise SQL 1.0.10 (own venv, opendp 0.14.2; from_df + execute)",
 }
 BASE = {"pets-copy": "duckdb-copy", "pets-inplace": "duckdb-file"}
 
@@ -454,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--pets-only", action="store_true",
                     help="time only plain DuckDB and pets (no OpenDP, Polars, PipelineDP or profile)")
+    ap.add_argument("--smartnoise-python", default=None,
+                    help="python of a venv with smartnoise-sql 1.0.10 + opendp 0.14 (see peer_smartnoise.py)")
+    ap.add_argument("--sn-rounds", type=int, default=3, help="SmartNoise SQL runs per dataset")
     ap.add_argument("--out", default=str(C.DATA_DIR / "peers.md"))
     a = ap.parse_args(argv)
     vers = {p: md.version(p) for p in ("duckdb", "opendp", "polars", "pipeline-dp", "numpy", "pandas")
@@ -470,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
             times = C.time_interleaved(s.funcs(), a.rounds, contention=cont)
             if a.pdp_rounds and _has("pipeline-dp") and not a.pets_only:
                 times["pipeline-dp"] = [C._timed(s.pipeline_dp, None) for _ in range(a.pdp_rounds)]
+            if a.smartnoise_python and not a.pets_only:
+                sn = _smartnoise(a.smartnoise_python, s.file, kind, a.sn_rounds)
+                times["smartnoise-sql"] = sn["times_s"]
+                report.setdefault("smartnoise", {})[kind] = sn
             med = {k: statistics.median(v) for k, v in times.items()}
             base = med["duckdb-df"]
             title = ("a: one row per person" if kind == "a" else
@@ -511,6 +521,18 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
     print(f"wrote {out}")
     return 0
+
+
+def _smartnoise(python: str, file: Path, kind: str, rounds: int) -> dict[str, Any]:
+    """SmartNoise SQL's timings on the same Parquet file, from its own interpreter."""
+    import subprocess
+
+    out = subprocess.run([python, str(HERE / "peer_smartnoise.py"), "--file", str(file),
+                          "--kind", kind, "--rounds", str(rounds)],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"SmartNoise SQL run failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
 
 
 def _has(p: str) -> bool:
