@@ -53,6 +53,7 @@ def laplace_epsilon(sensitivity: int, scale: float) -> float:
     return float(_laplace(float(scale)).map(int(sensitivity)))
 
 
+@lru_cache(maxsize=4096)
 def laplace_scale(sensitivity: int, epsilon: float) -> float:
     """The smallest scale whose OpenDP privacy map for ``sensitivity`` is ≤ ``epsilon``.
 
