@@ -14,6 +14,7 @@ import dataclasses
 import secrets
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,7 +71,7 @@ def holder(tmp_path_factory: pytest.TempPathFactory) -> pets.Holder:
     h = pets.Holder(tmp / "home")
     h.register("copy", DATA, _policy())  # stored copy with ordinals
     path = tmp / "people.parquet"
-    DATA.to_parquet(path, index=False)
+    duckdb.from_df(DATA).write_parquet(str(path))  # (pandas would need pyarrow)
     h.register("inplace", path, _policy())  # read in place: no ordinals
     for name in ("copy", "inplace"):
         h.grant("ann", dataset=name, purpose=PURPOSE, epsilon=1e9)
