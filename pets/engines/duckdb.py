@@ -259,7 +259,6 @@ class DuckDBEngine:
         where_sql = f" WHERE {' AND '.join(where)}" if where else ""
         if b is not None:
             unit = quote_ident(b.unit)
-            part = ", ".join([unit] + gcols)
             # a person's groups are ranked by a keyed hash of (person, group): a fresh,
             # independent choice of groups per person and per release
             order_g = ", ".join([f"hash({unit}, {', '.join(gcols or ['0'])}, {int(b.seed)})"] + gcols)
@@ -267,10 +266,15 @@ class DuckDBEngine:
                 f"SELECT *, random() AS __pets_rand FROM {rel} AS t"
                 f"{where_sql}{' AND ' if where else ' WHERE '}{unit} IS NOT NULL"
             )
+            # one sort per person: in the order (hash, group, random), a row's group rank is
+            # dense_rank() and its place in its group is row_number() − rank() + 1 (rank()
+            # is the place of the group's first row); both windows share the partition and
+            # an order prefix (measured ≈ 30% faster than two independent windows)
             inner = (
-                f"SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY __pets_rand) AS __pets_rn, "
-                f"dense_rank() OVER (PARTITION BY {unit} ORDER BY {order_g}) AS __pets_gr "
-                f"FROM ({rows})"
+                f"SELECT *, row_number() OVER wr - rank() OVER wg + 1 AS __pets_rn, "
+                f"dense_rank() OVER wg AS __pets_gr FROM ({rows}) "
+                f"WINDOW wg AS (PARTITION BY {unit} ORDER BY {order_g}), "
+                f"wr AS (PARTITION BY {unit} ORDER BY {order_g}, __pets_rand)"
             )
             src = (
                 f"(SELECT * FROM ({inner}) WHERE __pets_rn <= {int(b.max_rows_per_group)} "
