@@ -163,6 +163,7 @@ from ..errors import QueryError
 
 __all__ = [
     "GAUSSIAN_TV_BOUND",
+    "LAPLACE_MIN_SCALE",
     "LAPLACE_TV_BOUND",
     "add_discrete_laplace",
     "discrete_gaussian",
@@ -177,6 +178,8 @@ LAPLACE_TV_BOUND = 0.0  # the Laplace sampler is exact (module docstring)
 GAUSSIAN_TV_BOUND = 2.0**-47
 _MAX_SCALE = 2.0**40
 _MIN_LAPLACE_SCALE = 2.0**-40
+LAPLACE_MIN_SCALE = _MIN_LAPLACE_SCALE  # smallest scale discrete_laplace accepts
+_BUILT: set[float] = set()  # scales whose Laplace tables have been built (a hint only)
 _RADIX_BITS = 8
 _RADIX = 1 << _RADIX_BITS
 _TOP_MAX_SIDE = 1024  # atoms per side of the top table (≤ 2050 thresholds)
@@ -245,6 +248,21 @@ def _iv_sub(a: Iv, b: Iv, prec: int) -> Iv:
     return fl.subtract(a[0], b[1]), ce.subtract(a[1], b[0])
 
 
+def _iv_mul_pos(a: Iv, b: Iv, prec: int) -> Iv:
+    """a × b for a, b ≥ 0."""
+    fl, ce, _ = _ctxs(prec)
+    return fl.multiply(a[0], b[0]), ce.multiply(a[1], b[1])
+
+
+def _iv_powers(base: Iv, first: Iv, count: int, prec: int) -> list[Iv]:
+    """[first, first·base, first·base², …] (count entries), by repeated multiplication:
+    each step is a proven interval, so the list is too (only a little wider)."""
+    out = [first]
+    for _ in range(count - 1):
+        out.append(_iv_mul_pos(out[-1], base, prec))
+    return out
+
+
 def _iv_div_pos(a: Iv, b: Iv, prec: int) -> Iv:
     """a / b for a ≥ 0, b > 0 (raises _Imprecise when the intervals do not show it)."""
     if a[0] < 0 or b[0] <= 0:
@@ -258,14 +276,18 @@ Boundary = tuple[bool, Iv]
 BoundFn = Callable[[int, int], Boundary]  # (k, prec) -> boundary k at precision prec
 
 
-def _floor_threshold(bound: BoundFn, k: int) -> int:
-    """⌊2^64·F_k⌋, proven: the interval of 2^64·F_k lies within one [c, c+1)."""
+def _floor_threshold(bound: BoundFn, k: int, first: Boundary | None = None) -> int:
+    """⌊2^64·F_k⌋, proven: the interval of 2^64·F_k lies within one [c, c+1).
+    ``first``: boundary k already bracketed at _PREC0 digits (a cheaper computation)."""
     prec = _PREC0
     two64 = Decimal(_TWO64)
     while prec <= _PREC_MAX:
         fl, ce, _ = _ctxs(prec)
         try:
-            high, (lo, hi) = bound(k, prec)
+            if first is not None and prec == _PREC0:
+                high, (lo, hi) = first
+            else:
+                high, (lo, hi) = bound(k, prec)
         except _Imprecise:
             prec *= 2
             continue
@@ -352,8 +374,9 @@ class _Table:
         return hi
 
 
-def _make_table(nbound: int, bound: BoundFn, values: list[int]) -> _Table:
-    cs = [_floor_threshold(bound, k) for k in range(nbound)]
+def _make_table(nbound: int, bound: BoundFn, values: list[int],
+                first: list[Boundary] | None = None) -> _Table:
+    cs = [_floor_threshold(bound, k, first[k] if first else None) for k in range(nbound)]
     if any(b < a for a, b in itertools.pairwise(cs)):  # pragma: no cover - F is increasing
         raise RuntimeError("thresholds are not monotone")
     thresholds = np.array(cs, dtype=np.uint64)
@@ -375,7 +398,18 @@ def _digit_table(t: Decimal, weight: int) -> _Table:
         den = _iv_sub(_ONE, _exp_neg(weight * _RADIX, t, prec), prec)
         return False, _iv_div_pos(num, den, prec)
 
-    return _make_table(_RADIX - 1, bound, [weight * d for d in range(_RADIX)])
+    # at _PREC0 digits: r^(k+1) by repeated multiplication (each threshold is re-derived
+    # from the closed form at higher precision only if this interval does not decide it)
+    p = _PREC0
+    r = _exp_neg(weight, t, p)
+    den = _iv_sub(_ONE, _exp_neg(weight * _RADIX, t, p), p)
+    first: list[Boundary] | None = []
+    try:
+        for pw in _iv_powers(r, r, _RADIX - 1, p):
+            first.append((False, _iv_div_pos(_iv_sub(_ONE, pw, p), den, p)))  # type: ignore[union-attr]
+    except _Imprecise:
+        first = None
+    return _make_table(_RADIX - 1, bound, [weight * d for d in range(_RADIX)], first)
 
 
 def _top_bound(t: Decimal, base: int, m: int) -> BoundFn:
@@ -403,7 +437,12 @@ def _top_side(scale: float, base: int) -> int:
 def _top_table(t: Decimal, base: int, m: int) -> _Table:
     values = [int(_NEG_TAIL)] + [-(1 + base * k) for k in range(m - 1, -1, -1)]
     values += [0] + [1 + base * k for k in range(m)] + [int(_POS_TAIL)]
-    table = _make_table(2 * m + 2, _top_bound(t, base, m), values)
+    p = _PREC0
+    den = _iv_add(_ONE, _exp_neg(1, t, p), p)
+    # h·r^τ·(1+q) = e^(-(1+base·τ)/t) for τ = 0 … m, by repeated multiplication
+    pw = [_iv_div_pos(v, den, p) for v in _iv_powers(_exp_neg(base, t, p), _exp_neg(1, t, p), m + 1, p)]
+    first = [(False, pw[m - k]) for k in range(m + 1)] + [(True, pw[k]) for k in range(m + 1)]
+    table = _make_table(2 * m + 2, _top_bound(t, base, m), values, first)
     # the tails' thresholds are 0 and 2^64-1, so the tails only come out of stage 2
     if np.isin(table.lut, [_NEG_TAIL, _POS_TAIL]).any():  # pragma: no cover
         raise RuntimeError("a tail outcome in the stage-1 table")
@@ -419,7 +458,9 @@ def _geometric_table(scale: float, base: int, m: int) -> _Table:
     def bound(k: int, prec: int) -> Boundary:
         return True, _exp_neg(base * (k + 1), t, prec)
 
-    return _make_table(m, bound, list(range(m)) + [int(_POS_TAIL)])
+    r = _exp_neg(base, t, _PREC0)
+    first = [(True, v) for v in _iv_powers(r, r, m, _PREC0)]
+    return _make_table(m, bound, list(range(m)) + [int(_POS_TAIL)], first)
 
 
 @dataclass(frozen=True, eq=False)
@@ -478,7 +519,16 @@ def _laplace_sampler(scale: float) -> _Laplace:
     top = _top_table(t, base, m)
     digits = tuple(_digit_table(t, _RADIX**i) for i in range(j - 1))
     max_abs = (1 + base * (m - 1)) + sum(_RADIX**i * (_RADIX - 1) for i in range(j - 1))
+    if len(_BUILT) > 4096:
+        _BUILT.clear()
+    _BUILT.add(scale)
     return _Laplace(scale, top, digits, base, m, max_abs)
+
+
+def _laplace_ready(scale: float) -> bool:
+    """Whether the tables of ``scale`` were built already (then a draw costs ~10 µs; a
+    first build 1–10 ms). Only a speed hint: the tables may have been evicted since."""
+    return float(scale) in _BUILT
 
 
 # --------------------------------------------------------------------------- checks
