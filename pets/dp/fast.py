@@ -14,8 +14,9 @@ only does the arithmetic):
 * ``add_discrete_laplace(values, scale)``: ``values + discrete_laplace(scale, len)``.
 
 A TV distance of γ means each output event's probability differs from the exact one by at
-most γ; so an ε-DP guarantee of the exact mechanism becomes (ε, γ·(1 + e^ε))-DP for the
-Gaussian sampler — at γ ≈ 1e-14 negligible next to any δ anybody uses. The Laplace
+most γ; so an (ε, δ)-DP guarantee of the exact mechanism becomes
+(ε, δ + γ·(1 + e^ε))-DP with the Gaussian sampler — at γ ≈ 1e-14 negligible next to any
+δ anybody uses. The Laplace
 sampler needs no such allowance.
 
 Construction (discrete Laplace)
@@ -89,7 +90,9 @@ widest and Underflow/Subnormal/Clamped are trapped, so nothing is flushed to zer
 scale ≥ 2^-40). A threshold is accepted only when the whole interval of 2^64·F_k lies in
 one [c, c+1) (for the upper half, 2^64·(1 − F_k) is bracketed instead and
 ⌊2^64 − y⌋ = 2^64 − ⌈y⌉ used, which avoids cancellation near 1); otherwise the
-precision (50 digits first) is doubled. This terminates because F_k is irrational:
+precision is doubled. (The first attempt, at 50 digits, brackets the powers r^τ by
+repeated interval multiplication, which keeps a table build at 1–10 ms; retries
+evaluate the closed form with one exp per bound.) This terminates because F_k is irrational:
 q = e^{-1/t} is transcendental (Lindemann–Weierstrass, 1/t a non-zero rational) and each
 F_k is a non-constant rational function of q with rational coefficients.
 
