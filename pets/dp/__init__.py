@@ -1,9 +1,11 @@
 """Differential privacy: secure discrete samplers, accuracy, DP aggregation.
 
 ``discrete_laplace`` and ``discrete_gaussian`` are pets' vectorised samplers fed by the
-operating system's CSPRNG, within a proven total-variation distance of the exact
-distributions (2^-53 and 2^-47; see :mod:`pets.dp.fast`). Releases add OpenDP's exact
-samplers' noise (:mod:`pets.dp.samplers`).
+operating system's CSPRNG: the discrete Laplace one is exact, the discrete Gaussian
+within a proven total-variation distance of 2^-47 of the exact distribution (see
+:mod:`pets.dp.fast`). Releases add Laplace noise with it (or OpenDP's exact sampler for
+a few cells at a new scale) and Gaussian noise with OpenDP's exact sampler
+(:mod:`pets.dp.samplers`), or with it where a δ allowance covers its TV distance.
 """
 
 from .accuracy import laplace_half_width

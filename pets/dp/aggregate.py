@@ -23,13 +23,17 @@ noise with σ = sqrt(Δ₂² / 2ρ_share) (CKS 2020, Thm 15), quantiles the expo
 mechanism at ε_q = sqrt(2ρ_share) (pure ε_q-DP is ε_q²/2-zCDP). With unknown keys,
 OpenDP's Gaussian threshold (approximate zCDP) takes half of δ. Hence (ε, δ)-DP.
 
-The sampler: OpenDP's exact samplers, except on releases of many noise draws
-(≥ ``FAST_MIN_DRAWS``, public keys, δ > 0, a known grant): there pets.dp.fast draws the
-same distributions with a proven total-variation distance γ ≤ 2^-53 (Laplace) or
-2^-47 (Gaussian) per draw from the exact ones. Over everything an analyst is ever
-released under a grant of ε_B, the transcript is within Σγ of the exact one, which
-adds at most Σγ·(1 + e^ε_B) to δ: that amount is charged to the release as δ (and used
-only when it is at most δ/100 of the release's δ).
+The sampler: discrete Laplace noise comes from pets.dp.fast, which is exact (the same
+distribution as OpenDP's sampler, proven in its module docstring; nothing is charged
+for it), whenever the release has ≥ ``FAST_LAPLACE_MIN_DRAWS`` noise draws or the
+tables of its scales are built already (a first build takes 1–10 ms, an OpenDP call
+~60 µs + ~6 µs a cell), and its scales are ≥ 2^-40; otherwise from OpenDP. Gaussian
+noise comes from OpenDP's exact sampler, except on releases of many noise draws
+(≥ ``FAST_MIN_DRAWS``, public keys, δ > 0, a known grant): there pets.dp.fast draws it
+with a proven total-variation distance γ ≤ 2^-47 per draw from the exact one. Over
+everything an analyst is ever released under a grant of ε_B, the transcript is within
+Σγ of the exact one, which adds at most Σγ·(1 + e^ε_B) to δ: that amount is charged to
+the release as δ (and used only when it is at most δ/100 of the release's δ).
 
 Histograms: the B bin counts of a cell are exact counts of the rows whose value lies in
 each bin; one row lies in at most one bin, so the vector of all bins over all cells has
@@ -92,10 +96,13 @@ _SUM_LIMIT = 2**31 - 1
 _CENTRED_LIMIT = 2**18
 #: candidates a quantile is chosen from, evenly spaced over its bounds
 QUANTILE_CANDIDATES = 65
-#: noise draws from which a release may use the fast sampler (below, OpenDP's exact one)
+#: Gaussian noise draws from which a release may use the fast (TV-bounded) sampler
 FAST_MIN_DRAWS = 2048
-#: the proven per-draw total-variation bounds of pets.dp.fast
-_FAST_TV = {"laplace": 2.0**-53, "gaussian": 2.0**-47}
+#: Laplace noise draws from which a release uses the fast (exact) sampler even when its
+#: tables must be built first (measured: a build is 1–10 ms, OpenDP ~6 µs a cell)
+FAST_LAPLACE_MIN_DRAWS = 1024
+#: the proven per-draw total-variation bound of pets.dp.fast's Gaussian sampler
+_FAST_TV = {"gaussian": 2.0**-47}
 
 
 def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -> int:
@@ -190,7 +197,7 @@ class CompiledDP:
     selected: list[tuple[Any, ...]] | None = None  # the cells released, once selected
     quantiles: list["_Quantile"] = field(default_factory=list)
     noise_kind: str = "laplace"  # "laplace" (scales are Laplace scales) or "gaussian" (σ)
-    sampler: str = "opendp"  # "opendp" (exact) or "fast" (pets.dp.fast, TV-bounded)
+    sampler: str = "opendp"  # "opendp" or "fast" (pets.dp.fast: exact Laplace, TV-bounded Gaussian)
     zdelta: float | None = None  # approximate-zCDP δ' of the release (None: cost.delta)
     rho_each: float = 0.0  # Gaussian: ρ per measurement
 
@@ -830,10 +837,11 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     gaussian = protection.noise == "gaussian"
     # a histogram's bins share one ε (or ρ) share: the measurements are the distinct shares
     n_meas = len({shares.get(key, key) for key, _ in derived.values()}) + len(quantile_specs)
-    # the fast sampler: many draws, public keys, a δ to absorb its TV distance
+    # the fast Gaussian sampler: many draws, public keys, a δ to absorb its TV distance
+    # (the fast Laplace sampler is exact: chosen below, once the scales are known)
     draws = cells * len(derived)
     sampler, delta_s = "opendp", 0.0
-    if (not any_unknown and protection.delta > 0 and grant_epsilon is not None
+    if (gaussian and not any_unknown and protection.delta > 0 and grant_epsilon is not None
             and draws >= FAST_MIN_DRAWS and grant_epsilon < 700):
         d = draws * _FAST_TV[protection.noise] * (1.0 + math.exp(grant_epsilon))
         if d <= protection.delta / 100:
@@ -864,6 +872,10 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         sensitivity = {key: groups if key in person_keys else per_row[key] * contribution
                        for key in per_row}
         scales = {key: laplace_scale(sensitivity[key], eps_each) for key in per_row}
+        if scales and min(scales.values()) >= fast.LAPLACE_MIN_SCALE and (
+                draws >= FAST_LAPLACE_MIN_DRAWS
+                or all(fast._laplace_ready(s) for s in scales.values())):
+            sampler = "fast"  # exact: no δ
         if any_unknown:
             threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
                                           delta_thr)

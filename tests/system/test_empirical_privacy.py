@@ -153,3 +153,24 @@ def test_gaussian_count_privacy_loss_stays_below_epsilon_delta():
     # the test has power: the bound reaches ≈ 0.38 here (≈ 0.93 with half the sigma; a
     # Gaussian's loss on threshold events stays far below its ε, which is spent on δ)
     assert max(bounds) > 0.2
+
+
+def test_release_path_laplace_noise_privacy_loss_stays_below_epsilon():
+    """The release path itself (CompiledDP.noise on a vector of RUNS public cells, which
+    uses pets.dp.fast's exact sampler and charges no δ): each cell is a count of 100 in D
+    and 101 in D' — the per-cell privacy loss must stay below ε, and come close."""
+    epsilon = 1.0
+    keys = tuple(f"k{i}" for i in range(RUNS))
+    c = _compiled(Aggregation("n", "count"), epsilon, keys=keys)
+    assert c.sampler == "fast" and c.cost == pets.Cost(epsilon, 0.0)
+    (measure,) = c.measures
+    (key,) = c.scales
+
+    def run(count: int) -> np.ndarray:
+        exact = pd.DataFrame({"g": list(keys), measure.key: np.full(RUNS, count, dtype=np.int64)})
+        return c.noise(exact).noisy[key]
+
+    a, b = run(100), run(101)
+    for t in (99, 100, 101, 102, 103):
+        assert _epsilon_lower_bound(a, b, lambda v, t=t: v >= t) <= epsilon
+    assert _epsilon_lower_bound(a, b, lambda v: v >= 101) > 0.8 * epsilon

@@ -27,7 +27,7 @@ from ._util import snapshot
 
 FALSE_FAILURE = 1e-6
 BIG = 3000  # public keys: 3000 draws ≥ FAST_MIN_DRAWS (2048)
-SMALL = 1500  # below it: OpenDP's exact sampler
+SMALL = 1500  # below it: OpenDP's exact sampler for Gaussian noise
 
 
 def _holder(tmp_path: Path, keys: int, epsilon: float = 10.0, delta: float = 1e-6,
@@ -117,20 +117,35 @@ def test_gaussian_release_has_the_stated_sigma_and_distribution(tmp_path: Path) 
     assert _chi_square_p(noise, _dlap(b)) < 1e-6  # ≈ 1e-20 or less in practice
 
 
-def test_large_releases_use_the_fast_sampler_and_charge_its_delta(tmp_path: Path) -> None:
+def test_large_releases_use_the_exact_fast_sampler_and_charge_no_delta(tmp_path: Path) -> None:
+    """Laplace noise: pets.dp.fast is exact, so releases use it (≥ FAST_LAPLACE_MIN_DRAWS
+    draws, or scales whose tables are built) and charge exactly what was asked, with or
+    without δ; the noise still fits the exact pmf (chi-square, false-failure 1e-6)."""
     h = _holder(tmp_path, BIG, epsilon=10.0)
     s = h.session("alice", purpose="p")
     q = s.table("d").group_by("k").agg(n=pets.count())
     r = s.release(q, pets.DP(epsilon=1.0, delta=1e-6))
     assert _sampler(h, r.audit_id) == "fast"
-    expected_delta = BIG * 2.0**-53 * (1 + math.exp(10.0))
-    assert r.spent.epsilon == 1.0 and r.spent.delta == pytest.approx(expected_delta, rel=1e-12)
-    assert 0 < r.spent.delta < 1e-8
+    assert r.spent == pets.Cost(1.0, 0.0)  # public keys, Laplace: no δ is used at all
     assert _chi_square_p(_noise(r), _dlap(1.0)) > FALSE_FAILURE
-    # pure DP asked: the exact sampler, no delta
+    # pure DP asked: the same exact sampler, no delta
     r0 = s.release(q, pets.DP(epsilon=0.5))
-    assert _sampler(h, r0.audit_id) == "opendp" and r0.spent == pets.Cost(0.5, 0.0)
+    assert _sampler(h, r0.audit_id) == "fast" and r0.spent == pets.Cost(0.5, 0.0)
     assert _chi_square_p(_noise(r0), _dlap(2.0)) > FALSE_FAILURE
+    # a small release at a scale not built yet: OpenDP's exact sampler (cheaper than a
+    # table build); once a large release has built that scale, small ones use it too
+    h.grant("alice", dataset="d", purpose="small", epsilon=10.0)
+    small = h.session("alice", purpose="small")
+    qs = small.table("d").group_by("g", keys=["big", "tiny"]).agg(n=pets.count())
+    odd = 0.7731  # a scale no other test builds
+    r1 = small.release(qs, pets.DP(epsilon=odd))
+    assert _sampler(h, r1.audit_id) == "opendp" and r1.spent == pets.Cost(odd, 0.0)
+    rb = s.release(q, pets.DP(epsilon=odd))
+    assert _sampler(h, rb.audit_id) == "fast"
+    assert _chi_square_p(_noise(rb), _dlap(1 / odd)) > FALSE_FAILURE
+    qs3 = small.table("d").group_by("g", keys=["big", "tiny", "none"]).agg(n=pets.count())
+    r2 = small.release(qs3, pets.DP(epsilon=odd))  # same scale, a new query
+    assert _sampler(h, r2.audit_id) == "fast" and r2.spent == pets.Cost(odd, 0.0)
     # Gaussian: TV ≤ 2^-47 a draw, times 1 + e^10 of this grant, is more than δ/100 ...
     g = s.release(q, pets.DP(epsilon=2.0, delta=1e-7, noise="gaussian"))
     assert _sampler(h, g.audit_id) == "opendp" and g.spent == pets.Cost(2.0, 1e-7)

@@ -9,8 +9,14 @@ Goodness of fit is tested two ways:
   always fails. We still require p > 1e-4 so a real bias would show.
 * **Unseeded** (the production path, ``os.urandom``): one test per distribution at
   significance 1e-6, i.e. a false-failure rate of 1e-6 per test run for a correct
-  sampler; the two-sample comparisons against OpenDP's sampler use 1e-6 too (each run
-  of this file has a false-failure probability ≤ 4e-6 overall).
+  sampler; the two-sample comparisons against OpenDP's sampler (a chi-square and a KS
+  test each) and the chi-square of the forced-tail continuation use 1e-6 too: seven
+  checks, so each run of this file has a false-failure probability ≤ 7e-6 overall.
+
+Exactness of the discrete Laplace sampler is checked without statistics: every stored
+threshold against an independent 120-digit computation of ⌊2^64·F_k⌋, the decided part
+of the 64-bit grid with rational arithmetic, and forced ties (through the ``_bits`` hook)
+against a high-precision comparison.
 """
 
 from __future__ import annotations
@@ -246,58 +252,252 @@ def _exact_laplace(scale: float, k: int) -> Decimal:
         return (1 - q) / (1 + q) * q ** abs(k)
 
 
-def _table_pmf(table) -> dict[int, Fraction]:
-    c = [0] + [int(v) for v in table.thresholds] + [1 << 64]
-    return {int(a): Fraction(c[i + 1] - c[i], 1 << 64) for i, a in enumerate(table.values)}
+# Reference CDFs, computed independently of pets.dp.fast (plain 120-digit decimal,
+# cumulative sums of the pmf instead of the module's closed forms and intervals).
+REF_PREC = 120
 
 
-@pytest.mark.parametrize("scale", [0.5, 3.0, 40.0, 300.0])
-def test_quantised_distribution_within_bound(scale: float) -> None:
-    """The exact output distribution of the sampler (from its tables, with rational
-    arithmetic, J ≤ 2) against the exact pmf: TV ≤ the proven bound, and it is the digit
-    composition, not just the top table, that is checked."""
-    s = fast._laplace_sampler(scale)
-    assert len(s.digits) <= 1
-    top = _table_pmf(s.top)
-    out: dict[int, Fraction] = {}
-    if not s.digits:
-        out = top
-    else:
-        low = _table_pmf(s.digits[0])
-        for w, pw in top.items():
-            if w == 0:
-                out[0] = out.get(0, Fraction(0)) + pw
-                continue
-            sg = 1 if w > 0 else -1
-            for d, pd in low.items():
-                out[w + sg * d] = out.get(w + sg * d, Fraction(0)) + pw * pd
-    assert sum(out.values()) == 1
+def _ref_cdf(pmf: list[Decimal]) -> list[Decimal]:
     with localcontext() as ctx:
-        ctx.prec = 60
-        l1 = Decimal(0)
-        covered = Decimal(0)
-        for k, p in out.items():
-            e = _exact_laplace(scale, k)
-            covered += e
-            l1 += abs(Decimal(p.numerator) / Decimal(p.denominator) - e)
-        l1 += 1 - covered  # exact mass on atoms the sampler never outputs
-        tv = float(l1 / 2)
-    assert tv <= fast.laplace_tv_bound(scale) <= fast.LAPLACE_TV_BOUND
-    assert tv < 1e-17
+        ctx.prec = REF_PREC
+        out, acc = [], Decimal(0)
+        for p in pmf[:-1]:
+            acc += p
+            out.append(acc)
+        return out
 
 
-def test_tv_bounds_hold_for_all_scales() -> None:
-    scales = [1e-300, 1e-9, 0.1, 0.5, 1, 2.5, 10, 22, 23, 100, 5000, 6000, 1e5, 1e6, 1.5e6,
+def _ref_top(scale: float, base: int, m: int) -> list[Decimal]:
+    """Boundaries of W: [−tail, −(1+base(m−1)) … −1, 0, 1 … 1+base(m−1), +tail]."""
+    with localcontext() as ctx:
+        ctx.prec = REF_PREC
+        t = Decimal(scale)
+        q, r = (-1 / t).exp(), (-base / t).exp()
+        h, z = q / (1 + q), (1 - q) / (1 + q)
+        side = [h * (1 - r) * r**tau for tau in range(m)]
+        return _ref_cdf([h * r**m] + side[::-1] + [z] + side + [h * r**m])
+
+
+def _ref_digit(scale: float, w: int) -> list[Decimal]:
+    with localcontext() as ctx:
+        ctx.prec = REF_PREC
+        r = (-Decimal(w) / Decimal(scale)).exp()
+        norm = (1 - r) / (1 - r**256)
+        return _ref_cdf([norm * r**d for d in range(256)])
+
+
+def _ref_geometric(scale: float, base: int, m: int) -> list[Decimal]:
+    with localcontext() as ctx:
+        ctx.prec = REF_PREC
+        r = (-Decimal(base) / Decimal(scale)).exp()
+        return _ref_cdf([(1 - r) * r**k for k in range(m)] + [r**m])
+
+
+def _tables(scale: float):
+    """(table, reference boundaries, expected outcome values) of every table of a scale."""
+    s = fast._laplace_sampler(scale)
+    b, m = s.base, s.side
+    top_vals = [int(fast._NEG_TAIL)] + [-(1 + b * k) for k in range(m - 1, -1, -1)]
+    top_vals += [0] + [1 + b * k for k in range(m)] + [int(fast._POS_TAIL)]
+    out = [(s.top, _ref_top(scale, b, m), top_vals)]
+    for i, d in enumerate(s.digits):
+        out.append((d, _ref_digit(scale, 256**i), [256**i * k for k in range(256)]))
+    geo = fast._geometric_table(scale, b, m)
+    out.append((geo, _ref_geometric(scale, b, m), list(range(m)) + [int(fast._POS_TAIL)]))
+    return out
+
+
+def _floor64(f: Decimal) -> int:
+    with localcontext() as ctx:
+        ctx.prec = REF_PREC
+        x = f * (1 << 64)
+        c = int(x.to_integral_value(rounding="ROUND_FLOOR"))
+        # the reference decides it (its absolute error on x is < 1e-95)
+        assert Decimal("1e-90") < x - c < 1 - Decimal("1e-90")
+        return c
+
+
+SCALES_TABLES = [0.01, 0.5, 3.0, 40.0, 300.0, 6000.0, 1e6]
+
+
+@pytest.mark.parametrize("scale", SCALES_TABLES)
+def test_thresholds_are_floors_of_the_exact_cdf(scale: float) -> None:
+    """Every stored threshold is ⌊2^64·F_k⌋ of the exact CDF (checked against an
+    independent 120-digit computation) and the outcomes are the atoms in order: the
+    digit tables keep all 256 atoms, the top table every atom up to its two tails."""
+    for table, ref, values in _tables(scale):
+        assert [int(v) for v in table.values] == values
+        assert [int(c) for c in table.thresholds] == [_floor64(f) for f in ref]
+
+
+@pytest.mark.parametrize("scale", SCALES_TABLES)
+def test_grid_distribution_is_exact_outside_the_ties(scale: float) -> None:
+    """On the full 64-bit grid, with rational arithmetic: a U that equals no threshold
+    decides outcome #{k: c_k < U}, and the mass so decided for outcome j never exceeds
+    its exact probability p_j = F_j − F_{j−1}, the shortfall lying in the tie values
+    U ∈ {c_{j−1}, c_j} that the slow path resolves. The 16-bit table agrees."""
+    for table, ref, _ in _tables(scale):
+        c = [int(v) for v in table.thresholds]
+        ties = set(c)
+        ext = [-1] + c + [1 << 64]
+        total = Fraction(len(ties), 1 << 64)
+        with localcontext() as ctx:
+            ctx.prec = REF_PREC
+            f = [Decimal(0)] + ref + [Decimal(1)]
+            for j in range(len(c) + 1):
+                decided = Fraction(max(0, ext[j + 1] - ext[j] - 1), 1 << 64)
+                near = len({x for x in (ext[j], ext[j + 1]) if x in ties})
+                total += decided
+                p = f[j + 1] - f[j]
+                lo = Decimal(decided.numerator) / Decimal(decided.denominator)
+                assert lo <= p <= lo + Decimal(near) / Decimal(1 << 64), (scale, j)
+        assert total == 1
+        # stage 1: a bucket is unambiguous iff no threshold has its top 16 bits
+        tops = {x >> 48 for x in c}
+        lut = table.lut
+        assert {int(b) for b in np.flatnonzero(lut == fast._SENTINEL)} == tops
+        buckets = np.flatnonzero(lut != fast._SENTINEL)
+        idx = np.searchsorted(table.thresholds, buckets.astype(np.uint64) << np.uint64(48), "left")
+        assert np.array_equal(lut[buckets], table.values[idx])
+
+
+def test_decomposition_is_the_laplace_distribution() -> None:
+    """X = W + sign(W)·D with the exact laws of W and D (J = 2, scale 40) is exactly
+    P(k) ∝ q^|k|: checked to 1e-55 on |k| ≤ 2000."""
+    scale = 40.0
+    s = fast._laplace_sampler(scale)
+    assert len(s.digits) == 1 and s.base == 256
+    with localcontext() as ctx:
+        ctx.prec = 70
+        t = Decimal(scale)
+        q, r = (-1 / t).exp(), (-256 / t).exp()
+        h, z = q / (1 + q), (1 - q) / (1 + q)
+        for k in range(-2000, 2001):
+            if k == 0:
+                got = z
+            else:
+                tau, d = divmod(abs(k) - 1, 256)
+                got = h * (1 - r) * r**tau * (1 - q) * q**d / (1 - q**256)
+            assert abs(got - _exact_laplace(scale, k)) < Decimal("1e-55"), k
+
+
+class Feed:
+    """``_bits`` hook that returns given chunks in order (their lengths must match the
+    requests), then bytes from ``rest``."""
+
+    def __init__(self, chunks: list[bytes], rest=None) -> None:
+        self.chunks = list(chunks)
+        self.rest = rest or fast.os.urandom
+        self.requests: list[int] = []
+
+    def __call__(self, n: int) -> bytes:
+        self.requests.append(n)
+        if self.chunks:
+            c = self.chunks.pop(0)
+            assert len(c) == n, (len(c), n)
+            return c
+        return self.rest(n)
+
+
+def _u16(v: int) -> bytes:
+    return np.array([v], dtype=np.uint16).tobytes()
+
+
+def _stage2(u: int) -> bytes:
+    return np.array([(u & ((1 << 48) - 1)) << 16], dtype=np.uint64).tobytes()
+
+
+def _expected_index(ref: list[Decimal], a: int, n: int) -> int:
+    """#{k: F_k ≤ U_real} for U_real ∈ [a/2^n, (a+1)/2^n), by the reference CDF."""
+    with localcontext() as ctx:
+        ctx.prec = REF_PREC + 60
+        count = 0
+        for f in ref:
+            x = f * (1 << n)
+            assert x <= a or x >= a + 1  # the prefix decides every boundary
+            count += x <= a
+        return count
+
+
+def _force(table, u: int, words: list[int]) -> tuple[int, Feed]:
+    feed = Feed([_stage2(u)] + [w.to_bytes(8, "big") for w in words], rest=SeededBits(SEED + 9))
+    out = np.empty(1, dtype=np.int64)
+    table.sample(np.array([u >> 48], dtype=np.uint16), out, feed)
+    return int(out[0]), feed
+
+
+@pytest.mark.parametrize("scale", [0.01, 3.0, 300.0, 1e6])
+def test_forced_ties_decide_like_a_high_precision_comparison(scale: float) -> None:
+    """U = c_k exactly (forced through the hook): the slow path reads 64 more bits at a
+    time and decides exactly as the 120-digit comparison of U_real with F_k does —
+    including prefixes constructed to tie again at 128 bits (a third word is read)."""
+    gen = SeededBits(SEED + 7)
+    for table, ref, values in _tables(scale):
+        mid = len(ref) // 2
+        ks = sorted({0, 1, 2, mid - 1, mid, mid + 1, len(ref) - 3, len(ref) - 2, len(ref) - 1}
+                    & set(range(len(ref))))
+        for k in ks:
+            c = int(table.thresholds[k])
+            w1 = int.from_bytes(gen(8), "big")
+            got, feed = _force(table, c, [w1])
+            assert got == values[_expected_index(ref, (c << 64) | w1, 128)]
+            assert feed.requests == [8, 8]
+            with localcontext() as ctx:  # a second tie: the 128-bit prefix is ⌊2^128·F_k⌋
+                ctx.prec = REF_PREC
+                a128 = int((ref[k] * (1 << 128)).to_integral_value(rounding="ROUND_FLOOR"))
+            w2 = int.from_bytes(gen(8), "big")
+            got, feed = _force(table, c, [a128 - (c << 64), w2])
+            assert got == values[_expected_index(ref, (a128 << 64) | w2, 192)]
+            assert feed.requests[:3] == [8, 8, 8]
+
+
+def test_forced_tails_continue_memorylessly() -> None:
+    """U_real below F_0 (all-zero bits) is the negative tail, above F_last (all-one bits)
+    the positive one: the output is ∓(1 + m + T') with T' a fresh exact
+    Geometric(q) draw (os.urandom). Chi-square of T' over 3000 forced tails against
+    Geometric(q): false-failure rate 1e-6; signs as forced."""
+    scale = 2.0
+    s = fast._laplace_sampler(scale)
+    assert not s.digits and s.base == 1
+    m, q = s.side, math.exp(-1 / scale)
+    zero, ones = b"\0" * 8, b"\xff" * 8
+    ts = []
+    for i in range(3000):
+        neg = i % 2 == 0
+        chunks = [_u16(0), zero, zero] if neg else [_u16(0xFFFF), ones, ones]
+        x = int(fast.discrete_laplace(scale, 1, _bits=Feed(chunks))[0])
+        assert (x < 0) == neg
+        ts.append(abs(x) - 1 - m)
+    t = np.array(ts)
+    assert t.min() >= 0
+    kmax = 12
+    obs = np.bincount(np.minimum(t, kmax), minlength=kmax + 1).astype(np.float64)
+    pmf = np.array([(1 - q) * q**k for k in range(kmax)] + [q**kmax])
+    assert stats.chisquare(obs, pmf * t.size).pvalue > 1e-6
+    # the continuation's own tail (forced all-one bits) adds m again: |x| ≥ 1 + 2m
+    chunks = [_u16(0), zero, zero, _u16(0xFFFF), ones, ones]
+    x = int(fast.discrete_laplace(scale, 1, _bits=Feed(chunks))[0])
+    assert x <= -(1 + 2 * m)
+    # with digits (J = 2): the tail of W, plus the digit, keeps the sign
+    s2 = fast._laplace_sampler(300.0)
+    x = int(fast.discrete_laplace(300.0, 1, _bits=Feed([_u16(0xFFFF) + _u16(7), ones, ones]))[0])
+    assert x >= 1 + s2.base * s2.side
+
+
+def test_exactness_constants_and_table_sizes() -> None:
+    scales = [2.0**-40, 1e-9, 0.1, 0.5, 1, 2.5, 10, 22, 23, 100, 5000, 6000, 1e5, 1e6, 1.5e6,
               3e7, 1e9, 1e11, 2.0**40]
+    assert fast.LAPLACE_TV_BOUND == 0.0
     for sc in scales:
-        b = fast.laplace_tv_bound(sc)
-        assert 0 < b <= fast.LAPLACE_TV_BOUND, (sc, b)
+        assert fast.laplace_tv_bound(sc) == 0.0
         s = fast._laplace_sampler(sc)
-        assert s.top.thresholds.size <= 2048
-        assert all(d.thresholds.size <= 255 for d in s.digits)
+        assert s.top.thresholds.size == 2 * s.side + 2 <= 2050
+        assert all(d.thresholds.size == 255 for d in s.digits)
         assert s.max_abs < 2**47
+        assert len(s.digits) <= 5
         g = fast.gaussian_tv_bound(sc)
         assert 0 < g <= fast.GAUSSIAN_TV_BOUND, (sc, g)
+    assert 0 < fast.gaussian_tv_bound(1e-300) <= fast.GAUSSIAN_TV_BOUND
 
 
 def test_acceptance_rate_lower_bound() -> None:
@@ -363,3 +563,6 @@ def test_bad_input_is_refused() -> None:
         fast.add_discrete_laplace(np.array([1.5, 2.0]), 1.0)
     with pytest.raises(QueryError):
         fast.add_discrete_laplace(np.array([2**63 - 10], dtype=np.int64), 5.0)
+    with pytest.raises(QueryError, match="too small"):
+        fast.discrete_laplace(2.0**-41, 10)
+    assert fast.discrete_gaussian(2.0**-41, 10).tolist() == [0] * 10
