@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import pets
@@ -162,3 +163,29 @@ def test_homomorphic_guide_examples_run() -> None:
     assert int(exact.df["n"].sum()) == 1500  # 3 holders × 500 rows, exact without DP
     assert noisy.spent == pets.Cost(1.0, 0.0) and set(noisy.audit_ids) == {"city", "county", "university"}
     assert float(ns["priv"].decrypt_many(ns["w"])[0]) == 177.0
+
+
+def test_dp_guide_laplace_or_gaussian_table_matches_explain(tmp_path: Path) -> None:
+    """The half-widths the guide tabulates are what explain() says."""
+    text = (ROOT / "docs" / "dp.md").read_text()
+    block = text[text.index("**Laplace or Gaussian?**"):]
+    rows = re.findall(r"^\| (\d+) \| ±([\d,]+) \| ±([\d,]+) \| ±([\d,]+) \| ±([\d,]+) \|$", block, re.M)
+    assert [int(r[0]) for r in rows] == [1, 4, 9, 16, 50]
+    keys = [f"k{i}" for i in range(60)]
+    df = pd.DataFrame({"pid": [0, 0], "k": ["k0", "k1"]})
+    h = pets.Holder(tmp_path / "home")
+    for g, *widths in rows:
+        name = f"d{g}"
+        h.register(name, df, {
+            "dataset": {"privacy_unit": "pid", "max_groups": int(g), "max_rows_per_group": 1},
+            "columns": {"pid": {"role": "identifier", "grade": 1},
+                        "k": {"role": "attribute", "grade": 1, "keys": keys}},
+            "grades": {"1": {"allow": ["dp"]}}})
+        h.grant("a", dataset=name, purpose="p", epsilon=10.0, delta=1e-5)
+        s = h.session("a", purpose="p")
+        q = s.table(name).group_by("k").agg(n=pets.count())
+        got = []
+        for eps, noise in ((1.0, "laplace"), (1.0, "gaussian"), (0.1, "laplace"), (0.1, "gaussian")):
+            prot = pets.DP(epsilon=eps, delta=1e-6 if noise == "gaussian" else 0.0, noise=noise)
+            got.append(int(s.explain(q, prot).ci_width["n"] / 2))
+        assert got == [int(w.replace(",", "")) for w in widths], (g, got)
