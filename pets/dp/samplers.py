@@ -113,18 +113,7 @@ def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, 
         eps, dlt = make(t).map(d_in)
         return eps <= epsilon * (1 + 1e-9) and dlt <= delta
 
-    # OpenDP refuses a threshold below the per-group (l-infinity) contribution
-    lo, hi = d_in[2] - 1, max(1, d_in[2], int(scale))
-    while not ok(hi):
-        lo, hi = hi, hi * 2
-        if hi > 2**60:
-            raise QueryError(
-                f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
-            )
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return make(hi)
+    return make(_smallest_threshold(ok, d_in[2], scale, delta))
 
 
 def noisy_max(sensitivity: int, epsilon: float) -> tuple[Any, float]:
@@ -247,15 +236,21 @@ def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, del
         r, dlt = make(t).map(d_in)
         return r <= rho * (1 + 1e-9) and dlt <= delta
 
+    return make(_smallest_threshold(ok, d_in[2], sigma, delta))
+
+
+def _smallest_threshold(ok: Any, linf: int, scale: float, delta: float) -> int:
+    """The smallest threshold t with ``ok(t)`` (monotone in t), by doubling then
+    bisection. OpenDP refuses a threshold below the per-group (l-infinity) contribution
+    ``linf``, so the search starts there."""
     if not ok(2**60):
         raise QueryError(
             f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
         )
-    # OpenDP refuses a threshold below the per-group (l-infinity) contribution
-    lo, hi = d_in[2] - 1, max(1, d_in[2], int(sigma))
+    lo, hi = linf - 1, max(1, linf, int(scale))
     while not ok(hi):
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return make(hi)
+    return hi
