@@ -5,20 +5,21 @@
 >>> r = s.release(s.table("visits").group_by("region").agg(n=pets.count()),
 ...               pets.HE(dp=pets.DP(epsilon=1.0)))                                  # doctest: +SKIP
 
-The protocol, for one release (in-process holders; the same steps run over HTTP once the
-server exists):
+The protocol, for one release:
 
-1. **Setup, once per federation and key size.** A trusted dealer (the
-   :class:`Federation` object, at construction of the key) generates a Paillier key and
-   splits its decryption key t-of-n among the holders (:func:`pets.he.threshold.deal`);
-   each holder keeps its own share. Nobody holds the whole private key afterwards.
-2. **Each holder, inside its own domain**: checks the query against its own policy (form
-   ``he``) and its own grant; computes its exact partial aggregates in its own engine;
-   with ``HE(dp=DP(ε))`` adds its own discrete Laplace noise of the full scale (OpenDP's
-   exact sampler); packs the integers into few plaintexts; encrypts them under the
-   federation key; charges its own ledger (ε, or nothing without DP) and appends its own
-   audit record — and only then hands over the ciphertexts. Its partial never leaves in
-   the clear.
+1. **Setup, once per federation and key size.** A trusted dealer generates a Paillier
+   key and splits its decryption key t-of-n among the holders
+   (:func:`pets.he.threshold.deal`, t ≥ 2); each holder is meant to keep only its own
+   share.
+2. **Each holder, inside its own domain**, through its own release pipeline
+   (:mod:`pets.pipeline`, the same as for central DP): checks its grant and its own
+   policy — form ``he`` with ``HE(dp=DP(ε))`` (the ``max_epsilon`` cap and the budget
+   apply), form ``he_exact`` without ``dp`` (which a policy must allow explicitly; counted
+   against ``max_exact_totals``, small groups withheld); identifiers are never grouped
+   by; computes its exact partial aggregates in its own engine; adds its own discrete
+   Laplace noise of the full scale (with ``dp``); packs the integers into few plaintexts;
+   encrypts them under the federation key; charges its own ledger and appends its own
+   audit record — and only then hands over the ciphertexts.
 3. **Aggregation**: the ciphertexts of all holders are multiplied slot by slot (a
    homomorphic sum); the aggregator sees only ciphertexts.
 4. **Threshold decryption**: t holders each partially decrypt the agreed aggregate
@@ -31,6 +32,14 @@ Guarantee with DP: each holder's own noise alone makes the total ε-DP for that 
 people, so it holds against any coalition of the other holders and the decryptors; the
 total carries the sum of the holders' noises (its interval is reported by ``ci()``).
 Assumes each person's rows are at one holder.
+
+**What this in-process class simulates.** :class:`Federation` runs every step in one
+Python process: it deals the key itself and keeps every holder's key share and every
+holder's :class:`pets.Holder` object in that process's memory, so whoever runs the
+process could decrypt any partial. It exercises the protocol and its accounting — each
+holder's policy, ledger and audit log are its own — but it gives the "no single party
+sees a partial" guarantee only once holders run in separate domains (server mode), each
+keeping its own share; until then use it where one operator is trusted with everything.
 
 Totals add up across holders: counts, sums, means, variances, histograms (bin by bin)
 and distinct persons (``count_distinct()``, under the assumption above). Distinct values
@@ -46,11 +55,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from .cost import Cost
-from .dp.aggregate import CompiledDP, NoisyResult, compile_dp
-from .errors import PolicyError, QueryError
-from .governance import check_plan
+from .dp.aggregate import CompiledDP, NoisyResult
+from .errors import QueryError
+from .mechanisms.he import check_summable as _check_summable  # noqa: F401  (re-exported name)
 from .plan import Plan
-from .protections import DP, HE
+from .protections import HE
 from .query import Query
 from .release import Release
 
@@ -72,8 +81,10 @@ class _Keys:
 class Federation:
     """Holders that release joint totals under :class:`pets.HE`.
 
-    ``holders`` maps a name to a :class:`pets.Holder`; ``threshold`` is how many holders
-    must cooperate to decrypt (default: a majority, at least 2 when there are 2+).
+    ``holders`` maps a name to a :class:`pets.Holder` (at least two); ``threshold`` is
+    how many holders must cooperate to decrypt (default: a majority, at least 2; never
+    1, which would let any single holder decrypt the others' partials). In-process: see
+    the module docstring for what that does and does not protect.
     """
 
     def __init__(self, holders: Mapping[str, "Holder"], *, threshold: int | None = None) -> None:
@@ -84,11 +95,21 @@ class Federation:
         for name, h in holders.items():
             if not isinstance(h, Holder):
                 raise QueryError(f"federation member {name!r} is not a pets.Holder")
+        n = len(holders)
+        if n < 2:
+            raise QueryError(
+                f"a federation needs at least two holders, got {n}: a total over one holder is "
+                "that holder's own exact partial; ask the holder directly with pets.DP(...)"
+            )
+        if len({id(h) for h in holders.values()}) != n:
+            raise QueryError("the same pets.Holder is listed twice; each member is a distinct holder")
         self.holders = dict(holders)
-        n = len(self.holders)
-        t = threshold if threshold is not None else max(min(2, n), n // 2 + 1)
-        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= n:
-            raise QueryError(f"threshold must be an integer in 1..{n}, got {threshold!r}")
+        t = threshold if threshold is not None else max(2, n // 2 + 1)
+        if isinstance(t, bool) or not isinstance(t, int) or not 2 <= t <= n:
+            raise QueryError(
+                f"threshold must be an integer in 2..{n} (how many holders decrypt together; "
+                f"1 would let one holder decrypt alone), got {threshold!r}"
+            )
         self.threshold = t
         self._keys: dict[int, _Keys] = {}
 
@@ -96,7 +117,7 @@ class Federation:
         return f"Federation({list(self.holders)}, threshold={self.threshold})"
 
     def _keyset(self, bits: int) -> _Keys:
-        """Deal the threshold key for ``bits`` once (the dealer keeps nothing)."""
+        """Deal the threshold key for ``bits`` once (in-process: this object keeps the shares)."""
         ks = self._keys.get(bits)
         if ks is None:
             from .he.threshold import deal
@@ -129,74 +150,77 @@ class FederatedSession:
             s.table(name)  # every holder must have it
         return Query(name)
 
-    def _reference(self, plan: Plan, prot: HE) -> CompiledDP:
-        """The cell and measurement structure every holder must share."""
-        compiled: CompiledDP | None = None
+    def _prepare(self, plan: Plan, prot: HE) -> dict[str, Any]:
+        """Every holder's pipeline checks (grant, policy, compile, budget or quota) before
+        anyone computes or charges anything; the structures must agree."""
+        from . import pipeline
+
+        prepared: dict[str, Any] = {}
+        reference: CompiledDP | None = None
         for name, s in self._sessions.items():
-            ds = s._holder._dataset(plan.dataset)
-            check_plan(ds.policy, plan, ds.schema, "he", prot.dp.epsilon if prot.dp else None)
-            _check_summable(plan, ds.policy.privacy_unit)
-            c = compile_dp(plan, ds.policy, ds.schema, prot.dp or DP(epsilon=1.0))
-            if compiled is None:
-                compiled = c
-            elif _structure(c) != _structure(compiled):
+            p = pipeline.prepare(s, plan, prot, federated=True)
+            c = p.compiled.compiled
+            if reference is None:
+                reference = c
+            elif _structure(c) != _structure(reference):
                 raise QueryError(
                     f"holder {name!r} computes this query differently from the others (keys, "
                     "bounds or column types differ): give keys=[...] and bounds=(...) in the "
                     "query, or align the holders' policies"
                 )
-        assert compiled is not None
-        # every holder's grant and budget before anyone charges anything
-        cost = compiled.cost if prot.dp is not None else Cost()
-        for s in self._sessions.values():
-            s._check_budget(plan.dataset, cost)
-        return compiled
+            prepared[name] = p
+        return prepared
 
     def explain(self, query: Query | Plan, protection: HE) -> dict[str, Any]:
         """Per holder: allowed or the rule that refuses; and the cost each would charge."""
-        plan = query.plan if isinstance(query, Query) else query
+        from . import pipeline
+
+        plan = pipeline.plan_of(query)
         if not isinstance(protection, HE):
             raise QueryError("a federated release takes pets.HE(...)")
         out: dict[str, Any] = {}
         for name, s in self._sessions.items():
-            ds = s._holder._dataset(plan.dataset)
-            try:
-                check_plan(ds.policy, plan, ds.schema, "he",
-                           protection.dp.epsilon if protection.dp else None)
-                _check_summable(plan, ds.policy.privacy_unit)
-                compile_dp(plan, ds.policy, ds.schema, protection.dp or DP(epsilon=1.0))
-                out[name] = {"allowed": True, "cost": Cost(protection.dp.epsilon if protection.dp else 0.0)}
-            except PolicyError as e:
-                out[name] = {"allowed": False, "rule": e.rule, "message": str(e)}
+            e = pipeline.explain(s, plan, protection, federated=True)
+            if e.allowed:
+                out[name] = {"allowed": True, "cost": e.cost}
+            else:
+                out[name] = {"allowed": False, "rule": e.rule, "message": e.message}
         return out
 
     def release(self, query: Query | Plan, protection: HE) -> Release:
         """Release totals over all holders under ``protection`` (see the module doc)."""
+        from . import pipeline
         from .he.packing import Packer
         from .he.paillier import PublicKey
         from .he.threshold import combine_many
 
-        plan = query.plan if isinstance(query, Query) else query
+        plan = pipeline.plan_of(query)
         if not isinstance(protection, HE):
             raise QueryError("a federated release takes pets.HE(...) (or pets.HE(dp=pets.DP(...)))")
-        ref = self._reference(plan, protection)
+        prepared = self._prepare(plan, protection)
+        first = next(iter(prepared.values()))
+        ref: CompiledDP = first.compiled.compiled
+        order: list[str] = first.compiled.order
         fed = self.federation
         keys = fed._keyset(protection.key_bits)
         public = PublicKey(keys.key.n)
         n_holders = len(self._sessions)
         packer = Packer(public, value_bits=VALUE_BITS, max_summands=n_holders)
-        order = sorted(ref.derived)
         n_values = len(order) * ref.cells
 
-        # 2. every holder: exact (+ own noise) → pack → encrypt → charge → ciphertexts
+        def seal(values: np.ndarray) -> list[int]:
+            plain = packer.pack(values)
+            return [int(c) for c in public.raw_encrypt_many(plain)]
+
+        # 2. every holder, through its own pipeline: exact (+ own noise) → pack →
+        #    encrypt → charge + audit → ciphertexts
         contributions: dict[str, list[int]] = {}
         audit_ids: dict[str, int] = {}
-        for name, s in self._sessions.items():
-            def seal(values: np.ndarray) -> list[int]:
-                plain = packer.pack(values)
-                return [int(c) for c in public.raw_encrypt_many(plain)]
-
-            cts, audit_id = s._he_contribute(plan, protection, ref, order, seal)
+        spent = Cost()
+        for name, p in prepared.items():
+            p.compiled.order = order
+            p.compiled.seal = seal
+            cts, audit_id, spent = pipeline.execute(p)
             contributions[name] = cts
             audit_ids[name] = audit_id
 
@@ -221,7 +245,7 @@ class FederatedSession:
         result = NoisyResult(ref, noisy)
         return Release(
             df=result.values(),
-            spent=Cost(protection.dp.epsilon if protection.dp else 0.0),
+            spent=spent,
             audit_id=audit_ids[next(iter(audit_ids))],
             plan=plan,
             protection=protection,
@@ -230,22 +254,6 @@ class FederatedSession:
             _ci=result.ci if protection.dp else None,
             audit_ids=audit_ids,
         )
-
-
-def _check_summable(plan: Plan, unit: str | None) -> None:
-    """Refuse aggregations whose totals are not the sum of the holders' parts."""
-    for a in plan.aggs:
-        if a.kind == "quantile":
-            raise QueryError(
-                f"quantile {a.name!r} cannot be released across holders: a quantile of the "
-                "union is not computed from each holder's; ask each holder separately"
-            )
-        if a.kind == "count_distinct" and a.column is not None and a.column != unit:
-            raise QueryError(
-                f"count_distinct({a.column!r}) cannot be released across holders: one value "
-                "can be at several holders, so the distinct counts do not add up; ask each "
-                "holder separately (pets.count_distinct() counts persons, which do add up)"
-            )
 
 
 def _structure(c: CompiledDP) -> tuple[Any, ...]:

@@ -3,7 +3,11 @@
 Checked in this order, the first failure refuses with a :class:`PolicyError` that names
 the rule and the column: the negative list; unknown columns (a :class:`QueryError`);
 default deny (columns the policy does not list); the grade's allowed release forms;
-identifiers (never grouped by or aggregated); the per-release ε cap.
+identifiers (never grouped by, filtered on or aggregated, whatever the form — only a
+verification may name one, as its subject key); the per-release ε cap.
+
+The release pipeline (:mod:`pets.pipeline`) calls this after the grant check, so an
+analyst without a grant never reaches the column checks (which name columns).
 
 One exception: the privacy unit named only as the column of ``count_distinct`` (the
 number of distinct persons) is not a released column — every DP release uses it to bound
@@ -96,7 +100,7 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
                 rule="identifier",
                 column=c,
             )
-        if cp.role == "identifier" and form == "dp":
+        if cp.role == "identifier" and form != "verify":  # dp, he, he_exact, and any new form
             if c in group_cols:
                 raise PolicyError(
                     f"column {c!r} is an identifier: grouping by it would release one cell "
@@ -106,7 +110,7 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
                 )
             raise PolicyError(
                 f"column {c!r} is an identifier and cannot be filtered on or aggregated in a "
-                "DP release",
+                f"{_FORM_NAMES.get(form, form)} release",
                 rule="identifier",
                 column=c,
             )
@@ -122,6 +126,7 @@ def check_plan(policy: Policy, plan: Plan, schema: dict[str, str], form: str,
             )
 
 
+_FORM_NAMES = {"dp": "DP", "he": "federated (HE)", "he_exact": "federated (HE)"}
 _NUMERIC = ("int", "float")
 _GROUP = {"int": "numbers", "float": "numbers", "str": "text", "bool": "booleans"}
 

@@ -67,8 +67,14 @@ __all__ = [
 #: Column roles, from most to least identifying.
 ROLES: tuple[str, ...] = ("identifier", "quasi_identifier", "sensitive", "attribute")
 #: Release forms a grade may allow: differential privacy, k-anonymous extracts,
-#: homomorphically encrypted aggregation, match/no-match verification.
-FORMS: tuple[str, ...] = ("dp", "kanon", "he", "verify")
+#: homomorphically encrypted aggregation (with DP noise), match/no-match verification,
+#: and ``he_exact`` — exact (noise-free) totals across holders, a distinct form a
+#: policy must name explicitly: never implied by ``he``, never in the default grades.
+FORMS: tuple[str, ...] = ("dp", "kanon", "he", "verify", "he_exact")
+_DEFAULT_FORMS: frozenset[str] = frozenset(f for f in FORMS if f != "he_exact")
+#: Exact federated totals (form ``he_exact``) one analyst may take from a dataset when
+#: the policy does not say ``max_exact_totals``: exact totals allow differencing, so few.
+DEFAULT_MAX_EXACT_TOTALS = 10
 #: Column grades: 1 public, 2 internal, 3 sensitive, 4 core.
 GRADES: tuple[int, ...] = (1, 2, 3, 4)
 
@@ -81,6 +87,7 @@ _DATASET_KEYS = (
     "max_rows_per_group",
     "missing",
     "max_extracts",
+    "max_exact_totals",
 )
 _COLUMN_KEYS = ("role", "grade", "bounds", "keys", "hierarchy")
 _GRADE_KEYS = ("allow", "max_epsilon", "min_k", "min_group_size")
@@ -360,8 +367,8 @@ class GradeRule:
 #: builds policies, e.g. ``Policy(columns=..., grades=DEFAULT_GRADES)``.
 DEFAULT_GRADES: Mapping[int, GradeRule] = _FrozenMap(
     {
-        1: GradeRule(1, frozenset(FORMS)),
-        2: GradeRule(2, frozenset(FORMS), min_k=5),
+        1: GradeRule(1, _DEFAULT_FORMS),
+        2: GradeRule(2, _DEFAULT_FORMS, min_k=5),
         3: GradeRule(3, frozenset({"dp", "he", "verify"}), max_epsilon=1.0, min_group_size=10),
         4: GradeRule(4, frozenset()),
     }
@@ -386,7 +393,8 @@ class Policy:
     ``"identifier"``. ``max_groups`` and ``max_rows_per_group`` bound how many
     groups and rows per group one person may contribute; ``missing`` lists the markers
     that mean "missing value" in the data; ``max_extracts`` caps the k-anonymous
-    extracts one analyst may take.
+    extracts one analyst may take; ``max_exact_totals`` caps the exact federated totals
+    (form ``he_exact``) one analyst may take (default :data:`DEFAULT_MAX_EXACT_TOTALS`).
     """
 
     columns: Mapping[str, ColumnPolicy]
@@ -397,6 +405,7 @@ class Policy:
     max_rows_per_group: int | None = None
     missing: tuple[str, ...] = ()
     max_extracts: int | None = None
+    max_exact_totals: int | None = None
 
     def __post_init__(self) -> None:
         columns = self._freeze_columns(self.columns)
@@ -439,6 +448,9 @@ class Policy:
             )
         if self.max_extracts is not None:
             _positive_int(("dataset", "max_extracts"), self.max_extracts, 1, "k-anonymous extracts per analyst")
+        if self.max_exact_totals is not None:
+            _positive_int(("dataset", "max_exact_totals"), self.max_exact_totals, 1,
+                          "exact federated totals (he_exact) per analyst")
         missing = _str_list(("dataset", "missing"), self.missing, '["?"]')
         object.__setattr__(self, "missing", tuple(dict.fromkeys(missing)))
         for name, c in columns.items():
@@ -664,6 +676,7 @@ class Policy:
             max_rows_per_group=dataset.get("max_rows_per_group"),
             missing=dataset.get("missing", ()),
             max_extracts=dataset.get("max_extracts"),
+            max_exact_totals=dataset.get("max_exact_totals"),
         )
 
     @classmethod
@@ -697,6 +710,8 @@ class Policy:
             dataset["missing"] = list(self.missing)
         if self.max_extracts is not None:
             dataset["max_extracts"] = self.max_extracts
+        if self.max_exact_totals is not None:
+            dataset["max_exact_totals"] = self.max_exact_totals
         if dataset:
             out["dataset"] = dataset
         out["columns"] = {name: c.to_dict() for name, c in self.columns.items()}

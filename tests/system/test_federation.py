@@ -16,7 +16,7 @@ POLICY = {
         "cell": {"role": "attribute", "grade": 1, "keys": KEYS},
         "amount": {"role": "attribute", "grade": 1, "bounds": [0, 100]},
     },
-    "grades": {"1": {"allow": ["dp", "he"]}},
+    "grades": {"1": {"allow": ["dp", "he", "he_exact"]}},
 }
 
 
@@ -46,7 +46,7 @@ def federation(tmp_path_factory):
 def test_threshold_defaults_to_a_majority_and_validates(federation):
     fed, holders, _ = federation
     assert fed.threshold == 2
-    with pytest.raises(pets.QueryError, match="threshold must be an integer in 1..3"):
+    with pytest.raises(pets.QueryError, match="threshold must be an integer in 2..3"):
         pets.Federation(holders, threshold=4)
     with pytest.raises(pets.QueryError, match="not a pets.Holder"):
         pets.Federation({"x": object()})  # type: ignore[dict-item]
@@ -70,7 +70,7 @@ def test_totals_without_dp_equal_the_exact_totals(federation):
     assert set(r.audit_ids) == {"north", "south", "east"}
     for name, h in holders.items():
         rec = [x for x in h.audit().records() if x["id"] == r.audit_ids[name]][0]
-        assert rec["kind"] == "he" and rec["status"] == "released"
+        assert rec["kind"] == "he_exact" and rec["status"] == "released"
         assert h.audit().verify() is True
 
 

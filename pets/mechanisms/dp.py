@@ -1,0 +1,106 @@
+"""Differentially private aggregates (``pets.DP``): the central DP release form.
+
+Guarantee: see :mod:`pets.dp.aggregate` — (ε, δ)-DP under adding or removing one person
+(the policy's privacy unit), each person's contribution bounded as the policy says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from ..cost import Cost
+from ..dp.aggregate import NoisyResult, compile_dp
+from ..protections import DP
+from ..release import Explanation, Release
+from .base import Charge, Compiled, Context, Mechanism
+
+__all__ = ["DPMechanism", "answer_key"]
+
+_SELECTED = "__selected__"
+
+
+def answer_key(ctx: Context) -> str:
+    """Per analyst and purpose: a shared answer would tell one analyst what another asked."""
+    text = json.dumps(
+        {"dataset": ctx.plan.dataset, "version": ctx.dataset.version,
+         "policy": ctx.policy.to_dict(), "plan": ctx.plan.to_dict(),
+         "protection": ctx.protection.to_dict(), "analyst": ctx.analyst,
+         "purpose": ctx.purpose},
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CompiledDPRelease(Compiled):
+    def __init__(self, ctx: Context, compiled: Any) -> None:
+        self.ctx = ctx
+        self.compiled = compiled
+        self.charge = Charge(cost=compiled.cost, zdelta=compiled.zdelta, recall=True)
+        self.key = answer_key(ctx)
+
+    def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
+        c = self.compiled
+        return Explanation(
+            allowed=True,
+            cost=charged,
+            scale=c.output_scales(),
+            ci_width={k: (2 * v if v is not None else None) for k, v in c.ci_half_widths().items()},
+            remaining=remaining,
+            details=c.details(),
+        )
+
+    def record(self) -> dict[str, Any]:
+        c = self.compiled
+        return {"kind": "dp", "cells": c.cells, "sampler": c.sampler,
+                "noise_scale": c.output_scales()}
+
+    def run(self, engine: Any, source: Any) -> Any:
+        return engine.aggregate(source, self.compiled.request())
+
+    def finish(self, exact: Any) -> Any:
+        return self.compiled.noise(exact).noisy
+
+    def encode(self, payload: dict[str, np.ndarray]) -> str:
+        """The noisy measurements and, with unknown keys, the groups that passed the
+        threshold (both already released)."""
+        out: dict[str, Any] = {k: [int(x) for x in v] for k, v in payload.items()}
+        if self.compiled.selected is not None:
+            out[_SELECTED] = [list(g) for g in self.compiled.selected]
+        return json.dumps(out, sort_keys=True)
+
+    def decode(self, text: str) -> dict[str, np.ndarray]:
+        d = json.loads(text)
+        selected = d.pop(_SELECTED, None)
+        if selected is not None:
+            self.compiled.selected = [tuple(g) for g in selected]
+        return {k: np.asarray(v, dtype=np.int64) for k, v in d.items()}
+
+    def result(self, payload: Any, audit_id: int, spent: Cost, repeat_of: int | None) -> Release:
+        c = self.compiled
+        res = NoisyResult(c, payload)
+        return Release(
+            df=res.values(), spent=spent, audit_id=audit_id, plan=self.ctx.plan,
+            protection=self.ctx.protection, scale=c.output_scales(),
+            suppressed=int(res.suppressed.sum()), _ci=res.ci, repeat_of=repeat_of,
+        )
+
+
+class DPMechanism(Mechanism):
+    """Central DP: exact aggregates in the engine, discrete Laplace / Gaussian noise."""
+
+    protection_type = DP
+
+    def form(self, protection: DP) -> str:
+        return "dp"
+
+    def epsilon(self, protection: DP) -> float | None:
+        return protection.epsilon
+
+    def compile(self, ctx: Context) -> CompiledDPRelease:
+        compiled = compile_dp(ctx.plan, ctx.policy, ctx.schema, ctx.protection,
+                              grant_epsilon=float(ctx.grant.epsilon))
+        return CompiledDPRelease(ctx, compiled)

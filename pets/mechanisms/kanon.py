@@ -1,0 +1,162 @@
+"""k-anonymous extracts (``pets.KAnonymity``): record-level releases.
+
+Guarantee: every released row shares its quasi-identifier values with at least k − 1
+other released rows (and l-diversity / t-closeness of the sensitive columns when asked);
+see :class:`pets.KAnonymity`. An extract is "charged" against the policy's
+``max_extracts``: it is counted, atomically, before it leaves — and so is an attempt
+that finds no extract satisfying the request, since whether one exists depends on the
+rows. The failure message names only the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..cost import Cost
+from ..errors import PetsError, PolicyError, QueryError
+from ..governance import min_k
+from ..protections import KAnonymity
+from ..release import Explanation, Extract
+from .base import Charge, Compiled, Context, Mechanism
+
+__all__ = ["KAnonymityMechanism"]
+
+
+class CompiledExtract(Compiled):
+    def __init__(self, ctx: Context, qis: list[str], sens: list[str], keep: list[str],
+                 hierarchies: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.qis, self.sens, self.keep = qis, sens, keep
+        self.hierarchies = hierarchies
+        self.charge = Charge(quota=("kanon", ctx.policy.max_extracts))
+
+    def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
+        roles = {"generalised": self.qis, "sensitive": self.sens, "unchanged": self.keep}
+        return Explanation(
+            allowed=True, cost=Cost(), remaining=remaining,
+            details=pd.DataFrame(
+                [{"column": c, "treatment": r} for r, cols in roles.items() for c in cols]
+            ),
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": "kanon"}
+
+    def run(self, engine: Any, source: Any) -> pd.DataFrame:
+        cols = tuple(self.qis + self.sens + self.keep)
+        return engine.fetch(source, cols, self.ctx.plan.filters)
+
+    def finish(self, rows: pd.DataFrame) -> Any:
+        from ..anon.anonymize import anonymize
+
+        p: KAnonymity = self.ctx.protection  # type: ignore[assignment]
+        try:
+            return anonymize(
+                rows, self.qis, self.hierarchies, k=p.k, l=p.l, t=p.t,
+                sensitive=self.sens or None, max_suppression=p.max_suppression,
+                algorithm=p.algorithm, metric=p.metric, l_kind=p.l_kind, keep=self.keep,
+            )
+        finally:
+            del rows
+
+    def record_result(self, result: Any) -> dict[str, Any]:
+        return {"transformation": result.transformation, "rows": len(result.df),
+                "suppressed": result.suppressed, "classes": result.classes}
+
+    def result(self, result: Any, audit_id: int, spent: Cost, repeat_of: int | None) -> Extract:
+        ctx = self.ctx
+        return Extract(
+            df=result.df, transformation=result.transformation, suppressed=result.suppressed,
+            metrics=result.metrics, classes=result.classes, audit_id=audit_id, plan=ctx.plan,
+            protection=ctx.protection, models=result.models, extracts_left=self.quota_left,
+        )
+
+    def failure(self, audit_id: int) -> PetsError:
+        p: KAnonymity = self.ctx.protection  # type: ignore[assignment]
+        asked = f"k={p.k}"
+        if p.l is not None:
+            asked += f", l={p.l:g}"
+        if p.t is not None:
+            asked += f", t={p.t:g}"
+        return QueryError(
+            f"no {asked} extract of these columns exists within max_suppression="
+            f"{p.max_suppression:g} on the rows this query selects (or the holder's "
+            "hierarchies do not cover them); the attempt counted as an extract "
+            f"(audit record {audit_id}). Try a smaller k or l, a larger max_suppression, "
+            "fewer columns or a wider filter"
+        )
+
+
+class KAnonymityMechanism(Mechanism):
+    protection_type = KAnonymity
+
+    def form(self, protection: KAnonymity) -> str:
+        return "kanon"
+
+    def check_request(self, plan: Any, protection: KAnonymity) -> None:
+        if plan.aggs or plan.group_by:
+            raise QueryError(
+                "a k-anonymous extract releases rows: use .select(...) (and .filter(...)), "
+                "not group_by/agg"
+            )
+        if not plan.select:
+            raise QueryError("choose the columns of the extract with .select('age', 'sex', ...)")
+
+    def compile(self, ctx: Context) -> CompiledExtract:
+        from ..anon.hierarchy import Hierarchy
+
+        pol, plan, prot = ctx.policy, ctx.plan, ctx.protection
+        assert isinstance(prot, KAnonymity)
+        cols = list(plan.select or ())
+        need, at = min_k(pol, plan.columns())
+        if need is not None and prot.k < need:
+            raise PolicyError(
+                f"k={prot.k} is below the policy's minimum k of {need} for column {at!r} "
+                f"(grade {pol.columns[at].grade}); ask for k >= {need}",  # type: ignore[index]
+                rule="min_k", column=at, allowed=need,
+            )
+        if isinstance(prot.sensitive, tuple):
+            sens = list(prot.sensitive)
+        elif prot.sensitive:
+            sens = [prot.sensitive]
+        else:
+            sens = [c for c in cols if pol.columns[c].role == "sensitive"]
+        for c in sens:
+            if c not in cols:
+                raise QueryError(f"sensitive column {c!r} is not selected; add it to select(...)")
+            if pol.columns[c].role == "quasi_identifier":
+                raise PolicyError(
+                    f"column {c!r} is a quasi-identifier in the policy and is always "
+                    "generalised; it cannot be the sensitive column of an extract",
+                    rule="role", column=c,
+                )
+        if (prot.l is not None or prot.t is not None) and not sens:
+            raise QueryError("l-diversity and t-closeness need sensitive=<column>")
+        qis = [c for c in cols if pol.columns[c].role == "quasi_identifier" and c not in sens]
+        if not qis:
+            raise QueryError(
+                "the extract has no quasi-identifier: select at least one column the policy "
+                "marks quasi_identifier (k-anonymity is about those)"
+            )
+        keep = [c for c in cols if c not in qis and c not in sens]
+        hierarchies = {}
+        for c in qis:
+            path = pol.columns[c].hierarchy
+            if path is not None:
+                hierarchies[c] = Hierarchy.from_csv(path, name=c)
+            elif prot.algorithm == "optimal":
+                raise PolicyError(
+                    f"quasi-identifier {c!r} has no hierarchy in the policy, which the "
+                    "optimal search needs; use algorithm='mondrian' or leave the column out",
+                    rule="hierarchy", column=c,
+                )
+            elif ctx.schema.get(c) not in ("int", "float", "date"):
+                raise PolicyError(
+                    f"quasi-identifier {c!r} is not numeric and has no hierarchy in the "
+                    "policy, which orders its categories for algorithm='mondrian'; the holder "
+                    "can add one, or leave the column out",
+                    rule="hierarchy", column=c,
+                )
+        return CompiledExtract(ctx, qis, sens, keep, hierarchies)
