@@ -101,6 +101,13 @@ POLICY: dict[str, Any] = {
 }
 
 
+
+def compile_release(session: Any, plan: Any, protection: Any) -> Any:
+    """The compiled DP aggregate of a release, through the pipeline's checks (no charge)."""
+    from pets import pipeline
+
+    return pipeline.prepare(session, plan, protection, record_refusals=False).compiled.compiled
+
 def dataset_path(rows: int, data_dir: Path | None = None) -> Path:
     """The Parquet file with ``rows`` synthetic rows, generated on first use.
 
@@ -389,9 +396,9 @@ def release_phases(
 ) -> dict[str, dict[str, list[float]]]:
     """Replay ``Session.release`` step by step (same calls, same order) for each pets
     mode and time each phase; the modes alternate round by round. Mirrors
-    pets/session.py (8c1a855); update both together."""
+    pets/pipeline.py; update both together."""
     from pets.release import Release
-    from pets.session import _check_protection, _plan_of
+    from pets.pipeline import _check_protection, plan_of as _plan_of
 
     s, h = w.session, w.holder
 
@@ -401,9 +408,9 @@ def release_phases(
         _check_protection(w.protection)
         ds = h._dataset(plan.dataset)
         t.append(time.perf_counter())
-        compiled = s._check(ds, plan, w.protection)
+        compiled = compile_release(s, plan, w.protection)  # policy, compile and budget
         t.append(time.perf_counter())
-        s._check_budget(plan.dataset, compiled.cost)
+        # (the budget check is part of the pipeline's prepare, timed above)
         t.append(time.perf_counter())
         exact_df = h._engine.aggregate(ds.source, compiled.request())
         t.append(time.perf_counter())
@@ -447,7 +454,7 @@ def noise_calls(w: Workloads, rounds: int) -> tuple[int, int, float]:
     benchmark query on the stored copy, with the engine result computed once."""
     s, h = w.session, w.holder
     ds = h._dataset("synth")
-    compiled = s._check(ds, w.queries["pets-copy"].plan, w.protection)
+    compiled = compile_release(s, w.queries["pets-copy"].plan, w.protection)
     exact_df = h._engine.aggregate(ds.source, compiled.request())
     compiled.noise(exact_df)
     ts = []
@@ -488,7 +495,7 @@ def pets_sql(w: Workloads, mode: str = "pets-copy") -> tuple[str, list[Any]]:
     from pets.engines.duckdb import DuckDBEngine
 
     ds = w.holder._dataset(DATASETS[mode])
-    compiled = w.session._check(ds, w.queries[mode].plan, w.protection)
+    compiled = compile_release(w.session, w.queries[mode].plan, w.protection)
     eng = DuckDBEngine()
     rec = _SqlRecorder(eng._con)
     eng._con = rec  # type: ignore[assignment]
@@ -566,7 +573,7 @@ def ledger_growth(w: Workloads, releases: int) -> tuple[float, float]:
 
     def one() -> float:
         t = time.perf_counter()
-        s._check_budget("synth", Cost(1.0))
+        st.budget_state(s.analyst, "synth", s.purpose)
         st.charge("bench", "synth", "bench", Cost(1.0), dict(rec))
         return time.perf_counter() - t
 

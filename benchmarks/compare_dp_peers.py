@@ -317,7 +317,7 @@ def profile_sql(s: Setup, rounds: int) -> dict[str, Any]:
     import dataclasses
 
     ds = s.holder._dataset("copy")
-    compiled = s.session._check(ds, s.queries["copy"].plan, s.protection)
+    compiled = C.compile_release(s.session, s.queries["copy"].plan, s.protection)
     from pets.engines.duckdb import DuckDBEngine
 
     def record(request: Any) -> tuple[str, list[Any]]:

@@ -11,13 +11,19 @@ import pets
 
 KEYS = [f"k{i:04d}" for i in range(2000)]
 POLICY = {
+    "dataset": {"privacy_unit": "pid"},
     "columns": {
         "region": {"role": "attribute", "grade": 1, "keys": ["a", "b", "c"]},
         "cell": {"role": "attribute", "grade": 1, "keys": KEYS},
         "amount": {"role": "attribute", "grade": 1, "bounds": [0, 100]},
+        "pid": {"role": "identifier", "grade": 1},
+        "ward": {"role": "attribute", "grade": 3, "keys": ["w1", "w2"]},
     },
-    "grades": {"1": {"allow": ["dp", "he", "he_exact"]}},
+    "grades": {"1": {"allow": ["dp", "he", "he_exact"]},
+               "3": {"allow": ["dp", "he"], "max_epsilon": 1.0}},
 }
+#: the same data, with one exact total per analyst
+ONE_EXACT = {**POLICY, "dataset": {"privacy_unit": "pid", "max_exact_totals": 1}}
 
 
 def _frame(seed: int, n: int = 3000) -> pd.DataFrame:
@@ -26,6 +32,8 @@ def _frame(seed: int, n: int = 3000) -> pd.DataFrame:
         "region": rng.choice(["a", "b", "c", "z"], n),
         "cell": rng.choice(KEYS, n),
         "amount": rng.uniform(-10, 120, n),
+        "pid": [f"s{seed}-p{i}" for i in range(n)],
+        "ward": rng.choice(["w1", "w2"], n),
     })
 
 
@@ -37,6 +45,8 @@ def federation(tmp_path_factory):
         frames[name] = _frame(i)
         h.register("visits", frames[name], POLICY)
         h.grant("alice", dataset="visits", purpose="p", epsilon=50.0)
+        h.register("visits1", frames[name], ONE_EXACT)
+        h.grant("alice", dataset="visits1", purpose="p", epsilon=50.0)
         holders[name] = h
     fed = pets.Federation(holders)
     fed._keyset(2048)  # deal once for the module (2048-bit key: fast enough for tests)
@@ -118,7 +128,7 @@ def test_dp_totals_carry_the_sum_of_every_holders_noise(federation):
 def test_a_holder_whose_policy_refuses_stops_the_release_before_any_charge(tmp_path, federation):
     fed, holders, _ = federation
     strict = pets.Holder(tmp_path / "strict")
-    pol = {**POLICY, "grades": {"1": {"allow": ["dp"]}}}  # no "he"
+    pol = {**POLICY, "grades": {**POLICY["grades"], "1": {"allow": ["dp"]}}}  # no "he"
     strict.register("visits", _frame(9), pol)
     strict.grant("alice", dataset="visits", purpose="p", epsilon=5.0)
     fed2 = pets.Federation({**holders, "strict": strict})
@@ -185,3 +195,94 @@ def test_aggregations_that_do_not_add_up_across_holders_are_refused(federation):
     with pytest.raises(pets.QueryError, match="quantile 'm' cannot be released across holders"):
         s.release(s.table("visits").agg(m=pets.quantile("amount", 0.5)), pets.HE(key_bits=2048))
     assert [len(h.audit()) for h in holders.values()] == before
+
+
+# -- HE under the same rules as DP (issue 9) ------------------------------------------
+
+
+def _remaining(holders, dataset="visits"):
+    return {n: h.remaining("alice", dataset=dataset, purpose="p") for n, h in holders.items()}
+
+
+def test_a_federation_needs_two_holders_and_a_threshold_of_two(federation):
+    _, holders, _ = federation
+    one = {"north": holders["north"]}
+    with pytest.raises(pets.QueryError, match="needs at least two holders, got 1"):
+        pets.Federation(one)
+    with pytest.raises(pets.QueryError, match=r"threshold must be an integer in 2\.\.3 .*got 1"):
+        pets.Federation(holders, threshold=1)
+    with pytest.raises(pets.QueryError, match="listed twice"):
+        pets.Federation({"a": holders["north"], "b": holders["north"]})
+
+
+def test_exact_totals_need_the_he_exact_form_in_the_policy(federation):
+    fed, holders, _ = federation
+    s = fed.session("alice", purpose="p")
+    before = [len(h.audit()) for h in holders.values()]
+    # 'ward' is grade 3, which allows he (with DP) but not he_exact
+    with pytest.raises(pets.PolicyError, match="does not allow 'he_exact' releases") as e:
+        s.release(s.table("visits").group_by("ward").agg(n=pets.count()), pets.HE(key_bits=2048))
+    assert e.value.rule == "grade" and e.value.column == "ward"
+    assert s.explain(s.table("visits").group_by("ward").agg(n=pets.count()),
+                     pets.HE(key_bits=2048))["north"]["rule"] == "grade"
+    # the refusal is audited at the holder that refused (the first), nothing charged
+    assert [len(h.audit()) for h in holders.values()] == [before[0] + 1] + before[1:]
+
+
+def test_he_applies_the_per_release_epsilon_cap_and_the_budget(federation):
+    fed, holders, _ = federation
+    s = fed.session("alice", purpose="p")
+    before = _remaining(holders)
+    q = s.table("visits").group_by("ward").agg(n=pets.count())
+    with pytest.raises(pets.PolicyError, match="above the cap of 1 per release") as e:
+        s.release(q, pets.HE(key_bits=2048, dp=pets.DP(epsilon=2.0)))
+    assert e.value.rule == "max_epsilon"
+    with pytest.raises(pets.BudgetExceeded):
+        s.release(s.table("visits").agg(n=pets.count()), pets.HE(key_bits=2048, dp=pets.DP(epsilon=60.0)))
+    assert _remaining(holders) == before
+
+
+@pytest.mark.parametrize("dp", [None, pets.DP(epsilon=1.0)], ids=["exact", "dp"])
+def test_he_never_groups_by_an_identifier(federation, dp):
+    fed, holders, _ = federation
+    s = fed.session("alice", purpose="p")
+    before = _remaining(holders)
+    q = s.table("visits").group_by("pid", keys=["s0-p1", "s1-p1"]).agg(t=pets.sum("amount"))
+    with pytest.raises(pets.PolicyError, match="is an identifier: grouping by it") as e:
+        s.release(q, pets.HE(key_bits=2048, dp=dp))
+    assert e.value.rule == "identifier_group_by" and e.value.column == "pid"
+    with pytest.raises(pets.PolicyError, match="identifier and cannot be filtered on") as e:
+        s.release(s.table("visits").filter(pets.col("pid") == "s0-p1").agg(t=pets.sum("amount")),
+                  pets.HE(key_bits=2048, dp=dp))
+    assert e.value.rule == "identifier"
+    assert _remaining(holders) == before
+
+
+def test_exact_totals_are_counted_and_small_groups_withheld(federation):
+    fed, holders, data = federation
+    s = fed.session("alice", purpose="p")
+    q = s.table("visits1").group_by("cell").agg(n=pets.count())
+    r = s.release(q, pets.HE(key_bits=2048))
+    exact = data.groupby("cell").size().reindex(KEYS, fill_value=0)
+    got = r.df.set_index("cell")["n"]
+    small = exact < 10  # 9,000 rows over 2,000 keys: most cells are small
+    assert small.sum() > 100 and (~small).sum() > 10
+    assert got[small.to_numpy()].isna().all()
+    np.testing.assert_array_equal(got[(~small).to_numpy()].to_numpy(), exact[~small].to_numpy())
+    assert r.suppressed == int(small.sum())
+    for name, h in holders.items():
+        rec = [x for x in h.audit().records() if x["id"] == r.audit_ids[name]][0]
+        assert rec["kind"] == "he_exact" and rec["policy_version"]
+    with pytest.raises(pets.PolicyError, match="has had 1 of the 1 exact federated totals") as e:
+        s.release(s.table("visits1").agg(n=pets.count()), pets.HE(key_bits=2048))
+    assert e.value.rule == "max_exact_totals" and e.value.allowed == 1
+    # DP totals are not counted against the exact quota
+    r2 = s.release(s.table("visits1").agg(n=pets.count()), pets.HE(key_bits=2048, dp=pets.DP(epsilon=1.0)))
+    assert r2.spent == pets.Cost(1.0, 0.0)
+
+
+def test_a_single_holder_session_refuses_he_and_points_to_the_federation(federation):
+    _, holders, _ = federation
+    s = holders["north"].session("alice", purpose="p")
+    with pytest.raises(pets.QueryError, match=r"pets.Federation"):
+        s.release(s.table("visits").agg(n=pets.count()), pets.HE(dp=pets.DP(epsilon=1.0)))
