@@ -54,8 +54,15 @@ and return ints, but forking a process that runs other threads (e.g. a DuckDB qu
 the same moment) is best avoided: pass ``workers=1`` there. ``workers=1``, small batches
 and calls from inside a daemonic process stay in this process.
 
+**Keys are checked** (:mod:`pets.he.keycheck`): n of at least 2048 bits, odd, not prime,
+not a perfect power, no prime factor below 2¹⁶; p and q distinct primes with p·q = n.
+1024-bit keys only inside :func:`pets.he.weak_keys_allowed` (tests). Security here means
+semantic security against whoever does not hold p and q: these checks cannot tell
+whether someone besides the key owner knows the factors of a given n.
+
 Keys must never be pickled to storage (use :mod:`pets.he.serialize`'s JWK forms); the
-only pickling here is to spawned pool workers on platforms without ``fork``.
+only pickling here is to spawned pool workers on platforms without ``fork`` (a key below
+2048 bits is rebuilt there as it was built, inside the opt-in).
 """
 
 from __future__ import annotations
