@@ -7,7 +7,11 @@
 * :class:`Packer`, :class:`PackedVector` — many small integers per plaintext, overflow
   refused — :mod:`pets.he.packing`;
 * phe's JSON and JWK forms — :mod:`pets.he.serialize`;
-* threshold decryption — :mod:`pets.he.threshold`.
+* threshold decryption — :mod:`pets.he.threshold`;
+* the checks every key passes (modulus of at least 2048 bits, odd, not prime, not a
+  perfect power; p and q prime; threshold t ≥ 2 for two or more holders) and
+  :func:`weak_keys_allowed`, the one opt-in for 1024-bit test keys —
+  :mod:`pets.he.keycheck`.
 
 Example
 -------
@@ -17,6 +21,7 @@ Example
 array([6])
 """
 
+from .keycheck import weak_keys_allowed
 from .packing import PackedVector, Packer
 from .paillier import EncryptedVector, PrivateKey, PublicKey, generate_keypair
 from .threshold import (
@@ -65,4 +70,5 @@ __all__ = [
     "private_key_to_jwk",
     "public_key_from_jwk",
     "public_key_to_jwk",
+    "weak_keys_allowed",
 ]

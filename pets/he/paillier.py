@@ -54,8 +54,15 @@ and return ints, but forking a process that runs other threads (e.g. a DuckDB qu
 the same moment) is best avoided: pass ``workers=1`` there. ``workers=1``, small batches
 and calls from inside a daemonic process stay in this process.
 
+**Keys are checked** (:mod:`pets.he.keycheck`): n of at least 2048 bits, odd, not prime,
+not a perfect power, no prime factor below 2¹⁶; p and q distinct primes with p·q = n.
+1024-bit keys only inside :func:`pets.he.weak_keys_allowed` (tests). Security here means
+semantic security against whoever does not hold p and q: these checks cannot tell
+whether someone besides the key owner knows the factors of a given n.
+
 Keys must never be pickled to storage (use :mod:`pets.he.serialize`'s JWK forms); the
-only pickling here is to spawned pool workers on platforms without ``fork``.
+only pickling here is to spawned pool workers on platforms without ``fork`` (a key below
+2048 bits is rebuilt there as it was built, inside the opt-in).
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ import numpy as np
 
 from ..errors import DataError, QueryError
 from . import encoding as _enc
+from . import keycheck as _keycheck
 
 __all__ = [
     "POOL_THRESHOLD",
@@ -89,10 +97,9 @@ __all__ = [
 
 PROFILES = ("djn", "short_exponent", "phe")
 KEY_SIZES = (2048, 3072, 4096)
+WEAK_KEY_SIZES = (1024,)  # inside pets.he.weak_keys_allowed() only (tests)
 DEFAULT_BITS = 3072
-MIN_MODULUS_BITS = (
-    1024  # PublicKey(n) accepts this for tests; generate_keypair wants 2048
-)
+MIN_MODULUS_BITS = _keycheck.MIN_BITS  # 1024 inside pets.he.weak_keys_allowed() (tests)
 POOL_THRESHOLD = 1000
 """Batches at least this long go to a process pool (unless ``workers=1``)."""
 WINDOW_BITS = 8
@@ -151,18 +158,16 @@ def generate_keypair(bits: int = DEFAULT_BITS) -> tuple[PublicKey, PrivateKey]:
     p and q come from :mod:`secrets` (random odd numbers with the top two bits set, then
     gmpy2's ``next_prime``, re-checked with 40 rounds of ``is_prime``); p ≠ q,
     |p − q| ≥ 2^(bits/2 − 100) and gcd(n, (p−1)(q−1)) = 1. ``bits`` is 2048 (≈ 112-bit
-    security), 3072 (≈ 128-bit, the default, as ``phe``'s) or 4096 (≈ 152-bit).
+    security), 3072 (≈ 128-bit, the default, as ``phe``'s) or 4096 (≈ 152-bit); 1024
+    only inside :func:`pets.he.weak_keys_allowed` (tests), else :class:`QueryError`.
     """
     if isinstance(bits, bool) or not isinstance(bits, int | np.integer):
         raise QueryError("bits must be an integer: 2048, 3072 or 4096")
     bits = int(bits)
-    if bits < 2048:
-        raise QueryError(
-            f"a {bits}-bit Paillier key is too weak: use at least 2048 bits (≈ 112-bit "
-            "security); 3072 (≈ 128-bit) is the default"
-        )
-    if bits not in KEY_SIZES:
-        raise QueryError(f"bits must be one of {KEY_SIZES}, got {bits}")
+    _keycheck.check_bits(bits)
+    allowed = KEY_SIZES + WEAK_KEY_SIZES if _keycheck.weak_keys_are_allowed() else KEY_SIZES
+    if bits not in allowed:
+        raise QueryError(f"bits must be one of {allowed}, got {bits}")
     half = bits // 2
     min_gap = _mpz(1) << (half - 100)
     while True:
@@ -317,6 +322,14 @@ def _encrypt_batch(
 # --------------------------------------------------------------------------- keys
 
 
+def _rebuild_context(n: int) -> Any:
+    """The context to rebuild an unpickled key of modulus ``n`` in (see PublicKey)."""
+    import contextlib
+
+    small = int(n).bit_length() < _keycheck.MIN_BITS
+    return _keycheck.weak_keys_allowed() if small else contextlib.nullcontext()
+
+
 def _fingerprint(n: int) -> str:
     raw = int(n).to_bytes((int(n).bit_length() + 7) // 8, "big")
     return hashlib.sha256(raw).hexdigest()[:16]
@@ -331,17 +344,18 @@ def _as_int(value: Any, what: str) -> int:
 class PublicKey:
     """A Paillier public key: the modulus n (g = n + 1), as ``phe.PaillierPublicKey``.
 
-    ``n`` must be odd and have at least 2048 bits for real use (1024-bit moduli are
-    accepted for tests only). Attributes: ``n``, ``nsquare``, ``g``, ``max_int``
-    (``n // 3 - 1``, ``phe``'s bound for signed encodings), ``bits``.
+    ``n`` must have at least 2048 bits and be odd, not a perfect power (e.g. a square),
+    free of prime factors below 2¹⁶ and not prime (gmpy2's BPSW test), else
+    :class:`pets.errors.QueryError` says which (:mod:`pets.he.keycheck`). Moduli of
+    1024–2047 bits are accepted only inside :func:`pets.he.weak_keys_allowed` (tests).
+    These checks cannot prove that n = p·q with p, q known only to the key owner: take a
+    public key from its owner over an authenticated channel. Attributes: ``n``,
+    ``nsquare``, ``g``, ``max_int`` (``n // 3 - 1``, ``phe``'s bound for signed
+    encodings), ``bits``.
     """
 
     def __init__(self, n: int) -> None:
-        n = _as_int(n, "n")
-        if n <= 0 or n % 2 == 0 or n.bit_length() < MIN_MODULUS_BITS:
-            raise QueryError(
-                "n must be an odd modulus of at least 2048 bits (1024 for tests only)"
-            )
+        n = _keycheck.check_modulus(n)
         self.n = n
         self.nsquare = n * n
         self.g = n + 1
@@ -370,11 +384,15 @@ class PublicKey:
     def __repr__(self) -> str:
         return f"<pets.he.PublicKey {self.bits} bits {self.fingerprint}>"
 
+    # Pickling exists only for spawned pool workers (never store keys this way). A key
+    # below 2048 bits could only have been built inside weak_keys_allowed(): the worker
+    # rebuilds it the same way.
     def __getstate__(self) -> dict[str, Any]:
         return {"n": self.n}  # tables are rebuilt where needed
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["n"])  # type: ignore[misc]
+        with _rebuild_context(state["n"]):
+            self.__init__(state["n"])  # type: ignore[misc]
 
     # -- randomisers
     def _resolve_profile(self, profile: str, randomness_bits: int | None) -> int | None:
@@ -501,7 +519,9 @@ class PublicKey:
 class PrivateKey:
     """A Paillier private key (p, q) for ``public_key``, as ``phe.PaillierPrivateKey``.
 
-    Like ``phe``, p and q are stored with p < q. Decryption uses CRT with ``phe``'s
+    p and q must be distinct (BPSW probable) primes with p·q = n and
+    gcd(n, (p − 1)(q − 1)) = 1, else :class:`pets.errors.QueryError` says which. Like
+    ``phe``, p and q are stored with p < q. Decryption uses CRT with ``phe``'s
     precomputed hp = L_p(g^(p−1) mod p²)⁻¹ mod p and hq. :meth:`encrypt_many` is the key
     owner's faster encryption (CRT; same profiles and output as the public key's).
     """
@@ -511,10 +531,7 @@ class PrivateKey:
             raise QueryError("public_key must be a pets.he.PublicKey")
         p = _as_int(p, "p")
         q = _as_int(q, "q")
-        if p == q:
-            raise QueryError("p and q must be different primes")
-        if p * q != public_key.n:
-            raise QueryError("p and q do not match the public key (p·q ≠ n)")
+        _keycheck.check_prime_factors(public_key.n, p, q)
         if q < p:
             p, q = q, p
         self.public_key = public_key
@@ -551,7 +568,8 @@ class PrivateKey:
         return {"n": self.public_key.n, "p": self.p, "q": self.q}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(PublicKey(state["n"]), state["p"], state["q"])  # type: ignore[misc]
+        with _rebuild_context(state["n"]):
+            self.__init__(PublicKey(state["n"]), state["p"], state["q"])  # type: ignore[misc]
 
     @property
     def n(self) -> int:

@@ -19,6 +19,13 @@ validates every ciphertext (0 < c < n², gcd(c, n) = 1): anything else raises
 text raises :class:`pets.errors.DataError` too.
 
 Keys are never pickled (unpickling runs code): these are the only stored forms.
+
+**Loaded keys are checked** like every key pets builds (:mod:`pets.he.keycheck`): a
+modulus below 2048 bits, even, prime, a perfect power or with a small factor, and a
+private key whose p and q are not two distinct primes with p·q = n, raise
+:class:`pets.errors.DataError` naming the reason. ``phe``'s own keys of 2048 bits and
+more (its default is 3072) load; its 1024-bit keys load only inside
+:func:`pets.he.weak_keys_allowed` (tests and interoperability checks).
 """
 
 from __future__ import annotations
@@ -145,10 +152,8 @@ def private_key_from_jwk(jwk: dict[str, Any] | str) -> PrivateKey:
         return PrivateKey(
             public_key, base64url_to_int(obj["p"]), base64url_to_int(obj["q"])
         )
-    except QueryError:
-        raise DataError(
-            "the private JWK's p and q do not match its public key"
-        ) from None
+    except QueryError as exc:
+        raise DataError(f"the private JWK's p and q are not a usable key: {exc}") from None
 
 
 def dumps_public_key(public_key: PublicKey, kid: str | None = None) -> str:

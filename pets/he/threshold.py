@@ -1,6 +1,8 @@
 """Threshold Paillier decryption: a t-of-n key split among holders, with a trusted dealer.
 
-No single holder can decrypt. A dealer generates an ordinary Paillier key (g = n + 1, the
+Once the shares are in their holders' hands, no single holder can decrypt (t ≥ 2 is
+enforced for two or more holders); the dealer, and whoever holds all the shares before
+they are handed out, can. A dealer generates an ordinary Paillier key (g = n + 1, the
 public key is n alone, so anyone can encrypt with ``phe`` or :mod:`pets.he.paillier`) and
 splits the decryption exponent among ``n_parties`` holders so that any ``t`` of them,
 each contributing a *partial decryption* of the agreed ciphertext, recover the plaintext,
@@ -22,35 +24,47 @@ threshold signatures", Eurocrypt 2000) carried over to Paillier by Fouque–Poup
 
 Threat model and roles
 ----------------------
-* **The dealer is trusted once, at setup.** It sees p, q, m and d, i.e. it could decrypt
-  everything. :func:`deal` returns the public :class:`ThresholdKey` and the
-  :class:`KeyShare` list and keeps nothing; the caller (the dealer) must hand each share
-  to its holder over a private channel and then drop every reference to the shares it
-  does not own. Python cannot wipe integers from memory: run the dealer in a process that
-  exits after dealing. Nothing here lets anyone recover p, q or d from the outputs.
+* **The dealer is trusted, and holds the whole key while it deals.** It sees p, q, m and
+  d, i.e. it could decrypt everything. :func:`deal` keeps nothing itself, but it returns
+  *every* :class:`KeyShare` to its caller: until the caller has handed each share to its
+  holder over a private channel and dropped every reference to the others, the caller
+  alone can decrypt everything. Python cannot wipe integers from memory: run the dealer
+  in a process that exits after dealing. There is no distributed key generation here.
+* **In one process there is no separation.** :class:`pets.Federation` with in-process
+  holders is its own dealer and keeps all the holders' shares in one Python object for
+  its lifetime: it reproduces the protocol's message flow (each share partially decrypts
+  on its own, partials are proven and combined), not its trust split. Whoever runs that
+  process, or can read its memory, holds the whole decryption key. The threshold
+  protects only when each holder keeps its share in its own process or machine.
 * **Holders are honest-but-curious** for privacy: any coalition of at most t − 1 holders
   learns nothing about any plaintext beyond what the combined outputs reveal (the secret
   sharing is perfect over Z_{nm} and the decryption key is never reconstructed; the final
-  value of the combination is the plaintext itself, released to whoever combines).
+  value of the combination is the plaintext itself, released to whoever combines). Any
+  t holders together can decrypt *every* ciphertext under the key, not only the agreed
+  one, and their shares even give them a multiple of m, hence the factors of n. Hence
+  t ≥ 2 whenever there are two or more holders (:func:`deal` refuses t = 1 of n ≥ 2).
 * **Integrity against malicious holders**: every partial carries a zero-knowledge proof
   of correct partial decryption; :func:`combine` checks it by default, so a holder who
   sends a wrong c_i is caught (by index) instead of silently corrupting the result. A
   holder can still refuse to answer; then any t others suffice.
 * **What a holder decrypts is a protocol decision.** A partial decryption is bound to
   its ciphertext; holders must only partially decrypt the agreed aggregate ciphertext
-  (the federation checks that), and :func:`combine` refuses partials of different
-  ciphertexts. Pass ``ciphertext=`` to also check they are partials of the one you
+  (in the in-process federation, the federation code itself drives every share, so this
+  rests on that code), and :func:`combine` refuses partials of different ciphertexts. Pass ``ciphertext=`` to also check they are partials of the one you
   expect.
 * Security rests on the decisional composite residuosity assumption (semantic security
   of Paillier), on safe primes of equal size and on the random-oracle model for the
   Fiat–Shamir proofs. Use n of 3072 bits (≈ 128-bit security, the default) or 2048 bits
-  (≈ 112-bit); 1024 bits is accepted for tests only.
+  (≈ 112-bit). :func:`deal`, :class:`ThresholdKey` and :class:`KeyShare` (also from their
+  dicts) refuse smaller, even, prime or square moduli and t outside 2..n_parties
+  (:mod:`pets.he.keycheck`); 1024-bit keys are dealt only inside
+  :func:`pets.he.weak_keys_allowed` (tests).
 * The exponentiations are not constant-time (gmpy2's ``powmod``): a holder that shares a
   machine with an attacker measuring cache timing could leak bits of its share.
 
 Example
 -------
->>> key, shares = deal(3, 2, bits=1024)                          # doctest: +SKIP
+>>> key, shares = deal(3, 2, bits=2048)                          # doctest: +SKIP
 >>> c = phe.PaillierPublicKey(key.n).raw_encrypt(42)              # doctest: +SKIP
 >>> combine([shares[0].partial_decrypt(c), shares[2].partial_decrypt(c)], key)  # doctest: +SKIP
 42
@@ -74,6 +88,7 @@ import gmpy2
 import numpy as np
 
 from ..errors import DataError, InternalError, QueryError
+from . import keycheck as _keycheck
 
 __all__ = [
     "DecryptionProof",
@@ -88,7 +103,7 @@ __all__ = [
 ]
 
 DEFAULT_BITS = 3072
-MIN_BITS = 1024  # tests only; 2048 is the smallest size for real use
+MIN_BITS = _keycheck.MIN_BITS  # 1024 inside pets.he.weak_keys_allowed() (tests only)
 _HASH_BITS = 256  # challenge length of the Fiat–Shamir proofs (SHA-256)
 _STAT_BITS = 128  # statistical hiding of the proof's response z
 _DOMAIN = b"pets.he.threshold.v1"
@@ -252,6 +267,15 @@ class ThresholdKey:
     v: int
     verification_keys: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        _keycheck.check_modulus(self.n)
+        _keycheck.check_threshold(self.t, self.n_parties)
+        if len(self.verification_keys) != self.n_parties:
+            raise QueryError(
+                f"a threshold key of {self.n_parties} holders needs {self.n_parties} "
+                f"verification keys, got {len(self.verification_keys)}"
+            )
+
     @property
     def nsquare(self) -> int:
         return self.n * self.n
@@ -319,6 +343,17 @@ class KeyShare:
     n_parties: int
     v: int = field(repr=False)
     verification_key: int = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _keycheck.check_modulus(self.n)
+        _keycheck.check_threshold(self.t, self.n_parties)
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or not (
+            1 <= self.index <= self.n_parties
+        ):
+            raise QueryError(
+                f"a key share's index must be in 1..n_parties={self.n_parties}, "
+                f"got {self.index!r}"
+            )
 
     @property
     def delta(self) -> int:
@@ -389,18 +424,20 @@ def deal(
     the caller is the trusted dealer and must deliver each share privately and forget the
     rest (see the module docstring). Randomness comes from :mod:`secrets`.
 
-    ``bits`` is the size of n: 3072 (default, ≈ 128-bit security) or 2048 (≈ 112-bit);
-    1024 is accepted for tests only. CPU time measured here: 0.3–2.5 s (median 0.7 s)
-    at 2048 bits, 1.7–8 s (median 5 s) at 3072.
+    ``t`` is at least 2 when ``n_parties`` ≥ 2 (with t = 1 any single holder could
+    decrypt alone); a single holder (1 of 1) holds the whole key, like an ordinary
+    private key. ``bits`` is the size of n: 3072 (default, ≈ 128-bit security), 2048
+    (≈ 112-bit) or more, even; 1024–2046 only inside :func:`pets.he.weak_keys_allowed`
+    (tests). Anything else raises :class:`~pets.errors.QueryError` before any work.
+    CPU time measured here: 0.3–2.5 s (median 0.7 s) at 2048 bits, 1.7–8 s (median 5 s)
+    at 3072.
     """
-    if isinstance(n_parties, bool) or not isinstance(n_parties, int) or n_parties < 1:
-        raise QueryError(f"n_parties must be a positive integer, got {n_parties!r}")
-    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= n_parties:
-        raise QueryError(f"t must be an integer in 1..n_parties={n_parties}, got {t!r}")
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits < MIN_BITS or bits % 2:
+    _keycheck.check_threshold(t, n_parties)
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits % 2:
         raise QueryError(
-            f"bits must be an even integer ≥ {MIN_BITS} (3072 or 2048 for real use), got {bits!r}"
+            f"bits must be an even integer (3072, or 2048 at least), got {bits!r}"
         )
+    _keycheck.check_bits(bits)
     half = bits // 2
     while True:
         p = generate_safe_prime(half)

@@ -1,7 +1,10 @@
 """Threshold Paillier decryption (pets.he.threshold): any t of n shares decrypt, fewer
 cannot, bad or foreign partials are refused, and phe ciphertexts decrypt by threshold.
 
-Keys are 1024-bit (tests only) and dealt once per module; a 2048-bit run is marked slow.
+Keys are 1024-bit, dealt once per module inside ``pets.he.weak_keys_allowed()`` (the
+opt-in for test keys, entered for the whole module); a 2048-bit run is marked slow. That
+weak keys, t = 1 and bad moduli are refused without the opt-in is pinned in
+test_he_keycheck.py.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import phe
 import pytest
 
 from pets.errors import DataError, QueryError
+from pets.he import weak_keys_allowed
 from pets.he.threshold import (
     KeyShare,
     PartialDecryption,
@@ -30,6 +34,13 @@ from pets.he.threshold import (
 
 BITS = 1024
 CONFIGS = [(2, 3), (3, 5)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _weak_test_keys():
+    """1024-bit keys for speed: every test here runs inside the opt-in."""
+    with weak_keys_allowed():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +223,27 @@ def test_invalid_ciphertexts_are_refused(keys):
         shares[0].partial_decrypt("12345")  # type: ignore[arg-type]
 
 
-def test_deal_validates_its_arguments():
-    for n_parties, t, bits in [(3, 4, BITS), (3, 0, BITS), (0, 1, BITS), (3, 2, 512), (3, 2, 1025)]:
-        with pytest.raises(QueryError):
-            deal(n_parties, t, bits=bits)
+@pytest.mark.parametrize(
+    ("n_parties", "t", "bits", "message"),
+    [
+        (3, 4, BITS, r"t must be an integer in 1\.\.n_parties=3, got 4"),
+        (3, 0, BITS, r"t must be an integer in 1\.\.n_parties=3, got 0"),
+        (0, 1, BITS, "n_parties must be a positive integer, got 0"),
+        (3, 1, BITS, "t=1 of 3 holders would let any single holder decrypt alone"),
+        (2, 1, BITS, "t=1 of 2 holders would let any single holder decrypt alone"),
+        (3, 2, 512, "bits=512 is too weak .* even test keys need 1024"),
+        (3, 2, 1025, "bits must be an even integer"),
+    ],
+)
+def test_deal_validates_its_arguments(n_parties, t, bits, message):
+    with pytest.raises(QueryError, match=message):
+        deal(n_parties, t, bits=bits)
+
+
+def test_a_single_holder_may_hold_the_whole_key():
+    key, (share,) = deal(1, 1, bits=BITS)
+    c = encrypt(key.n, 5)
+    assert combine([share.partial_decrypt(c)], key) == 5
 
 
 # --------------------------------------------------------------------------- secrecy
