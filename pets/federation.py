@@ -24,8 +24,10 @@ The protocol, for one release:
    homomorphic sum); the aggregator sees only ciphertexts.
 4. **Threshold decryption**: t holders each partially decrypt the agreed aggregate
    ciphertexts (with a proof of correct decryption); the partials combine into the
-   packed totals, which are unpacked. With DP, the totals are noisy: nobody — analyst,
-   aggregator or decryptors — sees an exact partial or an exact total.
+   packed totals, which are unpacked. With DP, the decrypted totals are noisy: once
+   holders run in separate domains, no party outside a holder — analyst, aggregator or
+   decryptors — sees an exact partial or an exact total (in this in-process class the
+   process itself computes every exact partial; see below).
 5. Post-processing as for central DP (means, intervals, minimum group size).
 
 Guarantee with DP: each holder's own noise alone makes the total ε-DP for that holder's

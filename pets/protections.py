@@ -125,18 +125,27 @@ class KAnonymity(Protection):
 class HE(Protection):
     """Totals aggregated under Paillier encryption across the holders of a federation.
 
-    Each holder computes its exact partial aggregates inside its own domain, encrypts
-    them (packed) under the federation's threshold key and sends only ciphertexts; the
-    product of the ciphertexts is decrypted by ``threshold`` holders together, so no
-    single party — the analyst, the aggregator or any holder — ever sees another
-    holder's partial. Without ``dp`` the decrypted totals are exact. With
-    ``dp=pets.DP(epsilon)`` every holder adds its own discrete Laplace noise of the full
-    scale before encrypting, so the released total is ε-differentially private for the
-    people of every holder even against a coalition of all other holders and the
-    decryptors (the total carries the sum of the holders' noises: a wider interval than
-    central DP, reported by ``ci()``). Threat model: honest-but-curious parties; fewer
-    than ``threshold`` colluding decryptors learn nothing; a trusted dealer creates the
-    key shares once and forgets them. ``key_bits`` is the Paillier modulus size (3072:
+    Each holder computes its partial aggregates inside its own domain, through its own
+    release pipeline under the same rules as a DP release (grades, identifiers, the
+    ``max_epsilon`` cap, its own budget), encrypts them (packed) under the federation's
+    threshold key and hands over only ciphertexts; the product of the ciphertexts is
+    decrypted by ``threshold`` (≥ 2) holders together.
+
+    With ``dp=pets.DP(epsilon)`` (policy form ``he``) every holder adds its own discrete
+    Laplace noise of the full scale before encrypting, so the released total is
+    ε-differentially private for the people of every holder even against a coalition of
+    all other holders and the decryptors (the total carries the sum of the holders'
+    noises: a wider interval than central DP, reported by ``ci()``).
+
+    Without ``dp`` (policy form ``he_exact``, which a policy must allow explicitly) the
+    totals are exact: no DP guarantee; each such release is counted against the
+    policy's ``max_exact_totals`` and small groups are withheld.
+
+    Threat model: honest-but-curious parties; fewer than ``threshold`` colluding
+    decryptors learn nothing; a dealer makes the key shares and must forget them. The
+    in-process :class:`pets.Federation` is its own dealer and keeps every share and every
+    holder in one process, so it simulates the split of trust rather than providing it
+    (see :mod:`pets.federation`). ``key_bits`` is the Paillier modulus size (3072:
     128-bit security; 2048: 112-bit).
     """
 
