@@ -197,16 +197,33 @@ def _ledger(world: World, analyst: str) -> tuple[tuple[tuple[float, float, float
     return tuple(rem), counted
 
 
+def plain(x: Any) -> Any:
+    """``x`` with NaN made comparable (NaN != NaN would make equal views differ) and
+    containers made tuples."""
+    if isinstance(x, float) and x != x:
+        return "NaN"
+    if isinstance(x, dict):
+        return tuple((str(k), plain(v)) for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        return tuple(plain(v) for v in x)
+    if isinstance(x, pd.DataFrame):
+        return plain(x.to_dict("records"))
+    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+        try:
+            return plain(x.item())
+        except (TypeError, ValueError):
+            return repr(x)
+    return x
+
+
 def _frame_view(df: Any) -> Any:
-    if isinstance(df, pd.DataFrame):
-        return df.to_dict("records")
-    return df
+    return plain(df)
 
 
 def explain_view(e: Any) -> Any:
     """What ``explain`` shows, as plain values."""
     if isinstance(e, pets.Explanation):
-        return (
+        return plain((
             ("str", str(e)),
             ("allowed", e.allowed),
             ("rule", e.rule),
@@ -216,7 +233,7 @@ def explain_view(e: Any) -> Any:
             ("scale", sorted(e.scale.items())),
             ("ci_width", sorted(e.ci_width.items())),
             ("details", _frame_view(e.details)),
-        )
+        ))
     if isinstance(e, Mapping):  # a federated explain: per holder
         return tuple(sorted((str(k), repr(v)) for k, v in e.items()))
     return repr(e)
@@ -239,9 +256,9 @@ def release_meta(r: Any, public_shape: bool) -> Any:
     if isinstance(r, pets.Release):
         keys = [c for c in r.df.columns if c in {g.column for g in r.plan.group_by}]
         rows = _frame_view(r.df[keys]) if public_shape and keys else (len(r.df) if public_shape else None)
-        return ("Release", _cost_tuple(r.spent), sorted(r.scale.items()),
+        return plain(("Release", _cost_tuple(r.spent), sorted(r.scale.items()),
                 tuple(map(str, r.df.columns)), rows,
-                tuple(sorted(r.audit_ids)) if r.audit_ids else None)
+                tuple(sorted(r.audit_ids)) if r.audit_ids else None))
     return (type(r).__name__,)
 
 
@@ -350,7 +367,16 @@ def _observe_isolated(case: Case, name: str, data: Data, d: Path) -> Observation
 
 # --------------------------------------------------------------------------- checking
 def violations(case: Case, obs: list[tuple[str, Observation]]) -> list[str]:
-    """Every way the observations break the promise (empty: the case passes)."""
+    """Every way the observations break the promise (empty: the case passes); the same
+    finding on several worlds is listed once, naming them."""
+    merged: dict[str, list[str]] = {}
+    for line in _violations(case, obs):
+        where, _, text = line.partition("] ")
+        merged.setdefault(text, []).append(where.lstrip("["))
+    return [f"[{', '.join(w)}] {text}" for text, w in merged.items()]
+
+
+def _violations(case: Case, obs: list[tuple[str, Observation]]) -> list[str]:
     out: list[str] = []
     (_, base), others = obs[0], obs[1:]
     for name, o in obs:
@@ -379,8 +405,9 @@ def violations(case: Case, obs: list[tuple[str, Observation]]) -> list[str]:
         if base.outcome.startswith("setup failed") or o.outcome.startswith("setup failed"):
             continue
         if base.explain != o.explain:
-            out.append(f"[D vs {name}] explain differs:\n    D:  {_short(base.explain)}\n"
-                       f"    D': {_short(o.explain)}")
+            a, b = _first_difference(base.explain, o.explain)
+            out.append(f"[D vs {name}] explain differs:\n    D:  {_short(a)}\n"
+                       f"    D': {_short(b)}")
         if not base.released and not o.released and base.error_view() != o.error_view():
             out.append(f"[D vs {name}] the refusal differs:\n    D:  {base.brief()}\n"
                        f"    D': {o.brief()}")
@@ -388,9 +415,20 @@ def violations(case: Case, obs: list[tuple[str, Observation]]) -> list[str]:
             out.append(f"[D vs {name}] outcome differs and not both were charged:\n"
                        f"    D:  {base.brief()}\n    D': {o.brief()}")
         if base.released and o.released and base.meta != o.meta:
-            out.append(f"[D vs {name}] release metadata differs:\n    D:  {_short(base.meta)}\n"
-                       f"    D': {_short(o.meta)}")
+            a, b = _first_difference(base.meta, o.meta)
+            out.append(f"[D vs {name}] release metadata differs:\n    D:  {_short(a)}\n"
+                       f"    D': {_short(b)}")
     return out
+
+
+def _first_difference(a: Any, b: Any) -> tuple[Any, Any]:
+    """The first differing parts of two equal-shaped views (for readable reports)."""
+    while isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if i is None:
+            break
+        a, b = a[i], b[i]
+    return a, b
 
 
 def _is_class(name: str, cls: type[BaseException]) -> bool:

@@ -270,6 +270,8 @@ OVERFLOW_POLICY = {"columns": {"x": {"role": "attribute", "grade": 1}},
 #: the holder states the largest table it will hold: overflow is decided from bounds and
 #: this, before looking at the data (2^21 · 2^43 = 2^64 cannot be summed in 64 bits)
 OVERFLOW_POLICY_MAX_ROWS = {**OVERFLOW_POLICY, "dataset": {"max_rows": 2**21}}
+#: ε large enough that the noise of a 2^43-bounded sum fits 64 bits (today: ε >= 8)
+OVERFLOW_DP = DP(epsilon=10.0)
 overflow_q = lambda s: s.table("t").agg(total=pets.sum("x", bounds=(0, 2**43)))  # noqa: E731
 
 CELL_COLUMNS = ("a", "b", "c", "d")
@@ -414,12 +416,12 @@ CASES: list[Case] = [
          why="group by an identifier under DP"),
 
     # ---------------------------------------------------------------- overflow, cells
-    case("overflow_sum_default", overflow_data, frame_setup(OVERFLOW_POLICY),
-         release(overflow_q, dp_half), ANY, neighbours=OVERFLOW_NEIGHBOURS,
+    case("overflow_sum_default", overflow_data, frame_setup(OVERFLOW_POLICY, epsilon=20.0),
+         release(overflow_q, OVERFLOW_DP), ANY, neighbours=OVERFLOW_NEIGHBOURS,
          why="sum(bounds=(0, 2^43)) on 2^20 ± 1 rows: the outcome must not depend on the "
              "row count"),
-    case("overflow_sum_max_rows", overflow_data, frame_setup(OVERFLOW_POLICY_MAX_ROWS),
-         release(overflow_q, dp_half), REFUSED, neighbours=OVERFLOW_NEIGHBOURS,
+    case("overflow_sum_max_rows", overflow_data,
+         frame_setup(OVERFLOW_POLICY_MAX_ROWS, epsilon=20.0), release(overflow_q, OVERFLOW_DP), REFUSED, neighbours=OVERFLOW_NEIGHBOURS,
          why="with [dataset] max_rows = 2^21 the sum can overflow: refused from bounds alone"),
     case("cells_policy_max_cells", cells_data, frame_setup(cells_policy(max_cells=10_000)),
          release(cells_q(20), dp_half), REFUSED, neighbours=CELL_NEIGHBOURS,
