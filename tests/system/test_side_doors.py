@@ -254,6 +254,10 @@ DP = pets.DP
 HE2048 = functools.partial(pets.HE, key_bits=2048)
 dp_half = DP(epsilon=0.5)
 
+#: one bounded numeric column (its type, int or float, is inferred from the data)
+TYPED_POLICY = {"columns": {"x": {"role": "attribute", "grade": 1, "bounds": [0, 100]}},
+                "grades": {"1": {"allow": ["dp"]}}}
+
 # ---------------------------------------------------------------- overflow and cells
 OVERFLOW_ROWS = 2**20  # 2^20 · 2^43 = 2^63: the straddle of a BIGINT sum
 
@@ -376,6 +380,14 @@ CASES: list[Case] = [
     case("dp_count_distinct_persons", unit, frame_setup(UNIT_POLICY),
          release(lambda s: s.table("t").agg(p=pets.count_distinct()), dp_half),
          RELEASED, neighbours=UNIT_NEIGHBOURS, why="DP count of distinct persons"),
+    case("dp_sum_inferred_type", lambda: {"main": pd.DataFrame({"x": np.arange(200) % 90})},
+         frame_setup(TYPED_POLICY),
+         release(lambda s: s.table("t").agg(total=pets.sum("x"), n=pets.count()), dp_half),
+         RELEASED, public_shape=True, neighbours=(
+             Neighbour("+person with a fractional value", lambda d: pd.concat(
+                 [d, pd.DataFrame({"x": [42.5]})])),
+             Neighbour("-one", lambda d: d.iloc[1:])),
+         why="the column type is inferred from the data; explain must not depend on it"),
     case("sql_text", adult, adult_setup(),
          sql("SELECT sex, COUNT(*) AS n, AVG(age) AS a FROM adult WHERE age >= 25 GROUP BY sex",
              dp_half),
