@@ -61,6 +61,7 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -634,16 +635,203 @@ def _check_keys(column: str, keys: tuple[Any, ...], ctype: str) -> None:
             )
 
 
-def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
-               grant_epsilon: float | None = None) -> CompiledDP:
-    """Check a plan's shape for a DP release and work out its measurements and scales.
+# --------------------------------------------------------------------------- compiling
+#
+# compile_dp orchestrates; each aggregation kind has a small compiler registered in
+# _AGGREGATIONS that asks the _Builder for the exact aggregates and noisy measurements
+# it needs and appends its output.
 
-    ``grant_epsilon`` (the ε of the analyst's grant, when known) lets a release with
-    many noise draws use the fast sampler (see the module docstring).
 
-    Raises QueryError for malformed requests and PolicyError where keys are not public.
-    Column-level policy rules are checked by :mod:`pets.governance` before this.
-    """
+@dataclass
+class _Builder:
+    """What compiling a plan's aggregations collects: the exact aggregates asked of the
+    engine (shared between outputs), the noisy measurements derived from them, and the
+    outputs that finish them."""
+
+    policy: Policy
+    schema: dict[str, str]
+    engine: dict[tuple[Any, ...], Measure] = field(default_factory=dict)
+    # engine measure key → the largest |value| one row adds to it (for overflow checks)
+    engine_per_row: dict[str, int] = field(default_factory=dict)
+    derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = field(default_factory=dict)
+    per_row: dict[str, int] = field(default_factory=dict)
+    person_keys: set[str] = field(default_factory=set)
+    shares: dict[str, str] = field(default_factory=dict)
+    outputs: list[_Output] = field(default_factory=list)
+    quantile_specs: list[dict[str, Any]] = field(default_factory=list)
+
+    def ask(self, kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
+            factor: int = 1, center: int = 0, threshold: float = 0.0) -> str:
+        """An exact aggregate asked of the engine (shared between outputs)."""
+        ident = (kind, column, lo, hi, factor, center, threshold)
+        if ident not in self.engine:
+            key = f"e{len(self.engine)}"
+            if isinstance(column, _Value):  # an expression, its columns clamped first
+                m = Measure(key, kind, None, lo, hi, factor, center, threshold,
+                            expr=column.expr, clamps=column.clamps)
+            else:
+                m = Measure(key, kind, column, lo, hi, factor, center, threshold)
+            self.engine[ident] = m
+            if kind == "sum":  # Σ round(clamp(x)·F), uncentred
+                self.engine_per_row[key] = _max_abs_rounded(lo * factor, hi * factor, 0)
+            elif kind == "sumsq":  # Σ (round(clamp(x)·F) − c)²
+                self.engine_per_row[key] = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
+            else:  # counts of rows, values, distinct values, bins, rows below a candidate
+                self.engine_per_row[key] = 1
+        return self.engine[ident].key
+
+    def measure(self, kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
+                factor: int = 1, center: int = 0) -> str:
+        """A noisy measurement: its exact value as Σ coef · engine aggregate, and the
+        largest absolute contribution of one row."""
+        ident = (kind, column, lo, hi, factor, center)
+        if ident in self.derived:
+            return self.derived[ident][0]
+        key = f"m{len(self.derived)}"
+        if kind in ("rows", "present", "distinct"):
+            parts = [(self.ask(kind, column), 1)]
+            bound = 1
+        elif kind == "persons":  # distinct persons; its sensitivity is set by the caller
+            parts = [(self.ask("distinct", self.policy.privacy_unit), 1)]
+            bound = 1
+            self.person_keys.add(key)
+        elif kind in ("range", "range_closed"):  # rows with lo <= x < hi (<= hi: closed)
+            parts = [(self.ask(kind, column, lo, hi), 1)]
+            bound = 1
+        elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
+            parts = [(self.ask("sum", column, lo, hi, factor), 1)]
+            if center:
+                parts.append((self.ask("present", _presence(column)), -center))
+            bound = _max_abs_rounded(lo * factor, hi * factor, center)
+        else:  # sumsq, centred in the engine
+            parts = [(self.ask("sumsq", column, lo, hi, factor, center), 1)]
+            bound = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
+        self.derived[ident] = (key, parts)
+        self.per_row[key] = max(1, bound)
+        return key
+
+
+_Compiler = Callable[[_Builder, P.Aggregation], None]
+#: aggregation kind → its compiler (every kind of ``pets.plan.AGG_KINDS`` has one)
+_AGGREGATIONS: dict[str, _Compiler] = {}
+
+
+def _aggregation(kind: str) -> Callable[[_Compiler], _Compiler]:
+    def register(fn: _Compiler) -> _Compiler:
+        _AGGREGATIONS[kind] = fn
+        return fn
+    return register
+
+
+@_aggregation("count")
+def _compile_count(b: _Builder, a: P.Aggregation) -> None:
+    if a.expr is not None:  # rows where the expression is present
+        ck = b.measure("present", _Value(a.expr))
+    else:
+        ck = b.measure("rows") if a.column is None else b.measure("present", a.column)
+    b.outputs.append(_Output(a, {"count": ck}))
+
+
+@_aggregation("count_distinct")
+def _compile_count_distinct(b: _Builder, a: P.Aggregation) -> None:
+    if a.column is not None and a.column != b.policy.privacy_unit:
+        ck = b.measure("distinct", a.column)
+    else:  # distinct persons; without a privacy unit every row is a person
+        ck = b.measure("persons") if b.policy.privacy_unit is not None else b.measure("rows")
+    b.outputs.append(_Output(a, {"count": ck}))
+
+
+def _numeric_column(b: _Builder, a: P.Aggregation) -> str:
+    assert a.column is not None
+    ctype = b.schema[a.column]
+    if not _numeric(ctype):
+        raise QueryError(
+            f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
+        )
+    return ctype
+
+
+@_aggregation("histogram")
+def _compile_histogram(b: _Builder, a: P.Aggregation) -> None:
+    """B bins, one measurement (one ε share)."""
+    _numeric_column(b, a)
+    edges = histogram_edges(a, b.policy)
+    last = len(edges) - 2
+    bins = {}
+    for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
+        bk = b.measure("range_closed" if i == last else "range", a.column,
+                       float(lo_e), float(hi_e))
+        b.shares[bk] = f"h:{a.name}"
+        bins[f"bin{i}"] = bk
+    b.outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
+                             _bin_labels(edges)))
+
+
+def _bounded_value(b: _Builder, a: P.Aggregation) -> tuple[Any, float, float, str]:
+    """What a sum / mean / variance / quantile aggregates (a column or a _Value), its
+    bounds and its type."""
+    if a.expr is not None:
+        return _expression_value(a, b.policy, b.schema)
+    ctype = _numeric_column(b, a)
+    assert a.column is not None
+    bounds = a.bounds if a.bounds is not None else b.policy.columns[a.column].bounds
+    if bounds is None:
+        raise QueryError(
+            f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
+            f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
+        )
+    return a.column, float(bounds[0]), float(bounds[1]), ctype
+
+
+@_aggregation("quantile")
+def _compile_quantile(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, _ = _bounded_value(b, a)
+    cands = np.linspace(lo, hi, QUANTILE_CANDIDATES)
+    qkey = f"q{len(b.quantile_specs)}"
+    b.quantile_specs.append(dict(
+        key=qkey, candidates=cands,
+        lt=[b.ask("lt", ref, lo, hi, threshold=float(c)) for c in cands],
+        le=[b.ask("le", ref, lo, hi, threshold=float(c)) for c in cands],
+        present=b.ask("present", _presence(ref)), q=float(a.q),  # type: ignore[arg-type]
+    ))
+    b.outputs.append(_Output(a, {"q": qkey}, 1, 0, lo, hi))
+
+
+@_aggregation("sum")
+def _compile_sum(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, ctype = _bounded_value(b, a)
+    f = sum_factor(lo, hi, ctype)
+    b.outputs.append(_Output(a, {"sum": b.measure("sum", ref, lo, hi, f, 0)}, f, 0, lo, hi))
+
+
+def _compile_moments(b: _Builder, a: P.Aggregation, f: int, ref: Any, lo: float,
+                     hi: float) -> None:
+    """A mean (count and centred sum) or variance (and the centred sum of squares)."""
+    center = _round_half_away((lo + hi) / 2 * f)
+    ks = {"count": b.measure("present", _presence(ref)),
+          "sum": b.measure("sum", ref, lo, hi, f, center)}
+    if a.kind == "variance":
+        ks["sumsq"] = b.measure("sumsq", ref, lo, hi, f, center)
+    b.outputs.append(_Output(a, ks, f, center, lo, hi))
+
+
+@_aggregation("mean")
+def _compile_mean(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, ctype = _bounded_value(b, a)
+    _compile_moments(b, a, sum_factor(lo, hi, ctype), ref, lo, hi)  # the sum's encoding
+
+
+@_aggregation("variance")
+def _compile_variance(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, ctype = _bounded_value(b, a)
+    integral = ctype == "int" and lo.is_integer() and hi.is_integer()
+    # variance sums squares: keep the centred values small
+    f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
+                           integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)
+    _compile_moments(b, a, f, ref, lo, hi)
+
+
+def _check_shape(plan: P.Plan) -> None:
     if not plan.aggs:
         raise QueryError(
             "a DP release answers aggregates: add .agg(n=pets.count(), ...) to the query"
@@ -656,6 +844,12 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     group_columns = tuple(g.column for g in plan.group_by)
     if len(set(group_columns)) != len(group_columns):
         raise QueryError("a column appears twice in group_by()")
+
+
+def _group_keys(plan: P.Plan, policy: Policy, schema: dict[str, str],
+                protection: DP) -> tuple[list[tuple[Any, ...]], list[bool]]:
+    """Per group column: its public keys (or () when unknown, with δ > 0) and whether
+    they are unknown."""
     keys: list[tuple[Any, ...]] = []
     unknown: list[bool] = []
     for g in plan.group_by:
@@ -682,146 +876,47 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         _check_keys(g.column, tuple(k), schema[g.column])
         keys.append(tuple(k))
         unknown.append(False)
-    any_unknown = any(unknown)
-    cells = int(np.prod([len(k) for k in keys])) if keys and not any_unknown else 1
+    return keys, unknown
 
-    engine: dict[tuple[Any, ...], Measure] = {}
-    derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = {}
-    per_row: dict[str, int] = {}
 
-    def ask(kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
-            factor: int = 1, center: int = 0, threshold: float = 0.0) -> str:
-        """An exact aggregate asked of the engine (shared between outputs)."""
-        ident = (kind, column, lo, hi, factor, center, threshold)
-        if ident not in engine:
-            if isinstance(column, _Value):  # an expression, its columns clamped first
-                engine[ident] = Measure(f"e{len(engine)}", kind, None, lo, hi, factor, center,
-                                        threshold, expr=column.expr, clamps=column.clamps)
-            else:
-                engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor,
-                                        center, threshold)
-        return engine[ident].key
-
-    def measure(kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
-                factor: int = 1, center: int = 0) -> str:
-        """A noisy measurement: its exact value as Σ coef · engine aggregate, and the
-        largest absolute contribution of one row."""
-        ident = (kind, column, lo, hi, factor, center)
-        if ident in derived:
-            return derived[ident][0]
-        key = f"m{len(derived)}"
-        if kind in ("rows", "present", "distinct"):
-            parts = [(ask(kind, column), 1)]
-            bound = 1
-        elif kind == "persons":  # distinct persons; its sensitivity is set below
-            parts = [(ask("distinct", policy.privacy_unit), 1)]
-            bound = 1
-            person_keys.add(key)
-        elif kind in ("range", "range_closed"):  # rows with lo <= x < hi (<= hi: closed)
-            parts = [(ask(kind, column, lo, hi), 1)]
-            bound = 1
-        elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
-            parts = [(ask("sum", column, lo, hi, factor), 1)]
-            if center:
-                parts.append((ask("present", _presence(column)), -center))
-            bound = _max_abs_rounded(lo * factor, hi * factor, center)
-        else:  # sumsq, centred in the engine
-            parts = [(ask("sumsq", column, lo, hi, factor, center), 1)]
-            bound = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
-        derived[ident] = (key, parts)
-        per_row[key] = max(1, bound)
-        return key
-
-    outputs: list[_Output] = []
-    quantile_specs: list[dict[str, Any]] = []
-    person_keys: set[str] = set()
-    shares: dict[str, str] = {}
-    for a in plan.aggs:
-        if a.kind == "count":
-            if a.expr is not None:  # rows where the expression is present
-                ck = measure("present", _Value(a.expr))
-            else:
-                ck = measure("rows") if a.column is None else measure("present", a.column)
-            outputs.append(_Output(a, {"count": ck}))
-            continue
-        if a.kind == "count_distinct":
-            if a.column is not None and a.column != policy.privacy_unit:
-                ck = measure("distinct", a.column)
-            else:  # distinct persons; without a privacy unit every row is a person
-                ck = measure("persons") if policy.privacy_unit is not None else measure("rows")
-            outputs.append(_Output(a, {"count": ck}))
-            continue
-        ref: Any
-        if a.expr is not None:
-            ref, lo, hi, ctype = _expression_value(a, policy, schema)
-        else:
-            assert a.column is not None
-            ref = a.column
-            ctype = schema[a.column]
-            if not _numeric(ctype):
-                raise QueryError(
-                    f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
-                )
-            if a.kind == "histogram":  # B bins, one measurement (one ε share)
-                edges = histogram_edges(a, policy)
-                last = len(edges) - 2
-                bins = {}
-                for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
-                    bk = measure("range_closed" if i == last else "range", a.column,
-                                 float(lo_e), float(hi_e))
-                    shares[bk] = f"h:{a.name}"
-                    bins[f"bin{i}"] = bk
-                outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
-                                       _bin_labels(edges)))
-                continue
-            bounds = a.bounds if a.bounds is not None else policy.columns[a.column].bounds
-            if bounds is None:
-                raise QueryError(
-                    f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
-                    f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
-                )
-            lo, hi = float(bounds[0]), float(bounds[1])
-        integral = ctype == "int" and lo.is_integer() and hi.is_integer()
-        if a.kind == "quantile":
-            cands = np.linspace(lo, hi, QUANTILE_CANDIDATES)
-            qkey = f"q{len(quantile_specs)}"
-            quantile_specs.append(dict(
-                key=qkey, candidates=cands,
-                lt=[ask("lt", ref, lo, hi, threshold=float(c)) for c in cands],
-                le=[ask("le", ref, lo, hi, threshold=float(c)) for c in cands],
-                present=ask("present", _presence(ref)), q=float(a.q),  # type: ignore[arg-type]
-            ))
-            outputs.append(_Output(a, {"q": qkey}, 1, 0, lo, hi))
-            continue
-        if a.kind == "sum":
-            f = sum_factor(lo, hi, ctype)
-            outputs.append(_Output(a, {"sum": measure("sum", ref, lo, hi, f, 0)}, f, 0, lo, hi))
-            continue
-        if a.kind == "mean":  # shares the plain sum's fixed-point encoding
-            f = sum_factor(lo, hi, ctype)
-        else:  # variance sums squares: keep the centred values small
-            f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
-                                   integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)
-        center = _round_half_away((lo + hi) / 2 * f)
-        ks = {"count": measure("present", _presence(ref)),
-              "sum": measure("sum", ref, lo, hi, f, center)}
-        if a.kind == "variance":
-            ks["sumsq"] = measure("sumsq", ref, lo, hi, f, center)
-        outputs.append(_Output(a, ks, f, center, lo, hi))
-
-    # minimum group size: suppress cells whose noisy row count is below it
+def _min_group_size(plan: P.Plan, policy: Policy) -> int | None:
+    """The largest minimum group size of the grades of the plan's released columns."""
     mins = [
         policy.grade_rule(policy.columns[c].grade).min_group_size
         for c in released_columns(policy, plan)
         if c in policy.columns
     ]
     mins_set = [m for m in mins if m is not None]
-    min_group_size = max(mins_set) if mins_set else None
+    return max(mins_set) if mins_set else None
+
+
+def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
+               grant_epsilon: float | None = None) -> CompiledDP:
+    """Check a plan's shape for a DP release and work out its measurements and scales.
+
+    ``grant_epsilon`` (the ε of the analyst's grant, when known) lets a release with
+    many noise draws use the fast sampler (see the module docstring).
+
+    Raises QueryError for malformed requests and PolicyError where keys are not public.
+    Column-level policy rules are checked by :mod:`pets.governance` before this.
+    """
+    _check_shape(plan)
+    group_columns = tuple(g.column for g in plan.group_by)
+    keys, unknown = _group_keys(plan, policy, schema, protection)
+    any_unknown = any(unknown)
+    cells = math.prod(len(k) for k in keys) if keys and not any_unknown else 1
+
+    b = _Builder(policy, schema)
+    for a in plan.aggs:
+        _AGGREGATIONS[a.kind](b, a)
+
+    # minimum group size: suppress cells whose noisy row count is below it
+    min_group_size = _min_group_size(plan, policy)
     rows_key = None
     is_histogram = any(a.kind == "histogram" for a in plan.aggs)
     # a histogram withholds each bin by its own noisy count: it needs no row count
     if (min_group_size is not None and not is_histogram) or any_unknown:
-        rows_key = measure("rows")
+        rows_key = b.measure("rows")
 
     # contribution bounding per person
     if policy.privacy_unit is not None:
@@ -834,12 +929,13 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         groups, max_r = 1, 1
     contribution = groups * max_r
 
+    per_row, person_keys, shares = b.per_row, b.person_keys, b.shares
     gaussian = protection.noise == "gaussian"
     # a histogram's bins share one ε (or ρ) share: the measurements are the distinct shares
-    n_meas = len({shares.get(key, key) for key, _ in derived.values()}) + len(quantile_specs)
+    n_meas = len({shares.get(key, key) for key, _ in b.derived.values()}) + len(b.quantile_specs)
     # the fast Gaussian sampler: many draws, public keys, a δ to absorb its TV distance
     # (the fast Laplace sampler is exact: chosen below, once the scales are known)
-    draws = cells * len(derived)
+    draws = cells * len(b.derived)
     sampler, delta_s = "opendp", 0.0
     if (gaussian and not any_unknown and protection.delta > 0 and grant_epsilon is not None
             and draws >= FAST_MIN_DRAWS and grant_epsilon < 700):
@@ -882,23 +978,23 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         cost = Cost(protection.epsilon, delta_thr + delta_s)
         zdelta = None
     quantiles = []
-    for spec in quantile_specs:
-        b = 1000
-        a_ = min(max(int(round(spec["q"] * b)), 1), b - 1)
-        sens = max(a_, b - a_) * contribution
+    for spec in b.quantile_specs:
+        qb = 1000
+        a_ = min(max(int(round(spec["q"] * qb)), 1), qb - 1)
+        sens = max(a_, qb - a_) * contribution
         meas, qscale = noisy_max(sens, eps_each)
         quantiles.append(_Quantile(spec["key"], spec["candidates"], spec["lt"], spec["le"],
-                                   spec["present"], a_, b, qscale, meas))
+                                   spec["present"], a_, qb, qscale, meas))
     return CompiledDP(
         plan=plan,
         protection=protection,
         group_columns=group_columns,
         keys=tuple(keys),
-        measures=list(engine.values()),
-        derived={key: parts for key, parts in derived.values()},
+        measures=list(b.engine.values()),
+        derived={key: parts for key, parts in b.derived.values()},
         per_row=per_row,
         scales=scales,
-        outputs=outputs,
+        outputs=b.outputs,
         contribution=contribution,
         bounding=bounding,
         rows_key=rows_key,
