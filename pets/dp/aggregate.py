@@ -74,7 +74,7 @@ from ..engines.base import AggregateRequest, Bounding, Measure
 from ..errors import PolicyError, QueryError
 from ..governance import released_columns
 from ..expressions import check_value, value_bounds
-from ..policy import Policy
+from ..policy import DEFAULT_MAX_ROWS, Policy
 from ..protections import DP
 from . import fast
 from .accuracy import check_level, gaussian_half_width, laplace_half_width
@@ -89,12 +89,20 @@ from .samplers import (
     zcdp_rho,
 )
 
-__all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
+__all__ = ["EXACT_LIMIT", "CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 
-# Largest |v| per row for plain sums (sum of 2^32 rows still fits in int64), and for the
-# centred values of means and variances (whose squares are summed too).
+# Largest |v| per row for plain sums, and for the centred values of variances (whose
+# squares are summed too); lowered further when max_rows rows of them would not fit
+# within EXACT_LIMIT.
 _SUM_LIMIT = 2**31 - 1
 _CENTRED_LIMIT = 2**18
+#: The largest |exact value| any engine aggregate or measurement may reach in one cell,
+#: proven at compile time from the bounds and the policy's ``max_rows`` (rows × the
+#: largest value one row adds), never from the data. It leaves room for the noise in
+#: int64: pets.dp.fast refuses a draw beyond 2^62 (the refusal depends on the noise
+#: only), so |noise| < 2^62 + 2^41 and |exact + noise| < 2^63; OpenDP's samplers
+#: saturate instead, which at scales ≤ 2^40 happens with probability < e^(-2^21).
+EXACT_LIMIT = 2**62 - 2**42
 #: candidates a quantile is chosen from, evenly spaced over its bounds
 QUANTILE_CANDIDATES = 65
 #: Gaussian noise draws from which a release may use the fast (TV-bounded) sampler
@@ -122,12 +130,22 @@ def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -
     return f
 
 
-def sum_factor(lower: float, upper: float, column_type: str) -> int:
+def sum_factor(lower: float, upper: float, column_type: str,
+               max_rows: int = DEFAULT_MAX_ROWS) -> int:
     """The fixed-point factor a sum or mean of a ``column_type`` column under these
-    bounds uses (a holder pre-encodes bounded columns with it at registration)."""
+    bounds uses on a table of at most ``max_rows`` rows (a holder pre-encodes bounded
+    columns with it at registration)."""
     lo, hi = float(lower), float(upper)
     integral = column_type == "int" and lo.is_integer() and hi.is_integer()
-    return fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
+    return fixed_point_factor(lo, hi, integral, min(_SUM_LIMIT, EXACT_LIMIT // max_rows))
+
+
+def _centred_factor(lower: float, upper: float, integral: bool, max_rows: int) -> int:
+    """The fixed-point factor of a variance: its centred values squared, times
+    ``max_rows``, stay within EXACT_LIMIT where a factor ≥ 1 allows."""
+    half = (upper - lower) / 2
+    limit = min(_CENTRED_LIMIT, math.isqrt(EXACT_LIMIT // max_rows))
+    return fixed_point_factor(half, half, integral and (lower + upper) % 2 == 0, limit)
 
 
 @dataclass
@@ -210,6 +228,9 @@ class CompiledDP:
     shares: dict[str, str] = field(default_factory=dict)
     # per group column: the CASE the engine computes for it (None: a plain column)
     group_exprs: tuple[Any, ...] = ()
+    # engine measure or measurement key → the largest |exact value| it can have in one
+    # cell (≤ EXACT_LIMIT), from the bounds and the policy's max_rows only
+    value_bounds: dict[str, int] = field(default_factory=dict)
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -226,7 +247,7 @@ class CompiledDP:
     def cells(self) -> int:
         if self.selected is not None:
             return len(self.selected)
-        return int(np.prod([len(k) for k in self.keys])) if self.keys else 1
+        return math.prod(len(k) for k in self.keys)  # Python ints: no 64-bit wrap
 
     def _combos(self) -> list[tuple[Any, ...]]:
         if self.selected is not None:
@@ -313,8 +334,8 @@ class CompiledDP:
         sizes = [len(k) for k in self.keys]
         cols = {}
         for j, (name, k) in enumerate(zip(self.group_columns, self.keys)):
-            after = int(np.prod(sizes[j + 1:])) if j + 1 < len(sizes) else 1
-            before = int(np.prod(sizes[:j])) if j else 1
+            after = math.prod(sizes[j + 1:])
+            before = math.prod(sizes[:j])
             arr = np.empty(len(k), dtype=object)
             arr[:] = list(k)
             cols[name] = np.tile(np.repeat(arr, after), before)
@@ -800,7 +821,7 @@ def _compile_quantile(b: _Builder, a: P.Aggregation) -> None:
 @_aggregation("sum")
 def _compile_sum(b: _Builder, a: P.Aggregation) -> None:
     ref, lo, hi, ctype = _bounded_value(b, a)
-    f = sum_factor(lo, hi, ctype)
+    f = sum_factor(lo, hi, ctype, b.policy.row_limit)
     b.outputs.append(_Output(a, {"sum": b.measure("sum", ref, lo, hi, f, 0)}, f, 0, lo, hi))
 
 
@@ -818,7 +839,7 @@ def _compile_moments(b: _Builder, a: P.Aggregation, f: int, ref: Any, lo: float,
 @_aggregation("mean")
 def _compile_mean(b: _Builder, a: P.Aggregation) -> None:
     ref, lo, hi, ctype = _bounded_value(b, a)
-    _compile_moments(b, a, sum_factor(lo, hi, ctype), ref, lo, hi)  # the sum's encoding
+    _compile_moments(b, a, sum_factor(lo, hi, ctype, b.policy.row_limit), ref, lo, hi)
 
 
 @_aggregation("variance")
@@ -826,8 +847,7 @@ def _compile_variance(b: _Builder, a: P.Aggregation) -> None:
     ref, lo, hi, ctype = _bounded_value(b, a)
     integral = ctype == "int" and lo.is_integer() and hi.is_integer()
     # variance sums squares: keep the centred values small
-    f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
-                           integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)
+    f = _centred_factor(lo, hi, integral, b.policy.row_limit)
     _compile_moments(b, a, f, ref, lo, hi)
 
 
@@ -890,6 +910,75 @@ def _min_group_size(plan: P.Plan, policy: Policy) -> int | None:
     return max(mins_set) if mins_set else None
 
 
+def _check_cells(keys: list[tuple[Any, ...]], unknown: list[bool], outputs: list[_Output],
+                 policy: Policy) -> int:
+    """Refuse a release that asks for more cells than the policy's ``max_cells``: the
+    product of the public keys' counts (group columns with unknown keys count 1 here:
+    their groups are found by the thresholded mechanism) times a histogram's bins.
+    Computed with Python integers from the query and the policy only, so the refusal
+    reveals nothing about the data and comes before any charge or engine work."""
+    sizes = [len(k) for k, u in zip(keys, unknown) if not u]
+    bins = max((len(o.labels) for o in outputs if o.agg.kind == "histogram"), default=1)
+    asked = math.prod(sizes) * bins
+    limit = policy.cell_limit
+    if asked > limit:
+        shape = " × ".join(str(n) for n in sizes) or "1"
+        if bins > 1:
+            shape += f" keys × {bins} bins"
+        else:
+            shape += " keys"
+        raise PolicyError(
+            f"this release asks for {asked:,} cells ({shape}), more than the dataset's limit "
+            f"of {limit:,} cells ([dataset] max_cells); ask for fewer keys or bins, or split "
+            "it into several releases",
+            rule="max_cells",
+            allowed=limit,
+        )
+    return asked
+
+
+def _check_fits(b: _Builder, max_rows: int) -> dict[str, int]:
+    """Prove that every exact value fits in 64 bits with room for the noise: per cell,
+    at most ``max_rows`` rows each add at most their per-row bound to an engine
+    aggregate, and a measurement Σ coef · aggregate is bounded the same way (its terms
+    too). Refuses with ``PolicyError(rule="max_rows")`` otherwise — from the bounds and
+    the policy alone, before the engine runs or anything is charged. Returns the bound
+    of each engine aggregate and measurement."""
+    bounds = {key: max_rows * per for key, per in b.engine_per_row.items()}
+    for key, parts in b.derived.values():
+        bounds[key] = max_rows * b.per_row[key]
+    for o in b.outputs:
+        keys = [k for role, k in o.keys.items() if role != "q"]
+        worst = 0
+        for k in keys:
+            parts = next(p for key, p in b.derived.values() if key == k)
+            worst = max([worst, bounds[k]] + [abs(c) * bounds[e] for e, c in parts])
+        if worst > EXACT_LIMIT:
+            _refuse_overflow(o, max_rows)
+    return bounds
+
+
+def _refuse_overflow(o: _Output, max_rows: int) -> None:
+    a = o.agg
+    per_row = EXACT_LIMIT // max_rows  # the largest value one row may add, in F units
+    if a.kind == "variance":
+        allowed: float = math.isqrt(per_row) / o.factor
+        what = f"narrow the bounds so that (upper − lower)/2 is at most {_edge_label(allowed)}"
+    else:
+        allowed = per_row if o.factor == 1 else per_row / o.factor
+        what = f"narrow the bounds to within ±{_edge_label(allowed)}"
+    raise PolicyError(
+        f"{a.kind}({a.label}) with bounds ({_edge_label(o.lower)}, {_edge_label(o.upper)}) "
+        f"could overflow 64-bit arithmetic: up to {max_rows:,} rows (the dataset's "
+        f"[dataset] max_rows) could add up to more than pets computes exactly (about "
+        f"{EXACT_LIMIT:.3g}). To ask, {what} (or, if the table is smaller, the holder "
+        "may lower max_rows)",
+        rule="max_rows",
+        column=a.column,
+        allowed=allowed,
+    )
+
+
 def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
                grant_epsilon: float | None = None) -> CompiledDP:
     """Check a plan's shape for a DP release and work out its measurements and scales.
@@ -909,6 +998,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     b = _Builder(policy, schema)
     for a in plan.aggs:
         _AGGREGATIONS[a.kind](b, a)
+    _check_cells(keys, unknown, b.outputs, policy)
+    value_bounds = _check_fits(b, policy.row_limit)
 
     # minimum group size: suppress cells whose noisy row count is below it
     min_group_size = _min_group_size(plan, policy)
@@ -1009,6 +1100,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         zdelta=zdelta,
         rho_each=rho_each,
         shares=shares,
+        value_bounds=value_bounds,
         group_exprs=tuple(g.expr for g in plan.group_by)
         if any(g.expr is not None for g in plan.group_by) else (),
     )
