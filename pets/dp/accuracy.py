@@ -56,7 +56,8 @@ def gaussian_tail(sigma: float, t: int) -> float:
         return 1.0
     if sigma <= 1000:
         k = np.arange(0, int(math.ceil(sigma * 40)) + 2, dtype=np.float64)
-        w = np.exp(-(k * k) / (2.0 * sigma * sigma))
+        with np.errstate(over="ignore"):  # (k/σ)², not k²/σ²: no 0/0 when σ² underflows
+            w = np.exp(-0.5 * (k / sigma) ** 2)
         z = 2.0 * w.sum() - w[0]
         return float(min(1.0, 2.0 * w[int(t):].sum() / z))
     one = math.exp(-t * t / (2.0 * sigma * sigma)) / (sigma * math.sqrt(2.0 * math.pi))
