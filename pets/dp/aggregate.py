@@ -77,7 +77,7 @@ from ..expressions import check_value, value_bounds
 from ..policy import DEFAULT_MAX_ROWS, Policy
 from ..protections import DP
 from . import fast
-from .accuracy import check_level, gaussian_half_width, laplace_half_width
+from .accuracy import check_level, gaussian_half_width, laplace_half_width, selection_margin
 from .samplers import (
     add_discrete_gaussian,
     add_discrete_laplace,
@@ -231,6 +231,30 @@ class CompiledDP:
     # engine measure or measurement key → the largest |exact value| it can have in one
     # cell (≤ EXACT_LIMIT), from the bounds and the policy's max_rows only
     value_bounds: dict[str, int] = field(default_factory=dict)
+    # unknown keys: the threshold T a group's noisy row count must reach to be released
+    threshold_value: int | None = None
+
+    def selected_interval(self, values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """A ``level`` interval for the exact row count of each *released* group with
+        unknown keys, valid conditionally on the group having been released.
+
+        The released count y = x + Z passed the threshold T, which biases it upward
+        near T: the plain interval y ± h covered a group just below T almost never.
+        With α = 1 − level: the upper end is y + h(level) (P(Z < −h) ≤ α/2, and
+        conditioning on the upper set {y ≥ T} can only lower that); the lower end is
+        y − h(1 − α/2) (P(Z > h) ≤ α/4 ≤ P(Z ≥ 0)·α/2 for x ≥ T) where
+        y ≥ T + 1 + k, and 0 below, with k = :func:`selection_margin` (α/2): for x < T
+        the released y reaches T + 1 + k with conditional probability ≤ α/2 (the noise
+        is log-concave). Each end misses with conditional probability ≤ α/2, whatever x."""
+        assert self.threshold_value is not None and self.rows_key is not None
+        alpha = 1.0 - level
+        h_hi = self._one_half_width(self.rows_key, level)
+        h_lo = self._one_half_width(self.rows_key, 1.0 - alpha / 2.0)
+        k = selection_margin(self.noise_kind, self.scales[self.rows_key], alpha / 2.0)
+        v = values.astype(np.float64)
+        informative = values >= self.threshold_value + 1 + k
+        lo = np.where(informative, np.maximum(v - h_lo, 0.0), 0.0)
+        return lo, v + h_hi
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -497,7 +521,17 @@ class NoisyResult:
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Per released cell: the value and an interval that covers the exact (clamped,
-        pre-noise) statistic with probability ≥ ``level`` (union bound for ratios)."""
+        pre-noise) statistic with probability ≥ ``level`` (union bound for ratios).
+
+        With public keys every cell is released whatever its noise, and the coverage
+        holds per cell. With unknown keys (groups released when their noisy row count
+        passes a threshold, δ > 0) the coverage holds per released cell *conditionally
+        on its release*: the row count's interval is asymmetric — its upper end is the
+        usual one, its lower end is wider, and 0 for a count within a margin of the
+        threshold, where a released count says little about how far below the
+        threshold the group's exact count might be (:meth:`CompiledDP.selected_interval`).
+        The other outputs' noise is independent of the selection, so their intervals
+        are unchanged and hold conditionally too."""
         level = check_level(level)
         c = self.compiled
         h = _histogram_of(c)
@@ -530,6 +564,11 @@ class NoisyResult:
         if o.agg.kind == "quantile":  # no interval is reported for a chosen candidate
             nan = np.full(self.compiled.cells, np.nan)
             return nan, nan
+        c = self.compiled
+        if (o.agg.kind in ("count", "count_distinct") and c.threshold_value is not None
+                and o.keys["count"] == c.rows_key and c.noise_draws == 1):
+            # the thresholded row count: its noise decided the release (selected_interval)
+            return c.selected_interval(nz[o.keys["count"]], level)
         if o.agg.kind in ("count", "count_distinct", "sum"):
             k = o.keys["sum"] if o.agg.kind == "sum" else o.keys["count"]
             h = hw(k, level)
@@ -1039,6 +1078,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     l0 = (policy.max_groups or 1) if policy.privacy_unit is not None else 1
     linf = (policy.max_rows_per_group or 1) if policy.privacy_unit is not None else 1
     threshold = None
+    threshold_value: int | None = None
     rho_each = 0.0
     if gaussian:
         rho_total = zcdp_rho(protection.epsilon, protection.delta - delta_s - delta_thr)
@@ -1049,8 +1089,9 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
                 for key in per_row}
         scales = {key: gaussian_scale(l2sq[key], rho_each) for key in per_row}
         if any_unknown:
-            threshold = gaussian_threshold(scales[rows_key], (l0, l0 * linf, linf),  # type: ignore[index]
-                                           rho_each, delta_thr)
+            threshold, threshold_value = gaussian_threshold(
+                scales[rows_key], (l0, l0 * linf, linf), rho_each, delta_thr,  # type: ignore[index]
+                with_threshold=True)
         cost = Cost(protection.epsilon, protection.delta, rho_total)
         zdelta: float | None = delta_thr + delta_s
     else:
@@ -1064,8 +1105,9 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
                 or all(fast._laplace_ready(s) for s in scales.values())):
             sampler = "fast"  # exact: no δ
         if any_unknown:
-            threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
-                                          delta_thr)
+            threshold, threshold_value = laplace_threshold(
+                scales[rows_key], (l0, l0 * linf, linf), eps_each, delta_thr,  # type: ignore[index]
+                with_threshold=True)
         cost = Cost(protection.epsilon, delta_thr + delta_s)
         zdelta = None
     quantiles = []
@@ -1101,6 +1143,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         rho_each=rho_each,
         shares=shares,
         value_bounds=value_bounds,
+        threshold_value=threshold_value,
         group_exprs=tuple(g.expr for g in plan.group_by)
         if any(g.expr is not None for g in plan.group_by) else (),
     )
