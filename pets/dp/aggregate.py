@@ -49,6 +49,16 @@ sensitivity of ``count_distinct()``, not multiplied by ``max_rows_per_group``. T
 number of distinct values of a column changes by at most the person's kept rows per
 group, so ``count_distinct(col)`` has the sensitivity of ``count(col)``.
 
+Limits, decided from the query and the policy only (never from the data), before the
+engine runs or anything is charged: a release asks for at most ``[dataset] max_cells``
+cells (key combinations × histogram bins, Python integers), and every exact value is
+at most ``EXACT_LIMIT`` in magnitude given at most ``[dataset] max_rows`` rows (see
+``EXACT_LIMIT``); otherwise ``PolicyError`` with rule ``max_cells`` / ``max_rows``.
+
+Compiling: one small compiler per aggregation kind (``_AGGREGATIONS``) asks a
+``_Builder`` for the exact aggregates and measurements it needs; ``compile_dp``
+orchestrates (keys, cells, overflow, bounding, calibration).
+
 Missing values: ``count()`` counts rows; ``count(col)``, ``sum``, ``mean`` and
 ``variance`` use only rows where the column is present, and a mean or variance divides
 by the (noisy) count of present values. Rows whose group-by key is missing fall outside
