@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from .cost import Cost
-from .dp.aggregate import CompiledDP, NoisyResult
+from .dp.aggregate import EXACT_LIMIT, CompiledDP, NoisyResult
 from .errors import QueryError
 from .mechanisms.he import check_summable as _check_summable  # noqa: F401  (re-exported name)
 from .plan import Plan
@@ -171,6 +171,17 @@ class FederatedSession:
                     "query, or align the holders' policies"
                 )
             prepared[name] = p
+        # the total of every holder's partial must fit in 64 bits, decided from the
+        # bounds and each holder's max_rows before anything runs (never from the data)
+        assert reference is not None
+        n = len(self._sessions)
+        widest = max(reference.value_bounds.values(), default=0)
+        if n * widest > EXACT_LIMIT:
+            raise QueryError(
+                f"a total over {n} holders of values up to {widest:.3g} each could exceed "
+                f"the 64-bit limit ({EXACT_LIMIT:.3g}); narrow the bounds in the query, or "
+                "the holders can lower [dataset] max_rows in their policies"
+            )
         return prepared
 
     def explain(self, query: Query | Plan, protection: HE) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .cost import Cost
 from .dp.aggregate import sum_factor
-from .engines.base import Engine, Ordinals, Source
+from .engines.base import AggregateRequest, Engine, Measure, Ordinals, Source
 from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .policy import Policy
@@ -148,6 +148,7 @@ class Holder:
                 f"got {type(source).__name__}"
             )
         _check_policy_against(pol, schema)
+        _check_rows(pol, len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src))
         tmp: Path | None = None
         try:
             if isinstance(source, pd.DataFrame) or copy:
@@ -156,7 +157,7 @@ class Holder:
                 final = data_dir / f"{name}.parquet"
                 tmp = data_dir / f".{name}.{uuid.uuid4().hex}.parquet"
                 encode = tuple(
-                    (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c]))
+                    (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c], pol.row_limit))
                     for c, cp in pol.columns.items()
                     if cp.bounds is not None and schema.get(c) in ("int", "float")
                 )
@@ -342,6 +343,25 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
         if fits:
             out.append(Ordinals(unit, name, tuple(cp.keys)))
     return tuple(out)
+
+
+def _count_rows(engine: Engine, source: Source) -> int:
+    exact = engine.aggregate(source, AggregateRequest((), (), (), (Measure("n", "rows"),)))
+    return int(exact["n"].iloc[0]) if len(exact) else 0
+
+
+def _check_rows(pol: Policy, rows: int) -> None:
+    """A table may have at most ``[dataset] max_rows`` rows: DP releases rely on it to
+    decide overflow before looking at the data. (An in-place source is pinned by its
+    hash, so its rows cannot grow after registration.) Told to the holder only."""
+    if rows > pol.row_limit:
+        set_ = "sets" if pol.max_rows is not None else "defaults to"
+        raise DataError(
+            f"the table has {rows:,} rows, more than the policy allows: [dataset] max_rows "
+            f"{set_} {pol.row_limit:,}. Set max_rows = {rows} or more in the policy's "
+            "[dataset] table (large sums and variances then need narrower bounds), or "
+            "register a smaller table"
+        )
 
 
 def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:

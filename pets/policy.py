@@ -56,6 +56,8 @@ from pets.errors import PolicyError, PolicyFormatError
 
 __all__ = [
     "DEFAULT_GRADES",
+    "DEFAULT_MAX_CELLS",
+    "DEFAULT_MAX_ROWS",
     "FORMS",
     "GRADES",
     "ROLES",
@@ -80,6 +82,19 @@ GRADES: tuple[int, ...] = (1, 2, 3, 4)
 
 _NONE_FORM = "none"  # in an allow list: nothing is allowed (same as [])
 
+#: Rows a registered table may have when ``[dataset] max_rows`` is absent. pets decides
+#: from it and the bounds, before looking at the data, whether every exact aggregate
+#: fits in 64 bits (see ``docs/policy.md``).
+DEFAULT_MAX_ROWS: int = 2**26
+#: Largest ``max_rows`` a policy may set (every count, and a quantile's scores of up to
+#: 1000 × a count, then fit in 64 bits with room for the noise).
+MAX_ROWS_LIMIT: int = 2**52
+#: Cells (group-key combinations × histogram bins) one DP release may ask for when
+#: ``[dataset] max_cells`` is absent.
+DEFAULT_MAX_CELLS: int = 1_000_000
+#: Largest ``max_cells`` a policy may set.
+MAX_CELLS_LIMIT: int = 2**40
+
 _TOP_KEYS = ("negative_list", "dataset", "columns", "grades")
 _DATASET_KEYS = (
     "privacy_unit",
@@ -88,6 +103,8 @@ _DATASET_KEYS = (
     "missing",
     "max_extracts",
     "max_exact_totals",
+    "max_rows",
+    "max_cells",
 )
 _COLUMN_KEYS = ("role", "grade", "bounds", "keys", "hierarchy")
 _GRADE_KEYS = ("allow", "max_epsilon", "min_k", "min_group_size")
@@ -395,6 +412,12 @@ class Policy:
     that mean "missing value" in the data; ``max_extracts`` caps the k-anonymous
     extracts one analyst may take; ``max_exact_totals`` caps the exact federated totals
     (form ``he_exact``) one analyst may take (default :data:`DEFAULT_MAX_EXACT_TOTALS`).
+    ``max_rows`` is the most rows the table may have
+    (registration refuses a larger table; DP releases decide from it and the bounds,
+    before looking at the data, that no aggregate overflows; default
+    :data:`DEFAULT_MAX_ROWS`), ``max_cells`` the most cells one DP release may ask for
+    (default :data:`DEFAULT_MAX_CELLS`); read them through :attr:`row_limit` and
+    :attr:`cell_limit`.
     """
 
     columns: Mapping[str, ColumnPolicy]
@@ -406,6 +429,19 @@ class Policy:
     missing: tuple[str, ...] = ()
     max_extracts: int | None = None
     max_exact_totals: int | None = None
+    max_rows: int | None = None
+    max_cells: int | None = None
+
+    @property
+    def row_limit(self) -> int:
+        """The most rows the table may have: ``max_rows``, or :data:`DEFAULT_MAX_ROWS`."""
+        return self.max_rows if self.max_rows is not None else DEFAULT_MAX_ROWS
+
+    @property
+    def cell_limit(self) -> int:
+        """The most cells one DP release may ask for: ``max_cells``, or
+        :data:`DEFAULT_MAX_CELLS`."""
+        return self.max_cells if self.max_cells is not None else DEFAULT_MAX_CELLS
 
     def __post_init__(self) -> None:
         columns = self._freeze_columns(self.columns)
@@ -451,6 +487,14 @@ class Policy:
         if self.max_exact_totals is not None:
             _positive_int(("dataset", "max_exact_totals"), self.max_exact_totals, 1,
                           "exact federated totals (he_exact) per analyst")
+        if self.max_rows is not None:
+            _positive_int(("dataset", "max_rows"), self.max_rows, 1, "rows the table may have")
+            if self.max_rows > MAX_ROWS_LIMIT:
+                _fail(("dataset", "max_rows"), f"must be at most 2**52 = {MAX_ROWS_LIMIT}, not {self.max_rows!r}")
+        if self.max_cells is not None:
+            _positive_int(("dataset", "max_cells"), self.max_cells, 1, "cells one DP release may ask for")
+            if self.max_cells > MAX_CELLS_LIMIT:
+                _fail(("dataset", "max_cells"), f"must be at most 2**40 = {MAX_CELLS_LIMIT}, not {self.max_cells!r}")
         missing = _str_list(("dataset", "missing"), self.missing, '["?"]')
         object.__setattr__(self, "missing", tuple(dict.fromkeys(missing)))
         for name, c in columns.items():
@@ -677,6 +721,8 @@ class Policy:
             missing=dataset.get("missing", ()),
             max_extracts=dataset.get("max_extracts"),
             max_exact_totals=dataset.get("max_exact_totals"),
+            max_rows=dataset.get("max_rows"),
+            max_cells=dataset.get("max_cells"),
         )
 
     @classmethod
@@ -712,6 +758,10 @@ class Policy:
             dataset["max_extracts"] = self.max_extracts
         if self.max_exact_totals is not None:
             dataset["max_exact_totals"] = self.max_exact_totals
+        if self.max_rows is not None:
+            dataset["max_rows"] = self.max_rows
+        if self.max_cells is not None:
+            dataset["max_cells"] = self.max_cells
         if dataset:
             out["dataset"] = dataset
         out["columns"] = {name: c.to_dict() for name, c in self.columns.items()}

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["laplace_half_width", "gaussian_half_width", "check_level"]
+__all__ = ["laplace_half_width", "gaussian_half_width", "check_level", "selection_margin"]
 
 from ..errors import QueryError
 
@@ -56,7 +56,8 @@ def gaussian_tail(sigma: float, t: int) -> float:
         return 1.0
     if sigma <= 1000:
         k = np.arange(0, int(math.ceil(sigma * 40)) + 2, dtype=np.float64)
-        w = np.exp(-(k * k) / (2.0 * sigma * sigma))
+        with np.errstate(over="ignore"):  # (k/σ)², not k²/σ²: no 0/0 when σ² underflows
+            w = np.exp(-0.5 * (k / sigma) ** 2)
         z = 2.0 * w.sum() - w[0]
         return float(min(1.0, 2.0 * w[int(t):].sum() / z))
     one = math.exp(-t * t / (2.0 * sigma * sigma)) / (sigma * math.sqrt(2.0 * math.pi))
@@ -77,4 +78,40 @@ def gaussian_half_width(sigma: float, level: float) -> int:
             lo = mid
         else:
             hi = mid
+    return hi
+
+
+@lru_cache(maxsize=1024)
+def selection_margin(noise: str, scale: float, alpha: float) -> int:
+    """The smallest k ≥ 0 with P(Z ≥ k + 1) ≤ alpha · P(Z ≥ 1) for the noise Z
+    (``"laplace"``: discrete Laplace of ``scale``; ``"gaussian"``: N_Z(0, scale²)).
+
+    Both are log-concave, so P(Z ≥ m + k)/P(Z ≥ m) does not increase with m: a cell whose
+    exact count x lies below a threshold T (m = T − x ≥ 1) and is released (noisy ≥ T)
+    has its noisy value at T + k or above with conditional probability at most alpha."""
+    if noise == "laplace":
+        q = math.exp(-1.0 / scale)
+        if q <= 0.0:
+            return 0
+        k = max(0, math.ceil(math.log(alpha) / math.log(q)) - 1)
+        while q**k > alpha:  # P(Z ≥ k+1)/P(Z ≥ 1) = q^k
+            k += 1
+        return k
+    if scale <= 1000:
+        p1 = gaussian_tail(scale, 1) / 2.0  # exact (a sum of the pmf)
+    else:  # P(Z = 0) = 1/Σ e^{-k²/2σ²} ≤ 1/(σ·sqrt(2π))
+        p1 = (1.0 - 1.0 / (scale * math.sqrt(2.0 * math.pi))) / 2.0
+    if p1 <= 0.0:  # no mass off zero
+        return 0
+    target = alpha * p1
+
+    def ok(k: int) -> bool:
+        return gaussian_tail(scale, k + 1) / 2.0 <= target
+
+    lo, hi = -1, max(1, int(math.ceil(scale)))
+    while not ok(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
     return hi

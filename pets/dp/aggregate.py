@@ -49,6 +49,16 @@ sensitivity of ``count_distinct()``, not multiplied by ``max_rows_per_group``. T
 number of distinct values of a column changes by at most the person's kept rows per
 group, so ``count_distinct(col)`` has the sensitivity of ``count(col)``.
 
+Limits, decided from the query and the policy only (never from the data), before the
+engine runs or anything is charged: a release asks for at most ``[dataset] max_cells``
+cells (key combinations × histogram bins, Python integers), and every exact value is
+at most ``EXACT_LIMIT`` in magnitude given at most ``[dataset] max_rows`` rows (see
+``EXACT_LIMIT``); otherwise ``PolicyError`` with rule ``max_cells`` / ``max_rows``.
+
+Compiling: one small compiler per aggregation kind (``_AGGREGATIONS``) asks a
+``_Builder`` for the exact aggregates and measurements it needs; ``compile_dp``
+orchestrates (keys, cells, overflow, bounding, calibration).
+
 Missing values: ``count()`` counts rows; ``count(col)``, ``sum``, ``mean`` and
 ``variance`` use only rows where the column is present, and a mean or variance divides
 by the (noisy) count of present values. Rows whose group-by key is missing fall outside
@@ -61,6 +71,7 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,10 +84,10 @@ from ..engines.base import AggregateRequest, Bounding, Measure
 from ..errors import PolicyError, QueryError
 from ..governance import released_columns
 from ..expressions import check_value, value_bounds
-from ..policy import Policy
+from ..policy import DEFAULT_MAX_ROWS, Policy
 from ..protections import DP
 from . import fast
-from .accuracy import check_level, gaussian_half_width, laplace_half_width
+from .accuracy import check_level, gaussian_half_width, laplace_half_width, selection_margin
 from .samplers import (
     add_discrete_gaussian,
     add_discrete_laplace,
@@ -88,12 +99,20 @@ from .samplers import (
     zcdp_rho,
 )
 
-__all__ = ["CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
+__all__ = ["EXACT_LIMIT", "CompiledDP", "compile_dp", "fixed_point_factor", "sum_factor"]
 
-# Largest |v| per row for plain sums (sum of 2^32 rows still fits in int64), and for the
-# centred values of means and variances (whose squares are summed too).
+# Largest |v| per row for plain sums, and for the centred values of variances (whose
+# squares are summed too); lowered further when max_rows rows of them would not fit
+# within EXACT_LIMIT.
 _SUM_LIMIT = 2**31 - 1
 _CENTRED_LIMIT = 2**18
+#: The largest |exact value| any engine aggregate or measurement may reach in one cell,
+#: proven at compile time from the bounds and the policy's ``max_rows`` (rows × the
+#: largest value one row adds), never from the data. It leaves room for the noise in
+#: int64: pets.dp.fast refuses a draw beyond 2^62 (the refusal depends on the noise
+#: only), so |noise| < 2^62 + 2^41 and |exact + noise| < 2^63; OpenDP's samplers
+#: saturate instead, which at scales ≤ 2^40 happens with probability < e^(-2^21).
+EXACT_LIMIT = 2**62 - 2**42
 #: candidates a quantile is chosen from, evenly spaced over its bounds
 QUANTILE_CANDIDATES = 65
 #: Gaussian noise draws from which a release may use the fast (TV-bounded) sampler
@@ -121,12 +140,22 @@ def fixed_point_factor(lower: float, upper: float, integral: bool, limit: int) -
     return f
 
 
-def sum_factor(lower: float, upper: float, column_type: str) -> int:
+def sum_factor(lower: float, upper: float, column_type: str,
+               max_rows: int = DEFAULT_MAX_ROWS) -> int:
     """The fixed-point factor a sum or mean of a ``column_type`` column under these
-    bounds uses (a holder pre-encodes bounded columns with it at registration)."""
+    bounds uses on a table of at most ``max_rows`` rows (a holder pre-encodes bounded
+    columns with it at registration)."""
     lo, hi = float(lower), float(upper)
     integral = column_type == "int" and lo.is_integer() and hi.is_integer()
-    return fixed_point_factor(lo, hi, integral, _SUM_LIMIT)
+    return fixed_point_factor(lo, hi, integral, min(_SUM_LIMIT, EXACT_LIMIT // max_rows))
+
+
+def _centred_factor(lower: float, upper: float, integral: bool, max_rows: int) -> int:
+    """The fixed-point factor of a variance: its centred values squared, times
+    ``max_rows``, stay within EXACT_LIMIT where a factor ≥ 1 allows."""
+    half = (upper - lower) / 2
+    limit = min(_CENTRED_LIMIT, math.isqrt(EXACT_LIMIT // max_rows))
+    return fixed_point_factor(half, half, integral and (lower + upper) % 2 == 0, limit)
 
 
 @dataclass
@@ -209,6 +238,33 @@ class CompiledDP:
     shares: dict[str, str] = field(default_factory=dict)
     # per group column: the CASE the engine computes for it (None: a plain column)
     group_exprs: tuple[Any, ...] = ()
+    # engine measure or measurement key → the largest |exact value| it can have in one
+    # cell (≤ EXACT_LIMIT), from the bounds and the policy's max_rows only
+    value_bounds: dict[str, int] = field(default_factory=dict)
+    # unknown keys: the threshold T a group's noisy row count must reach to be released
+    threshold_value: int | None = None
+
+    def selected_interval(self, values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """A ``level`` interval for the exact row count of each *released* group with
+        unknown keys, valid conditionally on the group having been released.
+
+        The released count y = x + Z passed the threshold T, which biases it upward
+        near T: the plain interval y ± h covered a group just below T almost never.
+        With α = 1 − level: the upper end is y + h(level) (P(Z < −h) ≤ α/2, and
+        conditioning on the upper set {y ≥ T} can only lower that); the lower end is
+        y − h(1 − α/2) (P(Z > h) ≤ α/4 ≤ P(Z ≥ 0)·α/2 for x ≥ T) where
+        y ≥ T + 1 + k, and 0 below, with k = :func:`selection_margin` (α/2): for x < T
+        the released y reaches T + 1 + k with conditional probability ≤ α/2 (the noise
+        is log-concave). Each end misses with conditional probability ≤ α/2, whatever x."""
+        assert self.threshold_value is not None and self.rows_key is not None
+        alpha = 1.0 - level
+        h_hi = self._one_half_width(self.rows_key, level)
+        h_lo = self._one_half_width(self.rows_key, 1.0 - alpha / 2.0)
+        k = selection_margin(self.noise_kind, self.scales[self.rows_key], alpha / 2.0)
+        v = values.astype(np.float64)
+        informative = values >= self.threshold_value + 1 + k
+        lo = np.where(informative, np.maximum(v - h_lo, 0.0), 0.0)
+        return lo, v + h_hi
 
     def half_width(self, key: str, level: float) -> float:
         """Half-width (integer units) of a ``level`` interval for measurement ``key``'s noise.
@@ -225,7 +281,7 @@ class CompiledDP:
     def cells(self) -> int:
         if self.selected is not None:
             return len(self.selected)
-        return int(np.prod([len(k) for k in self.keys])) if self.keys else 1
+        return math.prod(len(k) for k in self.keys)  # Python ints: no 64-bit wrap
 
     def _combos(self) -> list[tuple[Any, ...]]:
         if self.selected is not None:
@@ -312,8 +368,8 @@ class CompiledDP:
         sizes = [len(k) for k in self.keys]
         cols = {}
         for j, (name, k) in enumerate(zip(self.group_columns, self.keys)):
-            after = int(np.prod(sizes[j + 1:])) if j + 1 < len(sizes) else 1
-            before = int(np.prod(sizes[:j])) if j else 1
+            after = math.prod(sizes[j + 1:])
+            before = math.prod(sizes[:j])
             arr = np.empty(len(k), dtype=object)
             arr[:] = list(k)
             cols[name] = np.tile(np.repeat(arr, after), before)
@@ -475,7 +531,17 @@ class NoisyResult:
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Per released cell: the value and an interval that covers the exact (clamped,
-        pre-noise) statistic with probability ≥ ``level`` (union bound for ratios)."""
+        pre-noise) statistic with probability ≥ ``level`` (union bound for ratios).
+
+        With public keys every cell is released whatever its noise, and the coverage
+        holds per cell. With unknown keys (groups released when their noisy row count
+        passes a threshold, δ > 0) the coverage holds per released cell *conditionally
+        on its release*: the row count's interval is asymmetric — its upper end is the
+        usual one, its lower end is wider, and 0 for a count within a margin of the
+        threshold, where a released count says little about how far below the
+        threshold the group's exact count might be (:meth:`CompiledDP.selected_interval`).
+        The other outputs' noise is independent of the selection, so their intervals
+        are unchanged and hold conditionally too."""
         level = check_level(level)
         c = self.compiled
         h = _histogram_of(c)
@@ -508,6 +574,11 @@ class NoisyResult:
         if o.agg.kind == "quantile":  # no interval is reported for a chosen candidate
             nan = np.full(self.compiled.cells, np.nan)
             return nan, nan
+        c = self.compiled
+        if (o.agg.kind in ("count", "count_distinct") and c.threshold_value is not None
+                and o.keys["count"] == c.rows_key and c.noise_draws == 1):
+            # the thresholded row count: its noise decided the release (selected_interval)
+            return c.selected_interval(nz[o.keys["count"]], level)
         if o.agg.kind in ("count", "count_distinct", "sum"):
             k = o.keys["sum"] if o.agg.kind == "sum" else o.keys["count"]
             h = hw(k, level)
@@ -634,16 +705,202 @@ def _check_keys(column: str, keys: tuple[Any, ...], ctype: str) -> None:
             )
 
 
-def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
-               grant_epsilon: float | None = None) -> CompiledDP:
-    """Check a plan's shape for a DP release and work out its measurements and scales.
+# --------------------------------------------------------------------------- compiling
+#
+# compile_dp orchestrates; each aggregation kind has a small compiler registered in
+# _AGGREGATIONS that asks the _Builder for the exact aggregates and noisy measurements
+# it needs and appends its output.
 
-    ``grant_epsilon`` (the ε of the analyst's grant, when known) lets a release with
-    many noise draws use the fast sampler (see the module docstring).
 
-    Raises QueryError for malformed requests and PolicyError where keys are not public.
-    Column-level policy rules are checked by :mod:`pets.governance` before this.
-    """
+@dataclass
+class _Builder:
+    """What compiling a plan's aggregations collects: the exact aggregates asked of the
+    engine (shared between outputs), the noisy measurements derived from them, and the
+    outputs that finish them."""
+
+    policy: Policy
+    schema: dict[str, str]
+    engine: dict[tuple[Any, ...], Measure] = field(default_factory=dict)
+    # engine measure key → the largest |value| one row adds to it (for overflow checks)
+    engine_per_row: dict[str, int] = field(default_factory=dict)
+    derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = field(default_factory=dict)
+    per_row: dict[str, int] = field(default_factory=dict)
+    person_keys: set[str] = field(default_factory=set)
+    shares: dict[str, str] = field(default_factory=dict)
+    outputs: list[_Output] = field(default_factory=list)
+    quantile_specs: list[dict[str, Any]] = field(default_factory=list)
+
+    def ask(self, kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
+            factor: int = 1, center: int = 0, threshold: float = 0.0) -> str:
+        """An exact aggregate asked of the engine (shared between outputs)."""
+        ident = (kind, column, lo, hi, factor, center, threshold)
+        if ident not in self.engine:
+            key = f"e{len(self.engine)}"
+            if isinstance(column, _Value):  # an expression, its columns clamped first
+                m = Measure(key, kind, None, lo, hi, factor, center, threshold,
+                            expr=column.expr, clamps=column.clamps)
+            else:
+                m = Measure(key, kind, column, lo, hi, factor, center, threshold)
+            self.engine[ident] = m
+            if kind == "sum":  # Σ round(clamp(x)·F), uncentred
+                self.engine_per_row[key] = _max_abs_rounded(lo * factor, hi * factor, 0)
+            elif kind == "sumsq":  # Σ (round(clamp(x)·F) − c)²
+                self.engine_per_row[key] = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
+            else:  # counts of rows, values, distinct values, bins, rows below a candidate
+                self.engine_per_row[key] = 1
+        return self.engine[ident].key
+
+    def measure(self, kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
+                factor: int = 1, center: int = 0) -> str:
+        """A noisy measurement: its exact value as Σ coef · engine aggregate, and the
+        largest absolute contribution of one row."""
+        ident = (kind, column, lo, hi, factor, center)
+        if ident in self.derived:
+            return self.derived[ident][0]
+        key = f"m{len(self.derived)}"
+        if kind in ("rows", "present", "distinct"):
+            parts = [(self.ask(kind, column), 1)]
+            bound = 1
+        elif kind == "persons":  # distinct persons; its sensitivity is set by the caller
+            parts = [(self.ask("distinct", self.policy.privacy_unit), 1)]
+            bound = 1
+            self.person_keys.add(key)
+        elif kind in ("range", "range_closed"):  # rows with lo <= x < hi (<= hi: closed)
+            parts = [(self.ask(kind, column, lo, hi), 1)]
+            bound = 1
+        elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
+            parts = [(self.ask("sum", column, lo, hi, factor), 1)]
+            if center:
+                parts.append((self.ask("present", _presence(column)), -center))
+            bound = _max_abs_rounded(lo * factor, hi * factor, center)
+        else:  # sumsq, centred in the engine
+            parts = [(self.ask("sumsq", column, lo, hi, factor, center), 1)]
+            bound = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
+        self.derived[ident] = (key, parts)
+        self.per_row[key] = max(1, bound)
+        return key
+
+
+_Compiler = Callable[[_Builder, P.Aggregation], None]
+#: aggregation kind → its compiler (every kind of ``pets.plan.AGG_KINDS`` has one)
+_AGGREGATIONS: dict[str, _Compiler] = {}
+
+
+def _aggregation(kind: str) -> Callable[[_Compiler], _Compiler]:
+    def register(fn: _Compiler) -> _Compiler:
+        _AGGREGATIONS[kind] = fn
+        return fn
+    return register
+
+
+@_aggregation("count")
+def _compile_count(b: _Builder, a: P.Aggregation) -> None:
+    if a.expr is not None:  # rows where the expression is present
+        ck = b.measure("present", _Value(a.expr))
+    else:
+        ck = b.measure("rows") if a.column is None else b.measure("present", a.column)
+    b.outputs.append(_Output(a, {"count": ck}))
+
+
+@_aggregation("count_distinct")
+def _compile_count_distinct(b: _Builder, a: P.Aggregation) -> None:
+    if a.column is not None and a.column != b.policy.privacy_unit:
+        ck = b.measure("distinct", a.column)
+    else:  # distinct persons; without a privacy unit every row is a person
+        ck = b.measure("persons") if b.policy.privacy_unit is not None else b.measure("rows")
+    b.outputs.append(_Output(a, {"count": ck}))
+
+
+def _numeric_column(b: _Builder, a: P.Aggregation) -> str:
+    assert a.column is not None
+    ctype = b.schema[a.column]
+    if not _numeric(ctype):
+        raise QueryError(
+            f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
+        )
+    return ctype
+
+
+@_aggregation("histogram")
+def _compile_histogram(b: _Builder, a: P.Aggregation) -> None:
+    """B bins, one measurement (one ε share)."""
+    _numeric_column(b, a)
+    edges = histogram_edges(a, b.policy)
+    last = len(edges) - 2
+    bins = {}
+    for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
+        bk = b.measure("range_closed" if i == last else "range", a.column,
+                       float(lo_e), float(hi_e))
+        b.shares[bk] = f"h:{a.name}"
+        bins[f"bin{i}"] = bk
+    b.outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
+                             _bin_labels(edges)))
+
+
+def _bounded_value(b: _Builder, a: P.Aggregation) -> tuple[Any, float, float, str]:
+    """What a sum / mean / variance / quantile aggregates (a column or a _Value), its
+    bounds and its type."""
+    if a.expr is not None:
+        return _expression_value(a, b.policy, b.schema)
+    ctype = _numeric_column(b, a)
+    assert a.column is not None
+    bounds = a.bounds if a.bounds is not None else b.policy.columns[a.column].bounds
+    if bounds is None:
+        raise QueryError(
+            f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
+            f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
+        )
+    return a.column, float(bounds[0]), float(bounds[1]), ctype
+
+
+@_aggregation("quantile")
+def _compile_quantile(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, _ = _bounded_value(b, a)
+    cands = np.linspace(lo, hi, QUANTILE_CANDIDATES)
+    qkey = f"q{len(b.quantile_specs)}"
+    b.quantile_specs.append(dict(
+        key=qkey, candidates=cands,
+        lt=[b.ask("lt", ref, lo, hi, threshold=float(c)) for c in cands],
+        le=[b.ask("le", ref, lo, hi, threshold=float(c)) for c in cands],
+        present=b.ask("present", _presence(ref)), q=float(a.q),  # type: ignore[arg-type]
+    ))
+    b.outputs.append(_Output(a, {"q": qkey}, 1, 0, lo, hi))
+
+
+@_aggregation("sum")
+def _compile_sum(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, ctype = _bounded_value(b, a)
+    f = sum_factor(lo, hi, ctype, b.policy.row_limit)
+    b.outputs.append(_Output(a, {"sum": b.measure("sum", ref, lo, hi, f, 0)}, f, 0, lo, hi))
+
+
+def _compile_moments(b: _Builder, a: P.Aggregation, f: int, ref: Any, lo: float,
+                     hi: float) -> None:
+    """A mean (count and centred sum) or variance (and the centred sum of squares)."""
+    center = _round_half_away((lo + hi) / 2 * f)
+    ks = {"count": b.measure("present", _presence(ref)),
+          "sum": b.measure("sum", ref, lo, hi, f, center)}
+    if a.kind == "variance":
+        ks["sumsq"] = b.measure("sumsq", ref, lo, hi, f, center)
+    b.outputs.append(_Output(a, ks, f, center, lo, hi))
+
+
+@_aggregation("mean")
+def _compile_mean(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, ctype = _bounded_value(b, a)
+    _compile_moments(b, a, sum_factor(lo, hi, ctype, b.policy.row_limit), ref, lo, hi)
+
+
+@_aggregation("variance")
+def _compile_variance(b: _Builder, a: P.Aggregation) -> None:
+    ref, lo, hi, ctype = _bounded_value(b, a)
+    integral = ctype == "int" and lo.is_integer() and hi.is_integer()
+    # variance sums squares: keep the centred values small
+    f = _centred_factor(lo, hi, integral, b.policy.row_limit)
+    _compile_moments(b, a, f, ref, lo, hi)
+
+
+def _check_shape(plan: P.Plan) -> None:
     if not plan.aggs:
         raise QueryError(
             "a DP release answers aggregates: add .agg(n=pets.count(), ...) to the query"
@@ -656,6 +913,12 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     group_columns = tuple(g.column for g in plan.group_by)
     if len(set(group_columns)) != len(group_columns):
         raise QueryError("a column appears twice in group_by()")
+
+
+def _group_keys(plan: P.Plan, policy: Policy, schema: dict[str, str],
+                protection: DP) -> tuple[list[tuple[Any, ...]], list[bool]]:
+    """Per group column: its public keys (or () when unknown, with δ > 0) and whether
+    they are unknown."""
     keys: list[tuple[Any, ...]] = []
     unknown: list[bool] = []
     for g in plan.group_by:
@@ -682,146 +945,118 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         _check_keys(g.column, tuple(k), schema[g.column])
         keys.append(tuple(k))
         unknown.append(False)
-    any_unknown = any(unknown)
-    cells = int(np.prod([len(k) for k in keys])) if keys and not any_unknown else 1
+    return keys, unknown
 
-    engine: dict[tuple[Any, ...], Measure] = {}
-    derived: dict[tuple[Any, ...], tuple[str, list[tuple[str, int]]]] = {}
-    per_row: dict[str, int] = {}
 
-    def ask(kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
-            factor: int = 1, center: int = 0, threshold: float = 0.0) -> str:
-        """An exact aggregate asked of the engine (shared between outputs)."""
-        ident = (kind, column, lo, hi, factor, center, threshold)
-        if ident not in engine:
-            if isinstance(column, _Value):  # an expression, its columns clamped first
-                engine[ident] = Measure(f"e{len(engine)}", kind, None, lo, hi, factor, center,
-                                        threshold, expr=column.expr, clamps=column.clamps)
-            else:
-                engine[ident] = Measure(f"e{len(engine)}", kind, column, lo, hi, factor,
-                                        center, threshold)
-        return engine[ident].key
-
-    def measure(kind: str, column: Any = None, lo: float = 0.0, hi: float = 0.0,
-                factor: int = 1, center: int = 0) -> str:
-        """A noisy measurement: its exact value as Σ coef · engine aggregate, and the
-        largest absolute contribution of one row."""
-        ident = (kind, column, lo, hi, factor, center)
-        if ident in derived:
-            return derived[ident][0]
-        key = f"m{len(derived)}"
-        if kind in ("rows", "present", "distinct"):
-            parts = [(ask(kind, column), 1)]
-            bound = 1
-        elif kind == "persons":  # distinct persons; its sensitivity is set below
-            parts = [(ask("distinct", policy.privacy_unit), 1)]
-            bound = 1
-            person_keys.add(key)
-        elif kind in ("range", "range_closed"):  # rows with lo <= x < hi (<= hi: closed)
-            parts = [(ask(kind, column, lo, hi), 1)]
-            bound = 1
-        elif kind == "sum":  # Σ (v − c) = Σ v − c · (number of present values)
-            parts = [(ask("sum", column, lo, hi, factor), 1)]
-            if center:
-                parts.append((ask("present", _presence(column)), -center))
-            bound = _max_abs_rounded(lo * factor, hi * factor, center)
-        else:  # sumsq, centred in the engine
-            parts = [(ask("sumsq", column, lo, hi, factor, center), 1)]
-            bound = _max_abs_rounded(lo * factor, hi * factor, center) ** 2
-        derived[ident] = (key, parts)
-        per_row[key] = max(1, bound)
-        return key
-
-    outputs: list[_Output] = []
-    quantile_specs: list[dict[str, Any]] = []
-    person_keys: set[str] = set()
-    shares: dict[str, str] = {}
-    for a in plan.aggs:
-        if a.kind == "count":
-            if a.expr is not None:  # rows where the expression is present
-                ck = measure("present", _Value(a.expr))
-            else:
-                ck = measure("rows") if a.column is None else measure("present", a.column)
-            outputs.append(_Output(a, {"count": ck}))
-            continue
-        if a.kind == "count_distinct":
-            if a.column is not None and a.column != policy.privacy_unit:
-                ck = measure("distinct", a.column)
-            else:  # distinct persons; without a privacy unit every row is a person
-                ck = measure("persons") if policy.privacy_unit is not None else measure("rows")
-            outputs.append(_Output(a, {"count": ck}))
-            continue
-        ref: Any
-        if a.expr is not None:
-            ref, lo, hi, ctype = _expression_value(a, policy, schema)
-        else:
-            assert a.column is not None
-            ref = a.column
-            ctype = schema[a.column]
-            if not _numeric(ctype):
-                raise QueryError(
-                    f"{a.kind}({a.column!r}) needs a numeric column; {a.column!r} holds {ctype} values"
-                )
-            if a.kind == "histogram":  # B bins, one measurement (one ε share)
-                edges = histogram_edges(a, policy)
-                last = len(edges) - 2
-                bins = {}
-                for i, (lo_e, hi_e) in enumerate(itertools.pairwise(edges)):
-                    bk = measure("range_closed" if i == last else "range", a.column,
-                                 float(lo_e), float(hi_e))
-                    shares[bk] = f"h:{a.name}"
-                    bins[f"bin{i}"] = bk
-                outputs.append(_Output(a, bins, 1, 0, float(edges[0]), float(edges[-1]),
-                                       _bin_labels(edges)))
-                continue
-            bounds = a.bounds if a.bounds is not None else policy.columns[a.column].bounds
-            if bounds is None:
-                raise QueryError(
-                    f"{a.kind}({a.column!r}) needs bounds: pass bounds=(lower, upper) or have the "
-                    f"holder declare them in the policy ([columns.{a.column}] bounds = [lower, upper])"
-                )
-            lo, hi = float(bounds[0]), float(bounds[1])
-        integral = ctype == "int" and lo.is_integer() and hi.is_integer()
-        if a.kind == "quantile":
-            cands = np.linspace(lo, hi, QUANTILE_CANDIDATES)
-            qkey = f"q{len(quantile_specs)}"
-            quantile_specs.append(dict(
-                key=qkey, candidates=cands,
-                lt=[ask("lt", ref, lo, hi, threshold=float(c)) for c in cands],
-                le=[ask("le", ref, lo, hi, threshold=float(c)) for c in cands],
-                present=ask("present", _presence(ref)), q=float(a.q),  # type: ignore[arg-type]
-            ))
-            outputs.append(_Output(a, {"q": qkey}, 1, 0, lo, hi))
-            continue
-        if a.kind == "sum":
-            f = sum_factor(lo, hi, ctype)
-            outputs.append(_Output(a, {"sum": measure("sum", ref, lo, hi, f, 0)}, f, 0, lo, hi))
-            continue
-        if a.kind == "mean":  # shares the plain sum's fixed-point encoding
-            f = sum_factor(lo, hi, ctype)
-        else:  # variance sums squares: keep the centred values small
-            f = fixed_point_factor((hi - lo) / 2, (hi - lo) / 2,
-                                   integral and (lo + hi) % 2 == 0, _CENTRED_LIMIT)
-        center = _round_half_away((lo + hi) / 2 * f)
-        ks = {"count": measure("present", _presence(ref)),
-              "sum": measure("sum", ref, lo, hi, f, center)}
-        if a.kind == "variance":
-            ks["sumsq"] = measure("sumsq", ref, lo, hi, f, center)
-        outputs.append(_Output(a, ks, f, center, lo, hi))
-
-    # minimum group size: suppress cells whose noisy row count is below it
+def _min_group_size(plan: P.Plan, policy: Policy) -> int | None:
+    """The largest minimum group size of the grades of the plan's released columns."""
     mins = [
         policy.grade_rule(policy.columns[c].grade).min_group_size
         for c in released_columns(policy, plan)
         if c in policy.columns
     ]
     mins_set = [m for m in mins if m is not None]
-    min_group_size = max(mins_set) if mins_set else None
+    return max(mins_set) if mins_set else None
+
+
+def _check_cells(keys: list[tuple[Any, ...]], unknown: list[bool], outputs: list[_Output],
+                 policy: Policy) -> int:
+    """Refuse a release that asks for more cells than the policy's ``max_cells``: the
+    product of the public keys' counts (group columns with unknown keys count 1 here:
+    their groups are found by the thresholded mechanism) times a histogram's bins.
+    Computed with Python integers from the query and the policy only, so the refusal
+    reveals nothing about the data and comes before any charge or engine work."""
+    sizes = [len(k) for k, u in zip(keys, unknown) if not u]
+    bins = max((len(o.labels) for o in outputs if o.agg.kind == "histogram"), default=1)
+    asked = math.prod(sizes) * bins
+    limit = policy.cell_limit
+    if asked > limit:
+        shape = " × ".join(str(n) for n in sizes) or "1"
+        if bins > 1:
+            shape += f" keys × {bins} bins"
+        else:
+            shape += " keys"
+        raise PolicyError(
+            f"this release asks for {asked:,} cells ({shape}), more than the dataset's limit "
+            f"of {limit:,} cells ([dataset] max_cells); ask for fewer keys or bins, or split "
+            "it into several releases",
+            rule="max_cells",
+            allowed=limit,
+        )
+    return asked
+
+
+def _check_fits(b: _Builder, max_rows: int) -> dict[str, int]:
+    """Prove that every exact value fits in 64 bits with room for the noise: per cell,
+    at most ``max_rows`` rows each add at most their per-row bound to an engine
+    aggregate, and a measurement Σ coef · aggregate is bounded the same way (its terms
+    too). Refuses with ``PolicyError(rule="max_rows")`` otherwise — from the bounds and
+    the policy alone, before the engine runs or anything is charged. Returns the bound
+    of each engine aggregate and measurement."""
+    bounds = {key: max_rows * per for key, per in b.engine_per_row.items()}
+    for key, parts in b.derived.values():
+        bounds[key] = max_rows * b.per_row[key]
+    for o in b.outputs:
+        keys = [k for role, k in o.keys.items() if role != "q"]
+        worst = 0
+        for k in keys:
+            parts = next(p for key, p in b.derived.values() if key == k)
+            worst = max([worst, bounds[k]] + [abs(c) * bounds[e] for e, c in parts])
+        if worst > EXACT_LIMIT:
+            _refuse_overflow(o, max_rows)
+    return bounds
+
+
+def _refuse_overflow(o: _Output, max_rows: int) -> None:
+    a = o.agg
+    per_row = EXACT_LIMIT // max_rows  # the largest value one row may add, in F units
+    if a.kind == "variance":
+        allowed: float = math.isqrt(per_row) / o.factor
+        what = f"narrow the bounds so that (upper − lower)/2 is at most {_edge_label(allowed)}"
+    else:
+        allowed = per_row if o.factor == 1 else per_row / o.factor
+        what = f"narrow the bounds to within ±{_edge_label(allowed)}"
+    raise PolicyError(
+        f"{a.kind}({a.label}) with bounds ({_edge_label(o.lower)}, {_edge_label(o.upper)}) "
+        f"could overflow 64-bit arithmetic: up to {max_rows:,} rows (the dataset's "
+        f"[dataset] max_rows) could add up to more than pets computes exactly (about "
+        f"{EXACT_LIMIT:.3g}). To ask, {what} (or, if the table is smaller, the holder "
+        "may lower max_rows)",
+        rule="max_rows",
+        column=a.column,
+        allowed=allowed,
+    )
+
+
+def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
+               grant_epsilon: float | None = None) -> CompiledDP:
+    """Check a plan's shape for a DP release and work out its measurements and scales.
+
+    ``grant_epsilon`` (the ε of the analyst's grant, when known) lets a release with
+    many noise draws use the fast sampler (see the module docstring).
+
+    Raises QueryError for malformed requests and PolicyError where keys are not public.
+    Column-level policy rules are checked by :mod:`pets.governance` before this.
+    """
+    _check_shape(plan)
+    group_columns = tuple(g.column for g in plan.group_by)
+    keys, unknown = _group_keys(plan, policy, schema, protection)
+    any_unknown = any(unknown)
+    cells = math.prod(len(k) for k in keys) if keys and not any_unknown else 1
+
+    b = _Builder(policy, schema)
+    for a in plan.aggs:
+        _AGGREGATIONS[a.kind](b, a)
+    _check_cells(keys, unknown, b.outputs, policy)
+    value_bounds = _check_fits(b, policy.row_limit)
+
+    # minimum group size: suppress cells whose noisy row count is below it
+    min_group_size = _min_group_size(plan, policy)
     rows_key = None
     is_histogram = any(a.kind == "histogram" for a in plan.aggs)
     # a histogram withholds each bin by its own noisy count: it needs no row count
     if (min_group_size is not None and not is_histogram) or any_unknown:
-        rows_key = measure("rows")
+        rows_key = b.measure("rows")
 
     # contribution bounding per person
     if policy.privacy_unit is not None:
@@ -834,12 +1069,13 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         groups, max_r = 1, 1
     contribution = groups * max_r
 
+    per_row, person_keys, shares = b.per_row, b.person_keys, b.shares
     gaussian = protection.noise == "gaussian"
     # a histogram's bins share one ε (or ρ) share: the measurements are the distinct shares
-    n_meas = len({shares.get(key, key) for key, _ in derived.values()}) + len(quantile_specs)
+    n_meas = len({shares.get(key, key) for key, _ in b.derived.values()}) + len(b.quantile_specs)
     # the fast Gaussian sampler: many draws, public keys, a δ to absorb its TV distance
     # (the fast Laplace sampler is exact: chosen below, once the scales are known)
-    draws = cells * len(derived)
+    draws = cells * len(b.derived)
     sampler, delta_s = "opendp", 0.0
     if (gaussian and not any_unknown and protection.delta > 0 and grant_epsilon is not None
             and draws >= FAST_MIN_DRAWS and grant_epsilon < 700):
@@ -852,6 +1088,7 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
     l0 = (policy.max_groups or 1) if policy.privacy_unit is not None else 1
     linf = (policy.max_rows_per_group or 1) if policy.privacy_unit is not None else 1
     threshold = None
+    threshold_value: int | None = None
     rho_each = 0.0
     if gaussian:
         rho_total = zcdp_rho(protection.epsilon, protection.delta - delta_s - delta_thr)
@@ -862,8 +1099,9 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
                 for key in per_row}
         scales = {key: gaussian_scale(l2sq[key], rho_each) for key in per_row}
         if any_unknown:
-            threshold = gaussian_threshold(scales[rows_key], (l0, l0 * linf, linf),  # type: ignore[index]
-                                           rho_each, delta_thr)
+            threshold, threshold_value = gaussian_threshold(
+                scales[rows_key], (l0, l0 * linf, linf), rho_each, delta_thr,  # type: ignore[index]
+                with_threshold=True)
         cost = Cost(protection.epsilon, protection.delta, rho_total)
         zdelta: float | None = delta_thr + delta_s
     else:
@@ -877,28 +1115,29 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
                 or all(fast._laplace_ready(s) for s in scales.values())):
             sampler = "fast"  # exact: no δ
         if any_unknown:
-            threshold = laplace_threshold(scales[rows_key], (l0, l0 * linf, linf), eps_each,  # type: ignore[index]
-                                          delta_thr)
+            threshold, threshold_value = laplace_threshold(
+                scales[rows_key], (l0, l0 * linf, linf), eps_each, delta_thr,  # type: ignore[index]
+                with_threshold=True)
         cost = Cost(protection.epsilon, delta_thr + delta_s)
         zdelta = None
     quantiles = []
-    for spec in quantile_specs:
-        b = 1000
-        a_ = min(max(int(round(spec["q"] * b)), 1), b - 1)
-        sens = max(a_, b - a_) * contribution
+    for spec in b.quantile_specs:
+        qb = 1000
+        a_ = min(max(int(round(spec["q"] * qb)), 1), qb - 1)
+        sens = max(a_, qb - a_) * contribution
         meas, qscale = noisy_max(sens, eps_each)
         quantiles.append(_Quantile(spec["key"], spec["candidates"], spec["lt"], spec["le"],
-                                   spec["present"], a_, b, qscale, meas))
+                                   spec["present"], a_, qb, qscale, meas))
     return CompiledDP(
         plan=plan,
         protection=protection,
         group_columns=group_columns,
         keys=tuple(keys),
-        measures=list(engine.values()),
-        derived={key: parts for key, parts in derived.values()},
+        measures=list(b.engine.values()),
+        derived={key: parts for key, parts in b.derived.values()},
         per_row=per_row,
         scales=scales,
-        outputs=outputs,
+        outputs=b.outputs,
         contribution=contribution,
         bounding=bounding,
         rows_key=rows_key,
@@ -913,6 +1152,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         zdelta=zdelta,
         rho_each=rho_each,
         shares=shares,
+        value_bounds=value_bounds,
+        threshold_value=threshold_value,
         group_exprs=tuple(g.expr for g in plan.group_by)
         if any(g.expr is not None for g in plan.group_by) else (),
     )

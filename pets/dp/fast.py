@@ -126,7 +126,8 @@ tests), so TV(output, N_Z(0,σ²)) ≤ 2^-49/(0.44 - 2^-49) < 2^-47 ≈ 7.1e-15
 
 Scales: refused (``QueryError``) when ≤ 0, NaN, infinite or above 2^40 (the same ceiling
 as ``pets.dp.samplers``; |X| < 2^47 except in the tails above), and for Laplace below
-2^-40 (σ has no lower limit: its Laplace scale is ⌊σ⌋ + 1 ≥ 1).
+2^-40 (σ has no lower limit: its Laplace scale is ⌊σ⌋ + 1 ≥ 1, and for σ < 1/16 the
+output is 0, whose distance to N_Z(0, σ²) is P(X ≠ 0) < 2^-183).
 
 Tables are built once per scale (``lru_cache``) in 2–90 ms (one interval exp per
 threshold); the tails' continuation table only when a tail is first drawn.
@@ -199,6 +200,7 @@ _PREC_MAX = 20_000
 _CHUNK = 1 << 15  # draws per inner step: keeps the working arrays in cache
 _ACCEPT_MIN = 0.44  # lower bound on the CKS acceptance rate Z(σ)
 _EPS_ACCEPT = 2.0**-49  # |P(accept|y) - a(y)| (module docstring)
+_GAUSS_ZERO_SIGMA = 1.0 / 16  # below: the discrete Gaussian is 0 but with mass < 2^-183
 
 
 # --------------------------------------------------------------------------- intervals
@@ -656,9 +658,16 @@ def discrete_gaussian(sigma: float, size: int, *, _bits: Bits | None = None) -> 
 
     Canonne–Kamath–Steinke rejection from discrete Laplace(⌊σ⌋+1), vectorised.
     TV distance to the exact distribution ≤ ``gaussian_tv_bound(sigma)`` ≤ 2^-47.
+
+    For σ < 1/16 it returns zeros without drawing: the exact distribution puts mass
+    P(X ≠ 0) ≤ 2·e^(-1/(2σ²))/(1 − e^(-3/(2σ²))) < 2^-183 elsewhere, far within the TV
+    bound (and σ² would underflow float64 below σ ≈ 1.5e-162, where the rejection step
+    divided 0 by 0 and never accepted).
     """
     s, lap = _gauss_params(sigma)
     n = _check_size(size)
+    if s < _GAUSS_ZERO_SIGMA:
+        return np.zeros(n, dtype=np.int64)
     bits = _bits or os.urandom
     out = np.empty(n, dtype=np.int64)
     t = math.floor(s) + 1

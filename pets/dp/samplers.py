@@ -96,7 +96,8 @@ def discrete_laplace(scale: float, size: int) -> np.ndarray:
     return add_discrete_laplace(np.zeros(int(size), dtype=np.int64), scale)
 
 
-def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, delta: float) -> Any:
+def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, delta: float,
+                      with_threshold: bool = False) -> Any:
     """OpenDP's Laplace-threshold measurement on a map of group → count: releases the
     groups whose noisy count reaches the threshold (propose-test-release; Rogers 2023).
 
@@ -113,7 +114,8 @@ def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, 
         eps, dlt = make(t).map(d_in)
         return eps <= epsilon * (1 + 1e-9) and dlt <= delta
 
-    return make(_smallest_threshold(ok, d_in[2], scale, delta))
+    t = _smallest_threshold(ok, d_in[2], scale, delta)
+    return (make(t), t) if with_threshold else make(t)  # with_threshold: (measurement, t)
 
 
 def noisy_max(sensitivity: int, epsilon: float) -> tuple[Any, float]:
@@ -220,7 +222,8 @@ def zcdp_rho(epsilon: float, delta: float) -> float:
     return lo
 
 
-def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, delta: float) -> Any:
+def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, delta: float,
+                       with_threshold: bool = False) -> Any:
     """OpenDP's Gaussian-threshold measurement on a map of group → count (releases the
     groups whose noisy count reaches the threshold; approximate zCDP, Rogers 2023).
 
@@ -236,7 +239,8 @@ def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, del
         r, dlt = make(t).map(d_in)
         return r <= rho * (1 + 1e-9) and dlt <= delta
 
-    return make(_smallest_threshold(ok, d_in[2], sigma, delta))
+    t = _smallest_threshold(ok, d_in[2], sigma, delta)
+    return (make(t), t) if with_threshold else make(t)  # with_threshold: (measurement, t)
 
 
 def _smallest_threshold(ok: Any, linf: int, scale: float, delta: float) -> int:

@@ -25,6 +25,7 @@ import hashlib
 import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -566,3 +567,51 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(QueryError, match="too small"):
         fast.discrete_laplace(2.0**-41, 10)
     assert fast.discrete_gaussian(2.0**-41, 10).tolist() == [0] * 10
+
+
+# --------------------------------------------------------------------------- issue 9
+
+
+_TINY_SIGMA = """
+import sys, numpy as np
+from pets.dp import fast
+from pets.dp.accuracy import gaussian_half_width
+for s in (1e-162, 1e-200, 5e-324, 1e-3, 0.06):
+    x = fast.discrete_gaussian(s, 1000)
+    assert x.dtype == np.int64 and x.shape == (1000,) and not x.any(), s
+    assert gaussian_half_width(s, 0.95) == 0, s
+print("ok")
+"""
+
+
+def test_a_tiny_sigma_terminates_with_the_exact_answer_zero() -> None:
+    """discrete_gaussian never returned for σ below about 1e-162 (σ² underflowed and
+    0/0 rejected every draw), and gaussian_half_width looped for ever on the NaN. Run in
+    a subprocess so a regression fails after 120 s instead of hanging the suite. For
+    σ < 1/16 the exact distribution has P(X ≠ 0) < 2^-183: zeros are within the
+    sampler's 2^-47 TV bound."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", _TINY_SIGMA], cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_a_huge_sigma_is_refused_clearly() -> None:
+    with pytest.raises(QueryError, match="too large"):
+        fast.discrete_gaussian(2.0**41, 3)
+
+
+def test_noise_on_values_at_the_exact_limit_never_wraps() -> None:
+    """compile_dp proves |exact| ≤ EXACT_LIMIT; the fast samplers' noise then fits in
+    int64 (a draw beyond 2^62 is refused, whatever the data)."""
+    from pets.dp.aggregate import EXACT_LIMIT
+
+    v = np.array([EXACT_LIMIT, -EXACT_LIMIT] * 500, dtype=np.int64)
+    noisy = fast.add_discrete_laplace(v, 2.0**40)
+    assert (np.sign(noisy) == np.sign(v)).all()
+    g = v + fast.discrete_gaussian(2.0**40, v.size)
+    assert (np.sign(g) == np.sign(v)).all()
