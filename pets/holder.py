@@ -148,6 +148,9 @@ class Holder:
                 f"got {type(source).__name__}"
             )
         _check_policy_against(pol, schema)
+        # a declared type, not the one inferred from the rows, is what releases use
+        schema = {c: (pol.columns[c].type if c in pol.columns and pol.columns[c].type else t)
+                  for c, t in schema.items()}
         _check_rows(pol, len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src))
         tmp: Path | None = None
         try:
@@ -376,6 +379,19 @@ def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:
                 f"columns.{name}.bounds: column {name!r} is not numeric; remove its bounds",
                 key=f"columns.{name}.bounds",
             )
+        if cp.type is not None:
+            if schema[name] not in ("int", "float"):
+                raise PolicyFormatError(
+                    f"columns.{name}.type: column {name!r} is not numeric in the data; remove "
+                    "its type (types are declared for numeric columns)",
+                    key=f"columns.{name}.type",
+                )
+            if cp.type == "int" and schema[name] == "float":
+                raise PolicyFormatError(
+                    f"columns.{name}.type: column {name!r} holds fractional values; declare "
+                    'type = "float"',
+                    key=f"columns.{name}.type",
+                )
     if pol.privacy_unit is not None and pol.privacy_unit not in schema:
         raise PolicyFormatError(
             f"dataset.privacy_unit: column {pol.privacy_unit!r} is not in the data",

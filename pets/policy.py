@@ -55,6 +55,7 @@ from typing import Any, NoReturn, TypeVar
 from pets.errors import PolicyError, PolicyFormatError
 
 __all__ = [
+    "COLUMN_TYPES",
     "DEFAULT_GRADES",
     "DEFAULT_MAX_CELLS",
     "DEFAULT_MAX_ROWS",
@@ -106,7 +107,9 @@ _DATASET_KEYS = (
     "max_rows",
     "max_cells",
 )
-_COLUMN_KEYS = ("role", "grade", "bounds", "keys", "hierarchy")
+_COLUMN_KEYS = ("role", "grade", "bounds", "keys", "hierarchy", "type")
+#: numeric types a policy may declare for a column (``type = "float"``)
+COLUMN_TYPES: tuple[str, ...] = ("int", "float")
 _GRADE_KEYS = ("allow", "max_epsilon", "min_k", "min_group_size")
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -226,7 +229,11 @@ class ColumnPolicy:
     (``lower < upper``); ``keys`` the public group-by keys (known without looking at the
     data, so releasing them reveals nothing); ``hierarchy`` the path of a
     generalisation hierarchy for k-anonymity (absolute once loaded from a file; its
-    existence is checked when it is used, not here).
+    existence is checked when it is used, not here). ``type`` (``"int"`` or ``"float"``)
+    declares a numeric column's type, so that releases do not depend on the type
+    inferred from the rows: one fractional value turns an inferred ``int`` column into
+    ``float``, which changes how its sums are encoded. Registration refuses data that
+    does not fit the declared type.
 
     >>> ColumnPolicy("age", "quasi_identifier", 2, bounds=(17, 90)).bounds
     (17.0, 90.0)
@@ -238,6 +245,7 @@ class ColumnPolicy:
     bounds: tuple[float, float] | None = None
     keys: tuple[Any, ...] | None = None
     hierarchy: str | None = None
+    type: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -259,6 +267,10 @@ class ColumnPolicy:
             if not isinstance(h, str) or not h:
                 _fail(p + ("hierarchy",), f"hierarchy must be a file path (a string), not {self.hierarchy!r}")
             object.__setattr__(self, "hierarchy", h)
+        if self.type is not None and self.type not in COLUMN_TYPES:
+            hint = _suggest(self.type, COLUMN_TYPES) if isinstance(self.type, str) else ""
+            _fail(p + ("type",), f"type {self.type!r}{hint} is not one of {', '.join(COLUMN_TYPES)} "
+                  "(declare the type of numeric columns; leave it out for others)")
 
     @staticmethod
     def _validate_bounds(parts: tuple[str, ...], b: Any) -> tuple[float, float]:
@@ -298,6 +310,8 @@ class ColumnPolicy:
             d["bounds"] = list(self.bounds)
         if self.keys is not None:
             d["keys"] = list(self.keys)
+        if self.type is not None:
+            d["type"] = self.type
         if self.hierarchy is not None:
             d["hierarchy"] = self.hierarchy
         return d
@@ -681,6 +695,7 @@ class Policy:
                 bounds=raw.get("bounds"),
                 keys=raw.get("keys"),
                 hierarchy=hierarchy,
+                type=raw.get("type"),
             )
 
         raw_grades = d.get("grades", {})

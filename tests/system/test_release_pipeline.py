@@ -208,3 +208,43 @@ def test_a_new_mechanism_goes_through_the_same_checks_charge_and_audit(holder, s
     rec = holder.audit().records()[-1]
     assert rec["status"] == "released" and rec["failed"] is True
     assert holder.audit().verify()
+
+
+# -- declared column types: releases do not follow the type the rows suggest ----------
+
+def _typed(t: str | None) -> dict[str, Any]:
+    x: dict[str, Any] = {"role": "attribute", "grade": 1, "bounds": [0, 100]}
+    if t is not None:
+        x["type"] = t
+    return {"columns": {"x": x}, "grades": {"1": {"allow": ["dp"]}}}
+
+
+def test_a_declared_type_makes_explain_independent_of_one_fractional_value(tmp_path):
+    ints = pd.DataFrame({"x": list(range(100))})
+    one_frac = pd.concat([ints, pd.DataFrame({"x": [42.5]})], ignore_index=True)
+    seen = {}
+    for t in (None, "float"):
+        for name, df in (("ints", ints), ("frac", one_frac)):
+            h = pets.Holder(tmp_path / f"{t}-{name}")
+            h.register("t", df, _typed(t))
+            h.grant(ANALYST, dataset="t", purpose=PURPOSE, epsilon=1.0)
+            s = h.session(ANALYST, purpose=PURPOSE)
+            seen[t, name] = str(s.explain(s.table("t").agg(total=pets.sum("x")), pets.DP(epsilon=0.5)))
+    assert seen[None, "ints"] != seen[None, "frac"]  # inferred: the residual the docs name
+    assert seen["float", "ints"] == seen["float", "frac"]
+
+
+def test_registration_refuses_data_that_does_not_fit_the_declared_type(tmp_path):
+    h = pets.Holder(tmp_path / "h")
+    df = pd.DataFrame({"x": [1.0, 2.5]})
+    with pytest.raises(pets.PolicyFormatError, match=r'columns\.x\.type: .*holds fractional values; declare type = "float"'):
+        h.register("t", df, _typed("int"))
+    with pytest.raises(pets.PolicyFormatError, match=r"columns\.x\.type: type 'integer' .*is not one of int, float"):
+        h.register("t", df, _typed("integer"))
+    assert h.datasets() == []
+    h.register("t", pd.DataFrame({"x": ["a", "b"]}),
+               {"columns": {"x": {"role": "attribute", "grade": 1}}, "grades": {"1": {"allow": ["dp"]}}})
+    with pytest.raises(pets.PolicyFormatError, match=r"columns\.x\.type: column 'x' is not numeric"):
+        h.register("t", pd.DataFrame({"x": ["a", "b"]}),
+                   {"columns": {"x": {"role": "attribute", "grade": 1, "type": "int"}},
+                    "grades": {"1": {"allow": ["dp"]}}}, replace=True)
