@@ -253,7 +253,8 @@ class HeadFile:
                     return
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                os.pwrite(fd, block, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, block)
                 os.ftruncate(fd, _HEAD_BLOCK)
                 (getattr(os, "fdatasync", None) or os.fsync)(fd)
             finally:
