@@ -6,13 +6,15 @@
                [--accounting basic|zcdp]
     pets query --home DIR --analyst A --purpose P --epsilon 0.1 "SELECT ..."
     pets anonymize in.csv --qi age,sex --hierarchies DIR --k 5 [--l 2 --sensitive col] -o out.csv
-    pets audit verify --home DIR
+    pets audit verify --home DIR [--head ID:HASH] [--key PATH]
+    pets audit head --home DIR
     pets audit list --home DIR [--analyst A --kind dp --status refused --last N --format csv]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -21,7 +23,7 @@ from typing import Callable, Sequence, TypeVar
 import pandas as pd
 
 from . import __version__
-from .errors import PetsError, QueryError
+from .errors import AuditError, PetsError, QueryError
 
 __all__ = ["main"]
 
@@ -244,13 +246,38 @@ def _anonymize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_home(args: argparse.Namespace) -> str:
+    home = args.home or os.environ.get("PETS_HOME")
+    if not home:
+        raise SystemExit("pets: error: --home is required (or set PETS_HOME)")
+    return home
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the log verifies, 6 (with the reason on stderr) when it does not."""
+    import pets
+    from pets.store import Head
+
+    head = Head.parse(args.head) if args.head is not None else None  # bad --head: exit 2
+    try:
+        h = pets.Holder(_audit_home(args), audit_key=args.key)
+        log = h.audit()
+        log.verify(head=head)
+    except AuditError as e:
+        print(f"pets: audit verification failed: {e}", file=sys.stderr)
+        return 6
+    against = f"; head {head.id} still in the log" if head is not None else ""
+    print(f"audit log of {h.home}: {len(log)} records, chain, signatures and ledger "
+          f"intact{against}")
+    return 0
+
+
+def _audit_head(args: argparse.Namespace) -> int:
+    """Print the head to publish or pin: ``ID:HASH``."""
     import pets
 
-    h = pets.Holder(args.home)
-    log = h.audit()
-    log.verify()
-    print(f"audit log of {h.home}: {len(log)} records, chain and ledger intact")
+    h = pets.Holder(_audit_home(args), audit_key=args.key)
+    print(h.audit().head())
     return 0
 
 
@@ -267,6 +294,12 @@ def _summary(rec: dict) -> str:
         return "grant revoked"
     if kind == "key":
         return f"API key {rec.get('action')}"
+    if kind == "register":
+        verb = "replaced" if rec.get("replaced") else "registered"
+        version = rec.get("policy_version")
+        return f"{verb} (policy {version[:12]})" if isinstance(version, str) else verb
+    if kind == "migrate":
+        return f"store upgraded to schema {rec.get('to_schema')}; records signed from here"
     cost = rec.get("cost") or {}
     if rec.get("repeat_of"):
         return f"repeat of #{rec['repeat_of']} (no cost)"
@@ -363,9 +396,20 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="audit log tools")
     asub = a.add_subparsers(dest="audit_command", required=True)
-    av = asub.add_parser("verify", help="verify the hash chain and the ledger")
-    av.add_argument("--home", required=True)
+    av = asub.add_parser("verify", help="verify the hash chain, signatures and the ledger "
+                                        "(exit code 6 when verification fails)")
+    av.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    av.add_argument("--head", help="a head published or pinned earlier (ID:HASH, as "
+                                   "'pets audit head' prints it): detects truncation and "
+                                   "rollback since")
+    av.add_argument("--key", help="the audit key, or its public half (.pub) to verify "
+                                  "without the secret (default: $PETS_AUDIT_KEY, else "
+                                  "HOME/audit-key.pem)")
     av.set_defaults(fn=_audit_verify)
+    ah = asub.add_parser("head", help="print the audit head (ID:HASH) to publish or pin")
+    ah.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    ah.add_argument("--key", help="the audit key or its public half (default as for verify)")
+    ah.set_defaults(fn=_audit_head)
     al = asub.add_parser("list", help="list audit records (releases, refusals, grants, keys)")
     al.add_argument("--home", required=True)
     for f in ("analyst", "dataset", "purpose", "kind", "status"):

@@ -74,10 +74,14 @@ class Dataset:
 class Holder:
     """A data holder's home: registered datasets, grants, ledger and audit log."""
 
-    def __init__(self, home: str | os.PathLike[str], *, engine: Engine | None = None) -> None:
+    def __init__(self, home: str | os.PathLike[str], *, engine: Engine | None = None,
+                 audit_key: str | os.PathLike[str] | None = None) -> None:
+        """``audit_key``: the file of the key that signs the audit log (default
+        ``$PETS_AUDIT_KEY``, else ``home/audit-key.pem``, created on first use); see
+        :mod:`pets.store.keys` and docs/governance.md."""
         self.home = Path(home).expanduser().resolve()
         self.home.mkdir(parents=True, exist_ok=True)
-        self._store = Store(self.home)
+        self._store = Store(self.home, audit_key=audit_key)
         self._engine: Engine = engine if engine is not None else DuckDBEngine()
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, Dataset]] = {}

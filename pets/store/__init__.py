@@ -1,5 +1,6 @@
 """The holder's persistent state: datasets, grants, the budget ledger, the hash-chained
-audit log and API keys, in one SQLite file (``home/pets.db``).
+and signed audit log and API keys, in one SQLite file (``home/pets.db``); the audit key
+that signs the log and the head file live outside it (:mod:`pets.store.keys`).
 
 >>> from pets.store import Store
 >>> store = Store("./pets-home")                # doctest: +SKIP
@@ -7,7 +8,18 @@ audit log and API keys, in one SQLite file (``home/pets.db``).
 True
 """
 
-from pets.store.audit import GENESIS_HASH, AuditLog, canonical_json, record_hash
+from pets.store.audit import (
+    GENESIS_HASH,
+    AuditLog,
+    Head,
+    answer_digest,
+    api_key_id,
+    canonical_json,
+    policy_version,
+    record_hash,
+)
+from pets.store.keys import AuditKey
 from pets.store.sqlite import SCHEMA_VERSION, Store
 
-__all__ = ["Store", "AuditLog", "SCHEMA_VERSION", "GENESIS_HASH", "canonical_json", "record_hash"]
+__all__ = ["Store", "AuditLog", "AuditKey", "Head", "SCHEMA_VERSION", "GENESIS_HASH",
+           "answer_digest", "api_key_id", "canonical_json", "policy_version", "record_hash"]

@@ -42,12 +42,21 @@ from pets.errors import (
     PolicyError,
     QueryError,
 )
-from pets.store.audit import GENESIS_HASH, AuditLog, canonical_json, record_hash
+from pets.store.audit import (
+    GENESIS_HASH,
+    AuditLog,
+    answer_digest,
+    api_key_id,
+    canonical_json,
+    policy_version,
+    record_hash,
+)
+from pets.store.keys import AuditKey, HeadFile, key_path
 
 __all__ = ["Store", "SCHEMA_VERSION"]
 
 #: Version of the tables below; a newer file is refused rather than misread.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _BUSY_TIMEOUT_S = 30.0
 
@@ -56,7 +65,8 @@ _TABLES = (
         name TEXT PRIMARY KEY,
         record TEXT NOT NULL,
         created TEXT NOT NULL,
-        updated TEXT NOT NULL)""",
+        updated TEXT NOT NULL,
+        policy_version TEXT)""",
     """CREATE TABLE IF NOT EXISTS grants (
         analyst TEXT NOT NULL,
         dataset TEXT NOT NULL,
@@ -118,6 +128,17 @@ _TABLES = (
         key TEXT PRIMARY KEY,
         audit_id INTEGER NOT NULL,
         answer TEXT NOT NULL)""",
+) + (
+    # schema 4: each record's Ed25519 signature (by the key outside the store), and
+    # which store this is, which key signs it and which records predate signing
+    """CREATE TABLE IF NOT EXISTS audit_sig (
+        id INTEGER PRIMARY KEY,
+        sig TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit_meta (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        store_id TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        unsigned_through INTEGER NOT NULL)""",
 )
 
 # schema 1 → 2: zCDP accounting (a grant's accounting; ρ and approximate-zCDP δ' per charge)
@@ -130,11 +151,12 @@ _MIGRATE_1_2 = (
 )
 
 #: Keys the store writes itself; a caller's record may not carry them.
-_RESERVED = frozenset({"id", "ts", "hash", "prev_hash", "charged"})
+_RESERVED = frozenset({"id", "ts", "hash", "prev_hash", "charged", "answer_digest"})
 _STATUSES = ("released", "refused", "recorded")
-#: Kinds of the holder's own acts (grants, revocations, API keys): status "recorded",
-#: written only by the store's methods, in the transaction of the change they record.
-_HOLDER_KINDS = frozenset({"grant", "revoke", "key"})
+#: Kinds of the holder's own acts (grants, revocations, API keys, dataset registrations,
+#: the store's own migration): status "recorded", written only by the store's methods,
+#: in the transaction of the change they record.
+_HOLDER_KINDS = frozenset({"grant", "revoke", "key", "register", "migrate"})
 
 
 def _now() -> str:
@@ -170,6 +192,22 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def _text_digest(text: str) -> str:
+    """SHA-256 (hex) of a stored JSON text, as the register record states it."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _policy_version_of(text: str) -> str | None:
+    """The policy version of a stored dataset record (None if it has no policy)."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or "policy" not in record:
+        return None
+    return policy_version(record["policy"])
+
+
 def _grant_terms(epsilon_text: str, delta_text: str, accounting: str) -> dict[str, Any]:
     """A grant row's terms as its audit record states them."""
     return {"epsilon": float(Fraction(epsilon_text)), "delta": float(Fraction(delta_text)),
@@ -200,10 +238,14 @@ class Store:
     Cost(epsilon=0.75, delta=0.0)
     """
 
-    def __init__(self, home: str | Path) -> None:
+    def __init__(self, home: str | Path, *, audit_key: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / "pets.db"
+        #: where the audit key is: ``audit_key``, ``$PETS_AUDIT_KEY`` or ``home/audit-key.pem``
+        self.audit_key_path = key_path(self.home, audit_key)
+        self._key: AuditKey | None = None
+        self._key_lock = threading.Lock()
         self._local = threading.local()
         self._init_db()
 
@@ -233,16 +275,56 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A connection inside ``BEGIN IMMEDIATE``; commit on success, roll back on error."""
+        """A connection inside ``BEGIN IMMEDIATE``; commit on success, roll back on error.
+
+        After the commit, and before returning to the caller, the head file moves to the
+        newest record this transaction appended (see :mod:`pets.store.keys`)."""
         with self._connect() as con:
+            self._local.pending_head = None
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
             except BaseException:
+                self._local.pending_head = None
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
+            pending, self._local.pending_head = self._local.pending_head, None
             con.execute("COMMIT")
+            if pending is not None:
+                key, store_id, rid, rhash = pending
+                HeadFile(key.head_path).write(store_id, rid, rhash, key.path)
+
+    # ------------------------------------------------------------------ the audit key
+
+    def audit_key(self, *, create: bool = False) -> AuditKey:
+        """The audit key (loaded once): :class:`AuditError` if it is missing, unless
+        ``create`` (a new or migrating store)."""
+        with self._key_lock:
+            if self._key is None:
+                path = self.audit_key_path
+                self._key = AuditKey.load_or_create(path) if create else AuditKey.load(path)
+            return self._key
+
+    def _signing_key(self, con: sqlite3.Connection) -> tuple[AuditKey, str]:
+        """The private audit key and this store's id, after checking the key is the one
+        this store is signed with."""
+        meta = con.execute("SELECT store_id, key_fingerprint FROM audit_meta WHERE one = 1").fetchone()
+        if meta is None:
+            raise AuditError(
+                "the audit metadata (which key signs this store) is missing, so the log "
+                "cannot be extended; run audit().verify()"
+            )
+        key = self.audit_key()
+        if not key.can_sign:
+            key.sign("", "")  # raises: a public key cannot sign
+        if key.fingerprint != meta[1]:
+            raise AuditError(
+                f"the audit key {str(key.path)!r} is not the key this store is signed with "
+                f"(fingerprint {key.fingerprint[:16]}…, the store says {str(meta[1])[:16]}…); "
+                "point audit_key= (or PETS_AUDIT_KEY) at this home's key"
+            )
+        return key, str(meta[0])
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -271,10 +353,31 @@ class Store:
                     f"cannot use write-ahead logging for {self.path} (journal mode {mode!r}); "
                     "put the pets home on a local file system"
                 )
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            version = None
+            if row is not None:
+                version = con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        if version is None or version < SCHEMA_VERSION:
+            # a new or older store is (re)anchored: it needs the private key, made if absent
+            key = self.audit_key(create=True)
+            if not key.can_sign:
+                key.sign("", "")  # raises: a public key cannot sign
+        anchored: tuple[AuditKey, str] | None = None
         with self._write() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
             version = row[0]
+            if version is not None and version > SCHEMA_VERSION:
+                raise DataError(
+                    f"{self.path} was written by a newer pets (store schema {version}, this "
+                    f"pets reads up to {SCHEMA_VERSION}); upgrade pets to open it"
+                )
+            if version is None or version < SCHEMA_VERSION:
+                key = self.audit_key(create=True)
+                self._refuse_replaced_store(key, fresh=version is None)
             if version is None:  # a fresh store
                 for sql in _TABLES:
                     con.execute(sql)
@@ -283,17 +386,86 @@ class Store:
                     "INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, 0, ?)",
                     (GENESIS_HASH,),
                 )
+                store_id = secrets.token_hex(16)
+                con.execute(
+                    "INSERT INTO audit_meta (one, store_id, key_fingerprint, unsigned_through) "
+                    "VALUES (1, ?, ?, 0)", (store_id, key.fingerprint))
+                anchored = (key, store_id)
             elif version < SCHEMA_VERSION:
                 if version == 1:
                     for sql in _MIGRATE_1_2:
                         con.execute(sql)
-                self._adopt_grants(con)  # 2 → 3: grants are audited
+                self._local.anchoring = True
+                try:
+                    anchored = (key, self._migrate_to_4(con, key, version))
+                finally:
+                    self._local.anchoring = False
                 con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif version > SCHEMA_VERSION:
-                raise DataError(
-                    f"{self.path} was written by a newer pets (store schema {version}, this "
-                    f"pets reads up to {SCHEMA_VERSION}); upgrade pets to open it"
-                )
+        if anchored is not None:
+            key, store_id = anchored
+            last = con.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
+            HeadFile(key.head_path).write(store_id, int(last[0]), str(last[1]), key.path,
+                                          force=True)
+
+    def _refuse_replaced_store(self, key: AuditKey, fresh: bool) -> None:
+        """A new (or pre-signing) database where this key's head file already names signed
+        records: the store was deleted, or replaced by an older copy — refuse rather than
+        start a new log over the old one."""
+        head = HeadFile(key.head_path).read()
+        if head is None or head["id"] == 0:
+            return
+        what = "is new" if fresh else "is from before audit signing (an older copy?)"
+        raise AuditError(
+            f"the audit head file {str(key.head_path)!r} says this key has signed "
+            f"{head['id']} audit records, but {str(self.path)!r} {what}: the store was "
+            "deleted or replaced. Restore it; to start a new store, give it a new audit key "
+            "(or remove that head file)",
+            record=int(head["id"]),
+        )
+
+    def _migrate_to_4(self, con: sqlite3.Connection, key: AuditKey, version: int) -> str:
+        """Schema 2/3 → 4, in the caller's transaction: records are signed from now on.
+
+        The records already in the log stay unsigned (``unsigned_through``); a signed
+        ``migrate`` record follows them, so from then on they cannot be changed unnoticed
+        — but what happened to them before the upgrade cannot be told. The migrate
+        record keeps a digest of each recalled answer; then grants (from schema 2),
+        datasets and API keys already in place are adopted as signed records."""
+        con.execute("ALTER TABLE datasets ADD COLUMN policy_version TEXT")
+        for sql in _TABLES[-2:]:
+            con.execute(sql)
+        last = con.execute("SELECT last_id FROM audit_head WHERE one = 1").fetchone()
+        if last is None:
+            raise AuditError("the audit head is missing, so the store cannot be upgraded; "
+                             "run audit().verify() with the older pets")
+        store_id = secrets.token_hex(16)
+        con.execute(
+            "INSERT INTO audit_meta (one, store_id, key_fingerprint, unsigned_through) "
+            "VALUES (1, ?, ?, ?)", (store_id, key.fingerprint, int(last[0])))
+        answers = {str(aid): answer_digest(k, a) for k, aid, a in
+                   con.execute("SELECT key, audit_id, answer FROM answers ORDER BY audit_id")}
+        self._record_holder_act(con, "migrate", None, None, None, from_schema=version,
+                                to_schema=SCHEMA_VERSION, unsigned_through=int(last[0]),
+                                answers=answers)
+        if version <= 2:  # grants were not audited before schema 3
+            self._adopt_grants(con)
+        for name, text in con.execute("SELECT name, record FROM datasets ORDER BY name").fetchall():
+            pv = _policy_version_of(text)
+            con.execute("UPDATE datasets SET policy_version = ? WHERE name = ?", (pv, name))
+            self._record_holder_act(con, "register", None, name, None, replaced=False,
+                                    policy_version=pv, record_sha256=_text_digest(text),
+                                    migrated=True)
+        keys: dict[str, tuple[list[str], list[str]]] = {}
+        for key_hash, analyst, revoked in con.execute(
+                "SELECT key_hash, analyst, revoked FROM api_keys ORDER BY created, key_hash"):
+            live, dead = keys.setdefault(analyst, ([], []))
+            (dead if revoked is not None else live).append(api_key_id(key_hash))
+        for analyst in sorted(keys):
+            live, dead = keys[analyst]
+            self._record_holder_act(con, "key", analyst, None, None, action="adopted",
+                                    keys=len(live) + len(dead), key_ids=live,
+                                    revoked_ids=dead, migrated=True)
+        return store_id
 
     def _adopt_grants(self, con: sqlite3.Connection) -> None:
         """Schema 2 → 3: a grant record (``migrated: true``, ``previous: None``) for each
@@ -325,6 +497,12 @@ class Store:
 
         Raises :class:`pets.QueryError` if ``name`` is already registered and ``replace``
         is false.
+
+        Every registration and replacement is audited in the same transaction: a record of
+        kind ``"register"`` (status ``"recorded"``, dataset ``name``) with ``replaced``,
+        the ``policy_version`` (:func:`pets.store.audit.policy_version` of
+        ``record["policy"]``, None without one) and ``record_sha256`` (of the stored
+        record), so verification can tell a dataset or policy changed outside pets.
         """
         _name(name, "dataset name")
         if not isinstance(record, Mapping):
@@ -333,6 +511,7 @@ class Store:
             text = canonical_json(dict(record))
         except (TypeError, ValueError) as e:
             raise InternalError(f"dataset record for {name!r} is not JSON-serialisable: {e}") from None
+        pv = policy_version(record["policy"]) if "policy" in record else None
         now = _now()
         with self._write() as con:
             exists = con.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone()
@@ -342,13 +521,17 @@ class Store:
                 )
             if exists:
                 con.execute(
-                    "UPDATE datasets SET record = ?, updated = ? WHERE name = ?", (text, now, name)
+                    "UPDATE datasets SET record = ?, updated = ?, policy_version = ? "
+                    "WHERE name = ?", (text, now, pv, name)
                 )
             else:
                 con.execute(
-                    "INSERT INTO datasets (name, record, created, updated) VALUES (?, ?, ?, ?)",
-                    (name, text, now, now),
+                    "INSERT INTO datasets (name, record, created, updated, policy_version) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, text, now, now, pv),
                 )
+            self._record_holder_act(con, "register", None, name, None, replaced=bool(exists),
+                                    policy_version=pv, record_sha256=_text_digest(text))
 
     def get_dataset(self, name: str) -> dict[str, Any] | None:
         """The record of dataset ``name``, or ``None`` if it is not registered."""
@@ -633,7 +816,8 @@ class Store:
             return self._debit(con, analyst, dataset, purpose, cost, zdelta, rec)[0]
 
     def _debit(self, con: sqlite3.Connection, analyst: str, dataset: str, purpose: str,
-               cost: Cost, zdelta: float | None, rec: dict[str, Any]) -> tuple[int, Cost]:
+               cost: Cost, zdelta: float | None, rec: dict[str, Any],
+               stored: dict[str, Any] | None = None) -> tuple[int, Cost]:
         """Inside a write transaction: check the grant and budget, append the audit record,
         insert the ledger row and update the running totals. Raises without writing.
         Returns the audit id and the cost charged (under the grant's accounting)."""
@@ -670,7 +854,7 @@ class Store:
         if given is not None and given != _cost_dict(charged, zd) and given != _cost_dict(cost):
             raise InternalError("audit record cost does not match the charged cost")
         rec = dict(rec, cost=_cost_dict(charged, zd))
-        rec, body = self._prepare(rec, _charged=True)
+        rec, body = self._prepare(rec, _charged=True, _stored=stored)
         audit_id = self._append(con, rec, body)
         se, sd, sr, sz = self._spent_exact(con, analyst, dataset, purpose)
         con.execute(
@@ -736,13 +920,19 @@ class Store:
         answer is already kept under ``key``: then record a repeat (no charge) and return
         the kept answer. One transaction, so concurrent identical queries get one answer.
         Returns ``(audit_id, answer, repeat_of, charged)``: ``repeat_of`` is the audit id
-        of the first answer when this was a repeat, else None; ``charged`` the cost spent."""
+        of the first answer when this was a repeat, else None; ``charged`` the cost spent.
+
+        The charged record carries ``answer_digest`` (:func:`pets.store.audit.answer_digest`
+        of ``key`` and ``answer``): verification checks the kept answer against it."""
         rec = self._prepare_charge(analyst, dataset, purpose, cost, record)
+        if not isinstance(key, str) or not isinstance(answer, str):
+            raise InternalError("charge_answer() needs the answer's key and text as strings")
         with self._write() as con:
             row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
             if row is not None:
                 return self._append_repeat(con, rec, row[0]), row[1], int(row[0]), Cost()
-            audit_id, charged = self._debit(con, analyst, dataset, purpose, cost, zdelta, rec)
+            audit_id, charged = self._debit(con, analyst, dataset, purpose, cost, zdelta, rec,
+                                            {"answer_digest": answer_digest(key, answer)})
             con.execute("INSERT INTO answers (key, audit_id, answer) VALUES (?, ?, ?)",
                         (key, audit_id, answer))
             return audit_id, answer, None, charged
@@ -817,8 +1007,8 @@ class Store:
         return int(row[0])
 
     @staticmethod
-    def _prepare(record: Any, _charged: bool = False,
-                 _holder: bool = False) -> tuple[dict[str, Any], str]:
+    def _prepare(record: Any, _charged: bool = False, _holder: bool = False,
+                 _stored: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
         """Check a caller's audit record and give its canonical JSON body."""
         if not isinstance(record, Mapping):
             raise InternalError(f"audit record must be a dict, got {type(record).__name__}")
@@ -838,11 +1028,13 @@ class Store:
         if holder_act and not (_holder and rec["status"] == "recorded"
                                and rec["kind"] in _HOLDER_KINDS and not _charged):
             raise InternalError(
-                "audit records of kind grant, revoke or key (status 'recorded') are written "
-                "only by the store's grant and key methods"
+                "audit records of kind grant, revoke, key, register or migrate (status "
+                "'recorded') are written only by the store's own methods"
             )
         if _charged:
             rec["charged"] = True
+        if _stored:
+            rec.update(_stored)
         try:
             body = canonical_json(rec)
             body.encode("utf-8")
@@ -850,19 +1042,31 @@ class Store:
             raise InternalError(f"audit record is not JSON-serialisable: {e}") from None
         return rec, body
 
-    @staticmethod
-    def _append(con: sqlite3.Connection, rec: dict[str, Any], body: str) -> int:
-        """Append one record to the chain and move the head (inside the caller's write)."""
+    def _append(self, con: sqlite3.Connection, rec: dict[str, Any], body: str) -> int:
+        """Append one record to the chain, sign it and move the head (inside the caller's
+        write; the head file follows after the commit).
+
+        Refuses (:class:`AuditError`, nothing written) when the log is behind or off its
+        head file — rolled back or replaced — or the key is not this store's; and
+        (:class:`pets.PolicyError`, rule ``"policy_changed"``) a record naming a
+        ``policy_version`` that is no longer the dataset's registered policy."""
         head = con.execute("SELECT last_id, last_hash FROM audit_head WHERE one = 1").fetchone()
         if head is None:
             raise AuditError(
                 "the audit head is missing, so the log cannot be extended; run audit().verify()"
             )
-        new_id, prev_hash = int(head[0]) + 1, str(head[1])
+        key, store_id = self._signing_key(con)
+        last_id = int(head[0])
+        if not getattr(self._local, "anchoring", False):
+            self._check_head_file(con, key, store_id, last_id)
+        if "policy_version" in rec and rec["kind"] != "register":
+            self._check_policy_version(con, rec.get("dataset"), rec["policy_version"])
+        new_id, prev_hash = last_id + 1, str(head[1])
         ts = _now()
         fields = (new_id, ts, rec.get("analyst"), rec.get("purpose"), rec.get("dataset"),
                   rec["kind"], rec["status"], body)  # fmt: skip
         h = record_hash(*fields, prev_hash)
+        sig = key.sign(store_id, h)
         try:
             con.execute(
                 "INSERT INTO audit (id, ts, analyst, purpose, dataset, kind, status, body, "
@@ -875,13 +1079,63 @@ class Store:
                 "the audit log was altered outside pets (run audit().verify())",
                 record=new_id,
             ) from None
+        con.execute("INSERT OR REPLACE INTO audit_sig (id, sig) VALUES (?, ?)", (new_id, sig))
         con.execute("UPDATE audit_head SET last_id = ?, last_hash = ? WHERE one = 1", (new_id, h))
+        self._local.pending_head = (key, store_id, new_id, h)
         return new_id
+
+    def _check_head_file(self, con: sqlite3.Connection, key: AuditKey, store_id: str,
+                         last_id: int) -> None:
+        """The log must reach the head file's record, with the same hash."""
+        hf = HeadFile(key.head_path)
+        cur = hf.read()
+        where = f"the audit head file {str(hf.path)!r}"
+        if cur is None:
+            if last_id == 0:
+                return
+            raise AuditError(
+                f"{where} is missing, so a rollback of the log could not be told; restore "
+                "it (it lives next to the audit key), then run audit().verify()"
+            )
+        if cur["store"] != store_id:
+            raise AuditError(
+                f"{where} belongs to another pets store than {str(self.path)!r}: give each "
+                "home its own audit key (audit_key= or PETS_AUDIT_KEY)"
+            )
+        if cur["id"] > last_id:
+            raise AuditError(
+                f"the audit log was rolled back or truncated: {where} names record "
+                f"{cur['id']}, the log ends at {last_id}; nothing more is recorded until it "
+                "is restored (run audit().verify())",
+                record=last_id + 1,
+            )
+        if cur["id"] > 0:
+            row = con.execute("SELECT hash FROM audit WHERE id = ?", (cur["id"],)).fetchone()
+            if row is None or row[0] != cur["hash"]:
+                raise AuditError(
+                    f"audit record {cur['id']} does not match {where} (the log was rewritten); "
+                    "nothing more is recorded until it is restored (run audit().verify())",
+                    record=int(cur["id"]),
+                )
+
+    @staticmethod
+    def _check_policy_version(con: sqlite3.Connection, dataset: Any, version: Any) -> None:
+        row = None
+        if isinstance(dataset, str):
+            row = con.execute(
+                "SELECT policy_version FROM datasets WHERE name = ?", (dataset,)).fetchone()
+        if row is None or row[0] != version:
+            raise PolicyError(
+                f"the policy of dataset {dataset!r} was replaced while this request was "
+                "being answered; nothing was spent or recorded — ask again",
+                rule="policy_changed",
+            )
 
     # ------------------------------------------------------------------ API keys
 
     # Issuing and revoking keys is audited (kind "key", status "recorded") in the same
-    # transaction: the analyst, the action and how many keys — never a key or its hash.
+    # transaction: the analyst, the action, how many keys and their key_ids (a one-way
+    # id of the stored hash, see audit.api_key_id) — never a key or its hash.
 
     def issue_key(self, analyst: str) -> str:
         """A new API key for ``analyst`` (``pets_...``). Only its SHA-256 is stored: show it once."""
@@ -892,7 +1146,8 @@ class Store:
                 "INSERT INTO api_keys (key_hash, analyst, created) VALUES (?, ?, ?)",
                 (_key_hash(key), analyst, _now()),
             )
-            self._record_holder_act(con, "key", analyst, None, None, action="issued", keys=1)
+            self._record_holder_act(con, "key", analyst, None, None, action="issued", keys=1,
+                                    key_ids=[api_key_id(_key_hash(key))])
         return key
 
     def check_key(self, key: str) -> str:
@@ -919,7 +1174,8 @@ class Store:
                     con.execute("UPDATE api_keys SET revoked = ? WHERE key_hash = ?",
                                 (_now(), _key_hash(key)))
                     self._record_holder_act(con, "key", str(row[0]), None, None,
-                                            action="revoked", keys=1)
+                                            action="revoked", keys=1,
+                                            key_ids=[api_key_id(_key_hash(key))])
                     return
         raise AuthError("unknown or revoked API key")
 
@@ -927,11 +1183,14 @@ class Store:
         """Revoke every key of ``analyst``; returns how many were revoked (audited when
         more than none)."""
         with self._write() as con:
+            ids = sorted(api_key_id(r[0]) for r in con.execute(
+                "SELECT key_hash FROM api_keys WHERE analyst = ? AND revoked IS NULL", (analyst,)))
             cur = con.execute(
                 "UPDATE api_keys SET revoked = ? WHERE analyst = ? AND revoked IS NULL",
                 (_now(), analyst),
             )
             n = cur.rowcount
             if n > 0:
-                self._record_holder_act(con, "key", analyst, None, None, action="revoked", keys=n)
+                self._record_holder_act(con, "key", analyst, None, None, action="revoked", keys=n,
+                                        key_ids=ids)
             return n

@@ -65,19 +65,21 @@ def test_cli_register_grant_query_and_audit(tmp_path: Path) -> None:
               "0.1", "SELECT sex, MAX(age) FROM adult GROUP BY sex")
     assert p.returncode == 2 and "unsupported SQL: aggregate MAX" in p.stderr
     p = _pets("audit", "verify", "--home", home)
-    # the grant, the release and the budget refusal; bad SQL is not recorded
-    assert p.returncode == 0 and "3 records" in p.stdout
+    # the registration, the grant, the release and the budget refusal; bad SQL is not recorded
+    assert p.returncode == 0 and "4 records" in p.stdout
     kinds = [(r["kind"], r["status"]) for r in pets.Holder(home).audit().records()]
-    assert kinds == [("grant", "recorded"), ("dp", "released"), ("dp", "refused")]
+    assert kinds == [("register", "recorded"), ("grant", "recorded"), ("dp", "released"),
+                     ("dp", "refused")]
     p = _pets("audit", "list", "--home", home, "--format", "csv")
     assert p.returncode == 0, p.stderr
     rows = p.stdout.strip().splitlines()
     assert rows[0] == "id,ts,analyst,purpose,dataset,kind,status,what"
-    assert rows[1].endswith("grant,recorded,\"granted epsilon=1.0, delta=0.0 (basic)\"")
-    assert rows[2].endswith("dp,released,\"epsilon=0.25, delta=0\"")
-    assert rows[3].endswith("dp,refused,refused by rule budget")
+    assert ",adult,register,recorded,registered (policy " in rows[1]
+    assert rows[2].endswith("grant,recorded,\"granted epsilon=1.0, delta=0.0 (basic)\"")
+    assert rows[3].endswith("dp,released,\"epsilon=0.25, delta=0\"")
+    assert rows[4].endswith("dp,refused,refused by rule budget")
     p = _pets("audit", "list", "--home", home, "--status", "refused", "--format", "json")
-    assert [r["id"] for r in json.loads(p.stdout)] == [3]
+    assert [r["id"] for r in json.loads(p.stdout)] == [4]
     assert pets.Holder(home).remaining("bob", dataset="adult", purpose="stats") == pets.Cost(0.75, 0)
 
 
@@ -109,9 +111,9 @@ def test_governance_guide_example_runs_and_prints_the_grant_history(
     shown = [line[2:] for line in md.read_text().splitlines()
              if line.startswith("# ") and line[2:3].isdigit()]
     assert printed == shown == [
-        "1 grant alice 1.0 0.0 None",
-        "2 grant alice 2.0 1e-06 {'accounting': 'basic', 'delta': 0.0, 'epsilon': 1.0}",
-        "3 revoke alice None None {'accounting': 'basic', 'delta': 1e-06, 'epsilon': 2.0}",
+        "2 grant alice 1.0 0.0 None",
+        "3 grant alice 2.0 1e-06 {'accounting': 'basic', 'delta': 0.0, 'epsilon': 1.0}",
+        "4 revoke alice None None {'accounting': 'basic', 'delta': 1e-06, 'epsilon': 2.0}",
     ]
 
 

@@ -180,7 +180,8 @@ def test_a_holder_in_another_process_sees_datasets_grants_spent_budget_and_audit
     assert out["datasets"] == ["adult", "syn"]
     assert out["grants"] == [(ANALYST, "syn", PURPOSE), ("bob", "adult", "census")]
     assert out["remaining_syn"] == pets.Cost(999.5)
-    assert out["audit_len"] == 2 + 1 and out["verify"] is True  # two grants, one release
+    # two registrations, two grants, one release
+    assert out["audit_len"] == 2 + 2 + 1 and out["verify"] is True
     # the DataFrame source, stored in the home as Parquet, answers in the other process
     # (ε = 500 over 2 measures; the sum's scale is 10/250, so each noise is 0 except
     # with probability < 1e-10)
@@ -190,7 +191,7 @@ def test_a_holder_in_another_process_sees_datasets_grants_spent_budget_and_audit
     assert out["remaining_after"] == pets.Cost(499.5)
     # and what the other process spent and recorded is seen here
     assert s.remaining() == pets.Cost(499.5)
-    assert out["audit_id"] == 4 and len(h.audit()) == 4
+    assert out["audit_id"] == 6 and len(h.audit()) == 6
     assert h.audit().records()[-1]["analyst"] == ANALYST
     assert h.audit().verify() is True
 
@@ -201,7 +202,7 @@ def test_a_restarted_holder_in_this_process_sees_the_same_state(holder, session)
     assert again.datasets() == ["adult"]
     assert again.remaining(ANALYST, dataset="adult", purpose=PURPOSE) == pets.Cost(1.75)
     assert again.policy("adult") == holder.policy("adult")
-    assert [r["kind"] for r in again.audit().records()] == ["grant", "dp"]
+    assert [r["kind"] for r in again.audit().records()] == ["register", "grant", "dp"]
     assert again.audit().verify() is True
 
 

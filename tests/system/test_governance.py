@@ -383,13 +383,13 @@ def test_budget_is_per_analyst_dataset_and_purpose(holder, session):
 
 @pytest.fixture
 def audited(holder, session):
-    """The grant (record 1), then four releases and one refusal on the Adult holder:
-    records 2 … 6."""
+    """The registration (record 1) and the grant (record 2), then four releases and one
+    refusal on the Adult holder: records 3 … 7."""
     for i in range(4):
         session.release(_distinct(session, i), pets.DP(epsilon=0.1))
     with pytest.raises(pets.PolicyError):
         session.release(NEGATIVE["filter"](session), pets.DP(epsilon=0.1))
-    assert len(holder.audit()) == 6
+    assert len(holder.audit()) == 7
     return holder
 
 
@@ -408,7 +408,7 @@ def test_an_untampered_audit_log_verifies_from_this_and_a_new_holder(audited):
     assert audited.audit().verify() is True
     assert pets.Holder(audited.home).audit().verify() is True
     statuses = [r["status"] for r in audited.audit().records()]
-    assert statuses == ["recorded"] + ["released"] * 4 + ["refused"]
+    assert statuses == ["recorded"] * 2 + ["released"] * 4 + ["refused"]
 
 
 def test_editing_a_record_body_is_detected_naming_the_record(audited):
@@ -425,10 +425,10 @@ def test_editing_a_record_body_is_detected_naming_the_record(audited):
 
 
 def test_editing_the_analyst_of_a_refusal_is_detected(audited):
-    tamper(audited, ("UPDATE audit SET analyst = 'mallory' WHERE id = 6", ()))
-    with pytest.raises(pets.AuditError, match=r"audit record 6 was edited") as info:
+    tamper(audited, ("UPDATE audit SET analyst = 'mallory' WHERE id = 7", ()))
+    with pytest.raises(pets.AuditError, match=r"audit record 7 was edited") as info:
         audited.audit().verify()
-    assert info.value.record == 6
+    assert info.value.record == 7
 
 
 def test_deleting_a_record_is_detected_naming_the_missing_record(audited):
@@ -451,19 +451,19 @@ def test_reordering_records_is_detected_naming_the_first_out_of_place(audited):
 
 
 def test_deleting_the_newest_record_is_detected(audited):
-    tamper(audited, ("DELETE FROM audit WHERE id = 6", ()))
+    tamper(audited, ("DELETE FROM audit WHERE id = 7", ()))
     with pytest.raises(pets.AuditError, match=r"newest audit record\(s\) were removed") as info:
         audited.audit().verify()
-    assert info.value.record == 6
+    assert info.value.record == 7
 
 
 def test_deleting_a_ledger_charge_neither_refunds_budget_nor_goes_unnoticed(audited, session):
     left = session.remaining()
-    tamper(audited, ("DELETE FROM ledger WHERE audit_id = 2", ()))
+    tamper(audited, ("DELETE FROM ledger WHERE audit_id = 3", ()))
     assert session.remaining() == left  # the running total still counts it ...
-    with pytest.raises(pets.AuditError, match=r"audit record 2 .*ledger row is missing") as info:
+    with pytest.raises(pets.AuditError, match=r"audit record 3 .*ledger row is missing") as info:
         audited.audit().verify()  # ... and the audit says so
-    assert info.value.record == 2
+    assert info.value.record == 3
 
 
 SECRET = "SECRET-XYZZY-4711"

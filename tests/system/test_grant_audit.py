@@ -42,7 +42,7 @@ def grants_from_the_log(h: pets.Holder) -> dict[tuple[str, str, str], tuple]:
 
 
 def test_the_history_of_a_grant_is_read_back_from_the_audit_log(holder: pets.Holder) -> None:
-    h = holder  # alice was granted ε = 2 on adult (record 1)
+    h = holder  # adult was registered (record 1), alice granted ε = 2 on it (record 2)
     s = h.session(ANALYST, purpose=PURPOSE)
     r1 = s.release(s.table(ADULT).agg(n=pets.count()), pets.DP(epsilon=0.5))
     h.grant(ANALYST, dataset=ADULT, purpose=PURPOSE, epsilon=3.0, delta=1e-6)  # raised
@@ -61,10 +61,10 @@ def test_the_history_of_a_grant_is_read_back_from_the_audit_log(holder: pets.Hol
     # the whole log, in order: grants interleave with releases and refusals by time
     recs = h.audit().records()
     assert [(r["kind"], r["status"]) for r in recs] == [
-        ("grant", "recorded"), ("dp", "released"), ("grant", "recorded"), ("grant", "recorded"),
+        ("register", "recorded"), ("grant", "recorded"), ("dp", "released"), ("grant", "recorded"), ("grant", "recorded"),
         ("revoke", "recorded"), ("dp", "refused"),
     ]
-    assert recs[1]["id"] == r1.audit_id
+    assert recs[2]["id"] == r1.audit_id
     assert [r["ts"] for r in recs] == sorted(r["ts"] for r in recs)
     assert all(r["by"] == "holder" for r in recs if r["status"] == "recorded")
     # the grants in force are exactly what the log says
@@ -124,4 +124,4 @@ def test_a_budget_raised_in_sqlite_is_caught_by_the_auditor(holder: pets.Holder)
                        r"labour-stats\) is epsilon=1000.0.*audit records say epsilon=2.0"
                        ) as e:
         pets.Holder(holder.home).audit().verify()  # ... and the auditor sees it
-    assert e.value.record == 1  # the grant record the table no longer matches
+    assert e.value.record == 2  # the grant record the table no longer matches

@@ -172,10 +172,16 @@ def test_a_schema_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     for table, column in (("grants", "accounting"), ("ledger", "rho_text"),
                           ("ledger", "zdelta_text"), ("spent", "rho_text"), ("spent", "zdelta_text")):
         con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    # and what schema 4 added: audit signatures (the key and head file live outside)
+    con.execute("ALTER TABLE datasets DROP COLUMN policy_version")
+    con.execute("DROP TABLE audit_sig")
+    con.execute("DROP TABLE audit_meta")
     con.execute("DELETE FROM schema_version")
     con.execute("INSERT INTO schema_version (version) VALUES (1)")
     con.commit()
     con.close()
+    for f in tmp_path.glob("audit-key*"):
+        f.unlink()
     again = Store(tmp_path)
     assert again.remaining(A, D, P) == Cost(0.75)
     again.charge(A, D, P, Cost(0.25), _rec())

@@ -52,6 +52,20 @@ def raw(store: Store) -> sqlite3.Connection:
     return sqlite3.connect(store.path, isolation_level=None)
 
 
+def downgrade(store: Store, version: int) -> sqlite3.Connection:
+    """Make ``store`` look like one an older pets wrote (schema ``version`` < 4): no
+    signatures, no audit key, no head file. Returns a raw connection to it."""
+    con = raw(store)
+    con.execute("DROP TABLE audit_sig")
+    con.execute("DROP TABLE audit_meta")
+    con.execute("ALTER TABLE datasets DROP COLUMN policy_version")
+    con.execute("DELETE FROM schema_version")
+    con.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    for f in store.home.glob("audit-key*"):
+        f.unlink()
+    return con
+
+
 # ---------------------------------------------------------------- the file itself
 
 
@@ -272,7 +286,8 @@ def test_a_second_store_on_the_same_home_sees_everything(store: Store) -> None:
     assert other.get_grant(A, D, P) == Cost(1.0, 1e-6)
     assert other.spent(A, D, P) == Cost(0.4)
     assert other.remaining(A, D, P) == Cost(0.6, 1e-6)
-    assert [r["kind"] for r in other.audit().records()] == ["grant", "dp", "refused", "key"]
+    assert [r["kind"] for r in other.audit().records()] == [
+        "register", "grant", "dp", "refused", "key"]
     assert other.audit().verify()
     assert other.check_key(key) == A
 
@@ -503,10 +518,11 @@ def test_grant_records_do_not_count_as_releases_or_extracts(store: Store) -> Non
 @pytest.mark.parametrize(
     "bad",
     [{"kind": "grant", "status": "recorded"}, {"kind": "dp", "status": "recorded"},
-     {"kind": "grant", "status": "released"}, {"kind": "key", "status": "refused"}],
+     {"kind": "grant", "status": "released"}, {"kind": "key", "status": "refused"},
+     {"kind": "register", "status": "recorded"}, {"kind": "migrate", "status": "released"}],
 )
 def test_grant_and_key_records_come_only_from_the_store_methods(store: Store, bad: dict) -> None:
-    with pytest.raises(InternalError, match="written only by the store's grant and key methods"):
+    with pytest.raises(InternalError, match="written only by the store's own methods"):
         store.record({"analyst": A, "dataset": D, "purpose": P, **bad})
     assert len(store.audit()) == 0
 
@@ -591,31 +607,28 @@ def test_a_store_from_before_grant_auditing_adopts_its_grants_in_the_log(store: 
             (analyst, D, P, float(eps), eps, float(dlt), dlt, updated, acc),
         )
     store.charge(A, D, P, Cost(0.25), dp_record())
-    con.execute("DELETE FROM schema_version")
-    con.execute("INSERT INTO schema_version (version) VALUES (2)")
+    downgrade(store, 2)
     again = Store(store.home)
     recs = again.audit().records()
     assert [(r["id"], r["kind"], r["analyst"]) for r in recs] == [
-        (1, "dp", A), (2, "grant", A), (3, "grant", "bob")]
+        (1, "dp", A), (2, "migrate", None), (3, "grant", A), (4, "grant", "bob")]
     assert [(r["epsilon"], r["delta"], r["accounting"], r["previous"], r["migrated"],
-             r["set_at"], r["status"], r["by"]) for r in recs[1:]] == [
+             r["set_at"], r["status"], r["by"]) for r in recs[2:]] == [
         (1.0, 0.0, "basic", None, True, "2024-05-01T12:00:00+00:00", "recorded", "holder"),
         (2.0, 1e-6, "zcdp", None, True, "2024-05-02T08:30:00+00:00", "recorded", "holder"),
     ]
     assert again.audit().verify() is True
     assert con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
-    assert len(Store(store.home).audit()) == 3  # adopted once
+    assert len(Store(store.home).audit()) == 4  # adopted once
     assert again.remaining(A, D, P) == Cost(0.75)
 
 
 def test_the_upgrade_does_not_adopt_a_grant_changed_outside_pets(store: Store) -> None:
     store.set_grant(A, D, P, epsilon=1.0)
-    con = raw(store)
+    con = downgrade(store, 2)
     con.execute("UPDATE grants SET epsilon = 3, epsilon_text = '3.0'")
-    con.execute("DELETE FROM schema_version")
-    con.execute("INSERT INTO schema_version (version) VALUES (2)")
     again = Store(store.home)
-    assert len(again.audit()) == 1  # the log knows this grant: nothing adopted
+    assert len(again.audit()) == 2  # the log knows this grant: nothing adopted (+ migrate)
     e = audit_error(again)
     assert e.record == 1 and "is epsilon=3.0" in str(e) and "say epsilon=1.0" in str(e)
 
@@ -768,7 +781,7 @@ def test_a_rewritten_record_with_a_fresh_hash_breaks_the_next_link(filled: Store
     r[7] = r[7].replace("negative_list", "nothing")
     con.execute("UPDATE audit SET body = ?, hash = ? WHERE id = 4", (r[7], record_hash(*r)))
     e = audit_error(filled)
-    assert e.record == 5 and "out of order at record 5" in str(e)
+    assert e.record == 4 and "no valid signature of the holder's audit key" in str(e)
 
 
 def test_an_edited_ledger_cost_is_detected(filled: Store) -> None:
