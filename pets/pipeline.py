@@ -29,7 +29,6 @@ neighbouring tables for every form.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,9 +62,9 @@ _QUOTA_WHAT = {
 
 def policy_version(policy: Any) -> str:
     """The digest of a policy that audit records name: SHA-256 of its canonical JSON."""
-    from .store.audit import canonical_json
+    from .store.audit import policy_version as digest
 
-    return hashlib.sha256(canonical_json(policy.to_dict()).encode("utf-8")).hexdigest()
+    return digest(policy.to_dict())
 
 
 def plan_of(query: Query | Plan) -> Plan:
