@@ -53,6 +53,8 @@ log = logging.getLogger("pets.release")
 
 #: the rule a counted release refuses under when its quota is used up
 _QUOTA_RULES = {"kanon": "max_extracts", "he_exact": "max_exact_totals"}
+#: the largest plan (its canonical JSON, as the audit log keeps it) a request may send
+MAX_PLAN_BYTES = 1 << 20
 _QUOTA_WHAT = {
     "kanon": ("kanon extracts", "extracts of the same people can be linked"),
     "he_exact": ("exact federated totals (he_exact)",
@@ -108,6 +110,18 @@ def _check_protection(protection: Any) -> None:
         )
 
 
+def _check_size(plan: Plan) -> None:
+    """Every request is audited with its plan: bound what one request can write."""
+    from .store.audit import canonical_json
+
+    size = len(canonical_json(plan.to_dict()).encode("utf-8"))
+    if size > MAX_PLAN_BYTES:
+        raise QueryError(
+            f"the query is too large: {size:,} bytes as JSON, at most {MAX_PLAN_BYTES:,}; "
+            "use fewer or shorter keys, values and expressions"
+        )
+
+
 def _no_grant(s: "Session", dataset: str) -> PolicyError:
     return PolicyError(
         f"analyst {s.analyst!r} has no grant for dataset {dataset!r} and purpose "
@@ -134,6 +148,7 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
     """Every check of a release, in order, spending nothing and touching no rows."""
     plan = plan_of(query)
     _check_protection(protection)
+    _check_size(plan)
     mech = mechanism_for(protection, federated=federated)
     mech.check_request(plan, protection)
     store = s._holder._store
@@ -234,7 +249,9 @@ def execute(p: Prepared) -> Any:
                                     record, zdelta=charge.zdelta)
             spent = p.charged
     except PolicyError as e:
-        _refuse(s, ctx.plan, ctx.protection, e.rule, e.column, ctx.policy)
+        # a policy replaced while this release ran: the refusal names no version
+        stale = e.rule == "policy_changed"
+        _refuse(s, ctx.plan, ctx.protection, e.rule, e.column, None if stale else ctx.policy)
         raise
     except BudgetExceeded:
         _refuse(s, ctx.plan, ctx.protection, "budget", None, ctx.policy)

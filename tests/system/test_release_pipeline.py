@@ -248,3 +248,14 @@ def test_registration_refuses_data_that_does_not_fit_the_declared_type(tmp_path)
         h.register("t", pd.DataFrame({"x": ["a", "b"]}),
                    {"columns": {"x": {"role": "attribute", "grade": 1, "type": "int"}},
                     "grades": {"1": {"allow": ["dp"]}}}, replace=True)
+
+
+def test_a_request_too_large_to_audit_is_refused_before_anything_is_written(holder, session):
+    n = len(holder.audit())
+    huge = session.table("adult").filter(col("occupation").isin([f"x{i:07d}" for i in range(100_000)]))
+    with pytest.raises(pets.QueryError, match=r"the query is too large: [\d,]+ bytes as JSON, at most 1,048,576"):
+        session.release(huge.agg(n=pets.count()), pets.DP(epsilon=0.1))
+    stranger = holder.session("mallory", purpose=PURPOSE)
+    with pytest.raises(pets.QueryError, match="the query is too large"):
+        stranger.release(huge.agg(n=pets.count()), pets.DP(epsilon=0.1))
+    assert len(holder.audit()) == n
