@@ -13,7 +13,6 @@ process, after a restart) sees the same datasets, grants, spent budget and audit
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import threading
@@ -32,6 +31,7 @@ from .engines.base import Engine, Ordinals, Source
 from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .policy import Policy
+from .protections import MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ __all__ = ["Holder", "Dataset"]
 
 # matched with fullmatch: "$" would also accept a trailing newline
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+#: Largest total ε of a grant with basic accounting (zcdp: MAX_GAUSSIAN_EPSILON, beyond
+#: which the conversion to ρ overflows).
+MAX_GRANT_EPSILON = 1e9
 #: Longest purpose a grant or a session may name (it is stored in every audit record).
 MAX_PURPOSE = 200
 #: Purposes that would read as "any purpose" (compared case-insensitively).
@@ -283,7 +286,8 @@ class Holder:
         spent stays spent. There is no wildcard purpose. ``accounting`` is how releases
         compose: ``"basic"`` sums their (ε, δ); ``"zcdp"`` (needs δ > 0) sums their ρ —
         much cheaper for many Gaussian releases (see :mod:`pets.dp.accountant`). It
-        cannot change once budget was spent under the grant.
+        cannot change once budget was spent under the grant. ``epsilon`` is at most 1e9
+        (1e4 with ``"zcdp"``); ``delta`` is 0 or in [1e-100, 1).
 
         A new grant or a change of terms is an audit record (kind ``"grant"``, status
         ``"recorded"``, with the new and the ``previous`` terms), written in the same
@@ -293,11 +297,9 @@ class Holder:
         _check_purpose(purpose)
         if self._store.get_dataset(dataset) is None:
             raise QueryError(f"unknown dataset {dataset!r}; register it first")
-        if (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
-                or not math.isfinite(epsilon) or epsilon <= 0):
-            raise QueryError(f"a grant's epsilon must be a finite number > 0, got {epsilon!r}")
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not (0 <= delta < 1):
-            raise QueryError(f"a grant's delta must be a number in [0, 1), got {delta!r}")
+        upper = MAX_GAUSSIAN_EPSILON if accounting == "zcdp" else MAX_GRANT_EPSILON
+        epsilon = check_epsilon(epsilon, "a grant's epsilon", upper)
+        delta = check_delta(delta, "a grant's delta")
         self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta), accounting)
 
     def revoke(self, analyst: str, *, dataset: str, purpose: str) -> None:
