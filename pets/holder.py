@@ -30,6 +30,7 @@ from .dp.aggregate import sum_factor
 from .engines.base import Engine, Ordinals, Source
 from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
+from .plan import RESERVED_PREFIX
 from .policy import Policy
 from .protections import MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
@@ -49,9 +50,6 @@ MAX_PURPOSE = 200
 #: Purposes that would read as "any purpose" (compared case-insensitively).
 _WILDCARDS = frozenset({"*", "any", "all", "every", "everything", "anything", "any purpose",
                         "all purposes"})
-#: Column names starting with this (in any case) are reserved for the hidden columns
-#: an engine adds (DuckDB identifiers are case-insensitive, so case does not matter).
-RESERVED_PREFIX = "__pets"
 #: Longest column name a source may have.
 MAX_COLUMN_NAME = 255
 _CSV = (".csv", ".txt", ".tsv", ".csv.gz")
