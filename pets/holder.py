@@ -352,7 +352,7 @@ def _check_purpose(purpose: Any) -> str:
         raise QueryError("purpose must be a non-empty string naming what the data is used for")
     if len(purpose) > MAX_PURPOSE:
         raise QueryError(
-            f"purpose is {len(purpose)} characters long; name it in at most {MAX_PURPOSE} "
+            f"purpose is {len(purpose):,} characters long; name it in at most {MAX_PURPOSE} "
             "characters (it is stored with every audit record)"
         )
     bad = _control_chars(purpose)
