@@ -32,7 +32,7 @@ from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .plan import RESERVED_PREFIX
 from .policy import Policy
-from .protections import MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
+from .protections import MAX_EPSILON, MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ __all__ = ["Holder", "Dataset"]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
 #: Largest total ε of a grant with basic accounting (zcdp: MAX_GAUSSIAN_EPSILON, beyond
 #: which the conversion to ρ overflows).
-MAX_GRANT_EPSILON = 1e9
+MAX_GRANT_EPSILON = MAX_EPSILON
 #: Longest purpose a grant or a session may name (it is stored in every audit record).
 MAX_PURPOSE = 200
 #: Purposes that would read as "any purpose" (compared case-insensitively).
@@ -384,8 +384,8 @@ def _check_columns(names: list[str] | tuple[str, ...], where: str, *, reserved_o
         folded = unicodedata.normalize("NFKC", name).casefold()
         if folded.startswith(RESERVED_PREFIX) or name.lower().startswith(RESERVED_PREFIX):
             raise DataError(
-                f"{where} has a column named {name!r}: names starting with {RESERVED_PREFIX!r} "
-                "(in any case) are reserved for the hidden columns pets adds; rename the column"
+                f"{where} has a column named {name!r}: pets reserves names starting with "
+                f"{RESERVED_PREFIX!r} (in any case) for its hidden columns; rename it"
             )
         if reserved_only:
             continue

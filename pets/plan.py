@@ -477,6 +477,10 @@ class Aggregation:
                     f"{self.kind}() of a condition ({expr_text(self.expr)}): aggregate a "
                     "value, e.g. pets.case((condition, 1), default=0)"
                 )
+        if self.column is not None:
+            if not isinstance(self.column, str) or not self.column:
+                raise QueryError(f"a column name must be a non-empty string, got {self.column!r}")
+            _check_unreserved(self.column, "column")
         if self.kind not in AGG_KINDS:
             raise QueryError(f"unknown aggregation {self.kind!r}; use one of {', '.join(AGG_KINDS)}")
         if self.kind == "quantile":
@@ -612,6 +616,8 @@ class Plan:
             ):
                 raise QueryError("select must be a list of column names")
             object.__setattr__(self, "select", tuple(self.select))
+            for c in self.select:
+                _check_unreserved(c, "column")
         for g in self.group_by:
             if not isinstance(g, GroupKey):
                 raise QueryError("group_by must hold GroupKey entries")

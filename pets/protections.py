@@ -16,7 +16,7 @@ NOISES = ("laplace", "gaussian")
 #: answer; above it the Gaussian calibration overflows (exp of ε) and the noise is
 #: nil anyway. Every (ε, δ) the constructor accepts compiles without an OpenDP error.
 MIN_EPSILON = 1e-9
-MAX_EPSILON = 1e6
+MAX_EPSILON = 1e9
 #: Gaussian noise: the (ε, δ) → ρ conversion overflows a double beyond about ε = 1.4e5.
 MAX_GAUSSIAN_EPSILON = 1e4
 #: Largest k (and l) of a k-anonymous extract: far beyond any table a holder serves.
@@ -82,7 +82,7 @@ class DP(Protection):
     measurements or many groups per person, and composes in ρ on a grant with
     ``accounting="zcdp"``.
 
-    Ranges: ``MIN_EPSILON`` (1e-9) ≤ ε ≤ ``MAX_EPSILON`` (1e6; 1e4 with Gaussian noise,
+    Ranges: ``MIN_EPSILON`` (1e-9) ≤ ε ≤ ``MAX_EPSILON`` (1e9, as a grant; 1e4 with Gaussian noise,
     whose calibration overflows beyond); δ is 0 or ``MIN_DELTA`` (1e-100) ≤ δ < 1.
     """
 
