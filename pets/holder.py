@@ -360,15 +360,15 @@ def _check_purpose(purpose: Any) -> str:
         raise QueryError(
             f"purpose must be printable text; remove its control characters ({', '.join(bad[:5])})"
         )
-    if purpose != purpose.strip():
-        raise QueryError(
-            f"purpose {purpose!r} begins or ends with whitespace; remove it, or grants and "
-            "sessions would differ by invisible characters"
-        )
     if " ".join(purpose.split()).casefold() in _WILDCARDS or "*" in purpose:
         raise PolicyError(
             f"purpose {purpose!r} is a wildcard; a grant and a session are for one named purpose",
             rule="purpose",
+        )
+    if purpose != purpose.strip():
+        raise QueryError(
+            f"purpose {purpose!r} begins or ends with whitespace; remove it, or grants and "
+            "sessions would differ by invisible characters"
         )
     return purpose
 
