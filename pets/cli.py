@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import unicodedata
 from typing import Callable, Sequence, TypeVar
 
 import pandas as pd
@@ -308,6 +309,24 @@ def _summary(rec: dict) -> str:
     return ", ".join(parts) if parts else "released"
 
 
+def _printable(value: object) -> object:
+    """A stored string with its control, format and other non-printing characters
+    (Unicode category C: escape sequences, bidi overrides, …) shown as escapes, so
+    that nothing in the log can drive the terminal or hide text. Other values as they are."""
+    if not isinstance(value, str):
+        return value
+    if all(not unicodedata.category(ch).startswith("C") for ch in value):
+        return value
+    out = []
+    for ch in value:
+        if unicodedata.category(ch).startswith("C"):
+            esc = ch.encode("unicode_escape").decode("ascii")
+            out.append(esc if esc != ch else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _audit_list(args: argparse.Namespace) -> int:
     import pets
 
@@ -320,6 +339,8 @@ def _audit_list(args: argparse.Namespace) -> int:
     rows = [{"id": r["id"], "ts": r["ts"][:19].replace("T", " "), "analyst": r.get("analyst") or "",
              "purpose": r.get("purpose") or "", "dataset": r.get("dataset") or "",
              "kind": r["kind"], "status": r["status"], "what": _summary(r)} for r in recs]
+    # stored strings can hold anything an older version let in: never print them raw
+    rows = [{k: _printable(v) for k, v in row.items()} for row in rows]
     df = pd.DataFrame(rows, columns=["id", "ts", "analyst", "purpose", "dataset", "kind",
                                      "status", "what"])
     if args.format == "csv":
@@ -425,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except PetsError as e:
-        print(f"pets: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"pets: error: {type(e).__name__}: {_printable(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # a missing or unreadable file or folder
         where = f": {e.filename}" if getattr(e, "filename", None) else ""

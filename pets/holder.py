@@ -13,11 +13,11 @@ process, after a restart) sees the same datasets, grants, spent budget and audit
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,9 @@ from .dp.aggregate import sum_factor
 from .engines.base import AggregateRequest, Engine, Measure, Ordinals, Source
 from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
+from .plan import RESERVED_PREFIX
 from .policy import Policy
+from .protections import MAX_EPSILON, MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
 
 if TYPE_CHECKING:
@@ -38,7 +40,18 @@ if TYPE_CHECKING:
 
 __all__ = ["Holder", "Dataset"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+# matched with fullmatch: "$" would also accept a trailing newline
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+#: Largest total ε of a grant with basic accounting (zcdp: MAX_GAUSSIAN_EPSILON, beyond
+#: which the conversion to ρ overflows).
+MAX_GRANT_EPSILON = MAX_EPSILON
+#: Longest purpose a grant or a session may name (it is stored in every audit record).
+MAX_PURPOSE = 200
+#: Purposes that would read as "any purpose" (compared case-insensitively).
+_WILDCARDS = frozenset({"*", "any", "all", "every", "everything", "anything", "any purpose",
+                        "all purposes"})
+#: Longest column name a source may have.
+MAX_COLUMN_NAME = 255
 _CSV = (".csv", ".txt", ".tsv", ".csv.gz")
 _PARQUET = (".parquet", ".pq")
 
@@ -52,7 +65,7 @@ def _sha256(path: Path) -> str:
 
 
 def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise QueryError(
             f"{what} {name!r} is not valid: use letters, digits, '_' or '-', starting with a "
             "letter or '_' (at most 64 characters)"
@@ -125,6 +138,10 @@ class Holder:
         if isinstance(source, pd.DataFrame):
             if len(source.columns) == 0 or any(not isinstance(c, str) for c in source.columns):
                 raise QueryError("a DataFrame source needs string column names")
+            if source.columns.has_duplicates:
+                dup = source.columns[source.columns.duplicated()][0]
+                raise QueryError(f"the DataFrame has two columns named {dup!r}; rename one")
+            _check_columns(list(source.columns), "the DataFrame")
             schema = self._engine.schema_of_frame(source)
             origin: dict[str, Any] = {"kind": "dataframe"}
         elif isinstance(source, (str, os.PathLike)):
@@ -144,6 +161,10 @@ class Holder:
             src = Source(kind, str(path), tuple(pol.missing), trim=kind == "csv")
             if hasattr(self._engine, "forget"):
                 self._engine.forget(src)
+            # every name as the engine reads the file, hidden-looking ones included
+            names = getattr(self._engine, "column_names", None)
+            _check_columns(names(src) if names is not None else list(self._engine.schema(src)),
+                           f"the source {path.name!r}")
             schema = self._engine.schema(src)
             origin = {"kind": "path", "path": str(path)}
         else:
@@ -237,6 +258,12 @@ class Holder:
             hit = self._cache.get(name)
         if hit is not None and hit[0] == stamp:
             return hit[1]
+        # a dataset registered before reserved names were refused: a data column must
+        # never shadow the engine's hidden columns
+        try:
+            _check_columns(list(rec["schema"]), f"the source of dataset {name!r}", reserved_only=True)
+        except DataError as e:
+            raise DataError(f"{e}, then re-register it with holder.register(..., replace=True)") from None
         s = rec["source"]
         ds = Dataset(
             name=name,
@@ -265,7 +292,8 @@ class Holder:
         spent stays spent. There is no wildcard purpose. ``accounting`` is how releases
         compose: ``"basic"`` sums their (ε, δ); ``"zcdp"`` (needs δ > 0) sums their ρ —
         much cheaper for many Gaussian releases (see :mod:`pets.dp.accountant`). It
-        cannot change once budget was spent under the grant.
+        cannot change once budget was spent under the grant. ``epsilon`` is at most 1e9
+        (1e4 with ``"zcdp"``); ``delta`` is 0 or in [1e-100, 1).
 
         A new grant or a change of terms is an audit record (kind ``"grant"``, status
         ``"recorded"``, with the new and the ``previous`` terms), written in the same
@@ -275,11 +303,9 @@ class Holder:
         _check_purpose(purpose)
         if self._store.get_dataset(dataset) is None:
             raise QueryError(f"unknown dataset {dataset!r}; register it first")
-        if (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
-                or not math.isfinite(epsilon) or epsilon <= 0):
-            raise QueryError(f"a grant's epsilon must be a finite number > 0, got {epsilon!r}")
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not (0 <= delta < 1):
-            raise QueryError(f"a grant's delta must be a number in [0, 1), got {delta!r}")
+        upper = MAX_GAUSSIAN_EPSILON if accounting == "zcdp" else MAX_GRANT_EPSILON
+        epsilon = check_epsilon(epsilon, "a grant's epsilon", upper)
+        delta = check_delta(delta, "a grant's delta")
         self._store.set_grant(analyst, dataset, purpose, float(epsilon), float(delta), accounting)
 
     def revoke(self, analyst: str, *, dataset: str, purpose: str) -> None:
@@ -313,15 +339,82 @@ class Holder:
         return self._store.audit()
 
 
+def _control_chars(text: str) -> list[str]:
+    """The control, format, surrogate, private-use and unassigned characters of ``text``
+    (Unicode category C), as escapes such as ``'\\x1b'`` or ``'\\u202e'``."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch).startswith("C"):
+            esc = ch.encode("unicode_escape").decode("ascii")
+            if esc == ch:  # unicode_escape leaves some format characters as they are
+                esc = f"\\u{ord(ch):04x}"
+            if esc not in out:
+                out.append(esc)
+    return out
+
+
 def _check_purpose(purpose: Any) -> str:
+    """A purpose names what the data is used for: printable text of at most
+    :data:`MAX_PURPOSE` characters, no surrounding whitespace, and no wildcard."""
     if not isinstance(purpose, str) or not purpose.strip():
         raise QueryError("purpose must be a non-empty string naming what the data is used for")
-    if purpose.strip() in ("*", "any", "all") or "*" in purpose:
+    if len(purpose) > MAX_PURPOSE:
+        raise QueryError(
+            f"purpose is {len(purpose):,} characters long; name it in at most {MAX_PURPOSE} "
+            "characters (it is stored with every audit record)"
+        )
+    bad = _control_chars(purpose)
+    if bad:
+        raise QueryError(
+            f"purpose must be printable text; remove its control characters ({', '.join(bad[:5])})"
+        )
+    if " ".join(purpose.split()).casefold() in _WILDCARDS or "*" in purpose:
         raise PolicyError(
             f"purpose {purpose!r} is a wildcard; a grant and a session are for one named purpose",
             rule="purpose",
         )
+    if purpose != purpose.strip():
+        raise QueryError(
+            f"purpose {purpose!r} begins or ends with whitespace; remove it, or grants and "
+            "sessions would differ by invisible characters"
+        )
     return purpose
+
+
+def _check_columns(names: list[str] | tuple[str, ...], where: str, *, reserved_only: bool = False) -> None:
+    """Column names a source may have: strings, none reserved (:data:`RESERVED_PREFIX`,
+    in any case), printable, at most :data:`MAX_COLUMN_NAME` characters, and no two
+    equal but for case (DuckDB does not tell them apart)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise QueryError(f"{where} needs non-empty string column names, got {name!r}")
+        folded = unicodedata.normalize("NFKC", name).casefold()
+        if folded.startswith(RESERVED_PREFIX) or name.lower().startswith(RESERVED_PREFIX):
+            raise DataError(
+                f"{where} has a column named {name!r}: pets reserves names starting with "
+                f"{RESERVED_PREFIX!r} (in any case) for its hidden columns; rename it"
+            )
+        if reserved_only:
+            continue
+        bad = _control_chars(name)
+        if bad:
+            raise DataError(
+                f"{where} has a column name with control characters ({', '.join(bad[:5])}) in "
+                f"{name!r}; rename the column"
+            )
+        if len(name) > MAX_COLUMN_NAME:
+            raise DataError(
+                f"{where} has a column name of {len(name)} characters; rename it to at most "
+                f"{MAX_COLUMN_NAME}"
+            )
+        other = seen.get(name.lower())
+        if other is not None:
+            raise DataError(
+                f"{where} has columns {other!r} and {name!r}, which differ only by case; the "
+                "engine does not tell them apart: rename one"
+            )
+        seen[name.lower()] = name
 
 
 def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...]:

@@ -39,6 +39,10 @@ __all__ = [
     "ARITH_OPS",
     "expr_text",
     "case_keys",
+    "MAX_DEPTH",
+    "RESERVED_PREFIX",
+    "connect",
+    "depth",
 ]
 
 COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -50,8 +54,35 @@ ARITH_OPS = ("+", "-", "*", "/")
 Scalar = Union[str, int, float, bool, None]
 
 
+#: Integers a query may write: what the engine's widest integer (HUGEINT, 128 bits) holds.
+MIN_INT, MAX_INT = -(2**127), 2**127 - 1
+#: Deepest expression tree a plan may hold (a left-deep chain of n ``&`` / ``+`` terms is
+#: n levels deep; long ``&`` / ``|`` chains are balanced by the builder and SQL, see
+#: :func:`connect`). Every walker over expressions recurses at most this deep.
+MAX_DEPTH = 64
+#: Longest string literal or column name a plan may hold.
+MAX_TEXT = 10_000
+#: Names starting with this (in any case) are reserved for the hidden columns of the
+#: engines: no column, group or output of a plan may be named so.
+RESERVED_PREFIX = "__pets"
+#: Longest plan JSON text accepted.
+MAX_PLAN_JSON = 10_000_000
+
+
 def _check_scalar(value: Any, what: str) -> Scalar:
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise QueryError(f"{what} is {len(value):,} characters long; at most {MAX_TEXT:,} are supported")
+        return value
+    if isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            digits = len(str(abs(value)))
+            shown = repr(value) if digits <= 30 else f"an integer of {digits} digits"
+            raise QueryError(
+                f"{what} must be a whole number within the 128-bit range (±1.7e38), got {shown}"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -66,6 +97,57 @@ def _check_scalar(value: Any, what: str) -> Scalar:
     )
 
 
+def _check_unreserved(name: str, what: str) -> None:
+    if name.lower().startswith(RESERVED_PREFIX):
+        raise QueryError(
+            f"{what} {name!r} starts with {RESERVED_PREFIX!r}, which pets reserves for its "
+            "hidden columns; choose another name"
+        )
+
+
+def depth(e: Any) -> int:
+    """How many levels an expression nests (a column or literal: 1)."""
+    return getattr(e, "_depth", 1)
+
+
+def _set_depth(node: Any, *children: Any) -> None:
+    """Record the node's depth, refusing trees deeper than :data:`MAX_DEPTH` — so that
+    no walker over a plan (text, JSON, SQL, bounds) can recurse without limit."""
+    d = 1 + max((depth(c) for c in children if c is not None), default=0)
+    if d > MAX_DEPTH:
+        raise QueryError(
+            f"the expression nests more than {MAX_DEPTH} levels deep (each operator applied to "
+            "another's result adds a level); write it flatter: e.g. isin([...]) for many "
+            "alternatives, a sum over fewer terms, or several filter(...) calls"
+        )
+    object.__setattr__(node, "_depth", d)
+
+
+def connect(kind: "type[And] | type[Or]", left: "Expr", right: "Expr") -> "And | Or":
+    """``kind(left, right)`` — but a long chain of the same connector (``a & b & c & …``)
+    is rebuilt as a balanced tree of the same terms in the same order, so that a chain
+    of thousands of conditions stays a few levels deep. Short chains keep their shape."""
+    if 1 + max(depth(left), depth(right)) <= MAX_DEPTH - 8:
+        return kind(left, right)
+    terms: list[Any] = []
+    stack: list[Any] = [right, left]
+    while stack:
+        x = stack.pop()
+        if type(x) is kind:
+            stack.append(x.right)
+            stack.append(x.left)
+        else:
+            terms.append(x)
+    return _balanced(kind, terms)
+
+
+def _balanced(kind: Any, terms: list[Any]) -> Any:
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return kind(_balanced(kind, terms[:mid]), _balanced(kind, terms[mid:]))
+
+
 @dataclass(frozen=True)
 class Col:
     """A reference to a column of the dataset."""
@@ -75,6 +157,10 @@ class Col:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise QueryError(f"a column name must be a non-empty string, got {self.name!r}")
+        if len(self.name) > MAX_TEXT:
+            raise QueryError(f"a column name is {len(self.name):,} characters long; at most {MAX_TEXT:,}")
+        _check_unreserved(self.name, "column")
+        _set_depth(self)
 
 
 @dataclass(frozen=True)
@@ -85,6 +171,7 @@ class Lit:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _check_scalar(self.value, "a literal"))
+        _set_depth(self)
 
 
 @dataclass(frozen=True)
@@ -96,6 +183,7 @@ class Compare:
     def __post_init__(self) -> None:
         if self.op not in COMPARE_OPS:
             raise QueryError(f"unknown comparison {self.op!r}; use one of {', '.join(COMPARE_OPS)}")
+        _set_depth(self, self.left, self.right)
 
 
 @dataclass(frozen=True)
@@ -103,16 +191,25 @@ class And:
     left: "Expr"
     right: "Expr"
 
+    def __post_init__(self) -> None:
+        _set_depth(self, self.left, self.right)
+
 
 @dataclass(frozen=True)
 class Or:
     left: "Expr"
     right: "Expr"
 
+    def __post_init__(self) -> None:
+        _set_depth(self, self.left, self.right)
+
 
 @dataclass(frozen=True)
 class Not:
     operand: "Expr"
+
+    def __post_init__(self) -> None:
+        _set_depth(self, self.operand)
 
 
 @dataclass(frozen=True)
@@ -127,11 +224,15 @@ class IsIn:
         if not vals:
             raise QueryError("isin() needs at least one value")
         object.__setattr__(self, "values", vals)
+        _set_depth(self, self.operand)
 
 
 @dataclass(frozen=True)
 class IsNull:
     operand: "Expr"
+
+    def __post_init__(self) -> None:
+        _set_depth(self, self.operand)
 
 
 @dataclass(frozen=True)
@@ -158,6 +259,7 @@ class Arith:
                     f"(e.g. col('x') / 12), not by {expr_text(r)}: a divisor that can be "
                     "zero or near it has no bound on the quotient"
                 )
+        _set_depth(self, self.left, self.right)
 
 
 @dataclass(frozen=True)
@@ -165,6 +267,9 @@ class Neg:
     """Unary minus: ``-operand``."""
 
     operand: "Expr"
+
+    def __post_init__(self) -> None:
+        _set_depth(self, self.operand)
 
 
 @dataclass(frozen=True)
@@ -197,6 +302,7 @@ class Case:
             object.__setattr__(self, "default", None)  # ELSE NULL is no ELSE
         if self.default is not None and not is_expr(self.default):
             raise QueryError("a CASE's default must be an expression")
+        _set_depth(self, *(x for pair in self.whens for x in pair), self.default)
 
     def results(self) -> list["Expr"]:
         """The branch values, then the default if there is one."""
@@ -312,6 +418,9 @@ class GroupKey:
     expr: "Expr | None" = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.column, str) or not self.column:
+            raise QueryError(f"a group-by column must be a non-empty string, got {self.column!r}")
+        _check_unreserved(self.column, "group")
         if self.expr is not None:
             _check_case_key(self.column, self.expr)
             if self.keys is not None:
@@ -368,6 +477,10 @@ class Aggregation:
                     f"{self.kind}() of a condition ({expr_text(self.expr)}): aggregate a "
                     "value, e.g. pets.case((condition, 1), default=0)"
                 )
+        if self.column is not None:
+            if not isinstance(self.column, str) or not self.column:
+                raise QueryError(f"a column name must be a non-empty string, got {self.column!r}")
+            _check_unreserved(self.column, "column")
         if self.kind not in AGG_KINDS:
             raise QueryError(f"unknown aggregation {self.kind!r}; use one of {', '.join(AGG_KINDS)}")
         if self.kind == "quantile":
@@ -503,6 +616,8 @@ class Plan:
             ):
                 raise QueryError("select must be a list of column names")
             object.__setattr__(self, "select", tuple(self.select))
+            for c in self.select:
+                _check_unreserved(c, "column")
         for g in self.group_by:
             if not isinstance(g, GroupKey):
                 raise QueryError("group_by must hold GroupKey entries")
@@ -514,6 +629,7 @@ class Plan:
                 raise QueryError("aggs must hold Aggregation entries")
             if not isinstance(a.name, str) or not a.name:
                 raise QueryError("an aggregation's output name must be a non-empty string")
+            _check_unreserved(a.name, "output name")
             if a.name in names:
                 what = "a group-by column" if a.name in {g.column for g in self.group_by} else "another output"
                 raise QueryError(
@@ -626,10 +742,20 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
+        if not isinstance(text, (str, bytes)):
+            raise QueryError(f"plan JSON must be text, got {type(text).__name__}")
+        if len(text) > MAX_PLAN_JSON:
+            raise QueryError(f"plan JSON is {len(text):,} characters long; at most {MAX_PLAN_JSON:,}")
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise QueryError(f"malformed plan JSON: {e}") from None
+        except RecursionError:
+            raise QueryError(
+                f"malformed plan JSON: nested too deeply (an expression nests at most {MAX_DEPTH} levels)"
+            ) from None
+        if not isinstance(d, dict):
+            raise QueryError(f"malformed plan JSON: expected an object, got {type(d).__name__}")
         return cls.from_dict(d)
 
 
@@ -668,40 +794,48 @@ def _pair(v: Any, what: str) -> tuple[Any, Any]:
     return v[0], v[1]
 
 
-def _expr_from_dict(d: dict[str, Any]) -> Expr:
+def _expr_from_dict(d: dict[str, Any], level: int = 1) -> Expr:
+    if level > MAX_DEPTH:
+        raise QueryError(f"malformed plan: an expression nests more than {MAX_DEPTH} levels deep")
     if not isinstance(d, dict):
-        raise QueryError(f"malformed expression: {d!r}")
+        raise QueryError(f"malformed expression: {_short(d)}")
+    sub = level + 1
     if "col" in d:
         return Col(d["col"])
     if "lit" in d:
         return Lit(d["lit"])
     if "op" in d:
-        return Compare(d["op"], _expr_from_dict(d["left"]), _expr_from_dict(d["right"]))
+        return Compare(d["op"], _expr_from_dict(d["left"], sub), _expr_from_dict(d["right"], sub))
     if "and" in d:
         a, b = _pair(d["and"], "and")
-        return And(_expr_from_dict(a), _expr_from_dict(b))
+        return And(_expr_from_dict(a, sub), _expr_from_dict(b, sub))
     if "or" in d:
         a, b = _pair(d["or"], "or")
-        return Or(_expr_from_dict(a), _expr_from_dict(b))
+        return Or(_expr_from_dict(a, sub), _expr_from_dict(b, sub))
     if "not" in d:
-        return Not(_expr_from_dict(d["not"]))
+        return Not(_expr_from_dict(d["not"], sub))
     if "isin" in d:
-        return IsIn(_expr_from_dict(d["isin"]), tuple(d["values"]))
+        return IsIn(_expr_from_dict(d["isin"], sub), tuple(d["values"]))
     if "isnull" in d:
-        return IsNull(_expr_from_dict(d["isnull"]))
+        return IsNull(_expr_from_dict(d["isnull"], sub))
     if "arith" in d:
-        return Arith(d["arith"], _expr_from_dict(d["left"]), _expr_from_dict(d["right"]))
+        return Arith(d["arith"], _expr_from_dict(d["left"], sub), _expr_from_dict(d["right"], sub))
     if "neg" in d:
-        return Neg(_expr_from_dict(d["neg"]))
+        return Neg(_expr_from_dict(d["neg"], sub))
     if "case" in d:
         if not isinstance(d["case"], list):
-            raise QueryError(f"malformed expression: {d!r}")
+            raise QueryError(f"malformed expression: {_short(d)}")
         whens = tuple(
-            tuple(_expr_from_dict(x) for x in _pair(w, "case")) for w in d["case"]
+            tuple(_expr_from_dict(x, sub) for x in _pair(w, "case")) for w in d["case"]
         )
         default = d.get("else")
-        return Case(whens, _expr_from_dict(default) if default is not None else None)  # type: ignore[arg-type]
-    raise QueryError(f"malformed expression: {d!r}")
+        return Case(whens, _expr_from_dict(default, sub) if default is not None else None)  # type: ignore[arg-type]
+    raise QueryError(f"malformed expression: {_short(d)}")
+
+
+def _short(x: Any) -> str:
+    r = repr(x)
+    return r if len(r) <= 80 else r[:77] + "..."
 
 
 def is_expr(x: Any) -> bool:

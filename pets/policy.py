@@ -630,8 +630,15 @@ class Policy:
     @classmethod
     def from_toml_text(cls, text: str, base_dir: str | os.PathLike[str] | None = None) -> Policy:
         """A policy from TOML text. Errors carry the line of the key at fault."""
+        if not isinstance(text, str):
+            raise PolicyFormatError(f"policy TOML must be text, not {type(text).__name__}")
+        _check_toml_size(text)
         try:
             data = tomllib.loads(text)
+        except RecursionError:  # deeper than _check_toml_size foresaw
+            raise PolicyFormatError(
+                f"invalid TOML: arrays and inline tables nest more than {MAX_TOML_NESTING} levels deep"
+            ) from None
         except tomllib.TOMLDecodeError as e:
             msg = str(e)
             m = re.search(r"at line (\d+)", msg)
@@ -789,6 +796,54 @@ class Policy:
 
 
 # --------------------------------------------------------------------------- TOML lines
+
+
+#: Longest policy TOML text accepted.
+MAX_TOML_LENGTH = 1_000_000
+#: Deepest nesting of arrays and inline tables in a policy (a policy needs two or three).
+MAX_TOML_NESTING = 32
+
+
+def _check_toml_size(text: str) -> None:
+    """Refuse TOML longer than :data:`MAX_TOML_LENGTH` or with arrays / inline tables
+    nested deeper than :data:`MAX_TOML_NESTING`, before tomllib (which recurses per
+    level) sees it. Strings and comments are skipped; table headers count as one level."""
+    if len(text) > MAX_TOML_LENGTH:
+        raise PolicyFormatError(
+            f"the policy is {len(text):,} characters long; at most {MAX_TOML_LENGTH:,} are supported"
+        )
+    i, n, level, line = 0, len(text), 0, 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif c in "\"'":
+            q = c * 3 if text.startswith(c * 3, i) else c
+            j = i + len(q)
+            while j < n and not text.startswith(q, j):
+                if c == '"' and text[j] == "\\":
+                    j += 1
+                elif text[j] == "\n":
+                    if len(q) == 1:
+                        break  # an unterminated one-line string: tomllib will say so
+                    line += 1
+                j += 1
+            i = j + len(q)
+            continue
+        elif c in "[{":
+            level += 1
+            if level > MAX_TOML_NESTING:
+                raise PolicyFormatError(
+                    f"line {line}: arrays and inline tables nest more than {MAX_TOML_NESTING} "
+                    "levels deep", line=line,
+                )
+        elif c in "]}":
+            level = max(0, level - 1)
+        i += 1
 
 
 def _parse_key(s: str, pos: int = 0) -> tuple[tuple[str, ...], int] | None:

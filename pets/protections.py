@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,50 @@ __all__ = ["Protection", "DP", "KAnonymity", "HE", "protection_from_dict", "NOIS
 
 #: noise distributions a DP release can use
 NOISES = ("laplace", "gaussian")
+
+#: The range of ε one DP release may ask for. Below it the noise outgrows any 64-bit
+#: answer; above it the Gaussian calibration overflows (exp of ε) and the noise is
+#: nil anyway. Every (ε, δ) the constructor accepts compiles without an OpenDP error.
+MIN_EPSILON = 1e-9
+MAX_EPSILON = 1e9
+#: Gaussian noise: the (ε, δ) → ρ conversion overflows a double beyond about ε = 1.4e5.
+MAX_GAUSSIAN_EPSILON = 1e4
+#: Largest k (and l) of a k-anonymous extract: far beyond any table a holder serves.
+MAX_K = 10**9
+#: A nonzero δ is at least this (smaller ones underflow when split across measurements).
+MIN_DELTA = 1e-100
+
+
+def _shown(v: object) -> str:
+    """``repr(v)``, but a huge integer by its size (a message stays one short line)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**20:
+        return f"an integer of {len(str(abs(v)))} digits"
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def check_epsilon(e: object, what: str, upper: float = MAX_EPSILON) -> float:
+    """``e`` as a float in [MIN_EPSILON, upper], or QueryError naming ``what``.
+    Compared before any conversion, so that a huge integer is no OverflowError."""
+    if isinstance(e, bool) or not isinstance(e, (int, float)) or not e > 0 or e != e:
+        raise QueryError(f"{what} must be a finite number > 0, got {_shown(e)}")
+    if not MIN_EPSILON <= e <= upper:
+        raise QueryError(
+            f"{what} must be a finite number > 0 between {MIN_EPSILON:g} and {upper:g}, "
+            f"got {_shown(e)}"
+        )
+    return float(e)
+
+
+def check_delta(d: object, what: str) -> float:
+    """``d`` as a float: 0, or in [MIN_DELTA, 1); QueryError naming ``what`` otherwise."""
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not (0 <= d < 1):
+        raise QueryError(f"{what} must be a number in [0, 1), got {_shown(d)}")
+    if 0 < d < MIN_DELTA:
+        raise QueryError(
+            f"{what} must be a number in [0, 1): 0, or at least {MIN_DELTA:g}, got {_shown(d)}"
+        )
+    return float(d)
 
 
 class Protection:
@@ -38,6 +81,9 @@ class DP(Protection):
     (ε, δ)-DP (needs ``delta > 0``); better than Laplace for releases with many
     measurements or many groups per person, and composes in ρ on a grant with
     ``accounting="zcdp"``.
+
+    Ranges: ``MIN_EPSILON`` (1e-9) ≤ ε ≤ ``MAX_EPSILON`` (1e9, as a grant; 1e4 with Gaussian noise,
+    whose calibration overflows beyond); δ is 0 or ``MIN_DELTA`` (1e-100) ≤ δ < 1.
     """
 
     epsilon: float
@@ -46,15 +92,13 @@ class DP(Protection):
     form = "dp"
 
     def __post_init__(self) -> None:
-        e, d = self.epsilon, self.delta
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e <= 0:
-            raise QueryError(f"DP(epsilon=...) must be a finite number > 0, got {e!r}")
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not (0 <= d < 1):
-            raise QueryError(f"DP(delta=...) must be a number in [0, 1), got {d!r}")
-        if self.noise not in NOISES:
+        if not isinstance(self.noise, str) or self.noise not in NOISES:
             raise QueryError(
-                f"DP(noise=...) must be one of {', '.join(map(repr, NOISES))}, got {self.noise!r}"
+                f"DP(noise=...) must be one of {', '.join(map(repr, NOISES))}, got {_shown(self.noise)}"
             )
+        upper = MAX_GAUSSIAN_EPSILON if self.noise == "gaussian" else MAX_EPSILON
+        e = check_epsilon(self.epsilon, "DP(epsilon=...)", upper)
+        d = check_delta(self.delta, "DP(delta=...)")
         if self.noise == "gaussian" and d == 0:
             raise QueryError(
                 "Gaussian noise needs delta > 0: e.g. pets.DP(epsilon=1.0, delta=1e-6, "
@@ -97,20 +141,47 @@ class KAnonymity(Protection):
     form = "kanon"
 
     def __post_init__(self) -> None:
+        from .anon.anonymize import L_KINDS
+        from .anon.lattice import METRICS
+
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
-            raise QueryError(f"KAnonymity(k=...) must be an integer >= 2, got {self.k!r}")
-        if self.l is not None and (isinstance(self.l, bool) or not isinstance(self.l, (int, float)) or self.l < 1):
-            raise QueryError(f"KAnonymity(l=...) must be a number >= 1, got {self.l!r}")
+            raise QueryError(f"KAnonymity(k=...) must be an integer >= 2, got {_shown(self.k)}")
+        if self.k > MAX_K:
+            raise QueryError(f"KAnonymity(k=...) must be an integer from 2 to {MAX_K:,}, got {_shown(self.k)}")
+        if self.l is not None and (isinstance(self.l, bool) or not isinstance(self.l, (int, float))
+                                   or not 1 <= self.l <= MAX_K):
+            raise QueryError(f"KAnonymity(l=...) must be a number from 1 to {MAX_K:,}, got {_shown(self.l)}")
         if self.t is not None and (isinstance(self.t, bool) or not isinstance(self.t, (int, float))
                                    or not 0 <= self.t <= 1):
-            raise QueryError(f"KAnonymity(t=...) must be a number in [0, 1], got {self.t!r}")
+            raise QueryError(f"KAnonymity(t=...) must be a number in [0, 1], got {_shown(self.t)}")
         ms = self.max_suppression
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms < 1:
-            raise QueryError(f"KAnonymity(max_suppression=...) must be a share in [0, 1), got {ms!r}")
-        if self.algorithm not in ("optimal", "mondrian"):
-            raise QueryError(f"KAnonymity(algorithm=...) must be 'optimal' or 'mondrian', got {self.algorithm!r}")
+            raise QueryError(f"KAnonymity(max_suppression=...) must be a share in [0, 1), got {_shown(ms)}")
+        if not isinstance(self.algorithm, str) or self.algorithm not in ("optimal", "mondrian"):
+            raise QueryError(
+                f"KAnonymity(algorithm=...) must be 'optimal' or 'mondrian', got {_shown(self.algorithm)}"
+            )
+        if not isinstance(self.metric, str) or self.metric not in METRICS:
+            raise QueryError(
+                f"KAnonymity(metric=...) must be one of {', '.join(map(repr, METRICS))}, "
+                f"got {_shown(self.metric)}"
+            )
+        if not isinstance(self.l_kind, str) or self.l_kind not in L_KINDS:
+            raise QueryError(
+                f"KAnonymity(l_kind=...) must be one of {', '.join(map(repr, L_KINDS))}, "
+                f"got {_shown(self.l_kind)}"
+            )
         if isinstance(self.sensitive, list):
             object.__setattr__(self, "sensitive", tuple(self.sensitive))
+        sens = self.sensitive
+        if sens is not None and not (
+            (isinstance(sens, str) and sens)
+            or (isinstance(sens, tuple) and sens and all(isinstance(c, str) and c for c in sens))
+        ):
+            raise QueryError(
+                "KAnonymity(sensitive=...) must be a column name or a list of column names, "
+                f"got {_shown(sens)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,12 +241,25 @@ class HE(Protection):
 
 
 def protection_from_dict(d: dict[str, Any]) -> Protection:
+    """A protection from its JSON form (what ``to_dict`` writes); QueryError when malformed."""
+    if not isinstance(d, dict):
+        raise QueryError(f"a protection must be a JSON object, got {type(d).__name__}")
     form = d.get("form")
-    if form == "dp":
-        return DP(epsilon=d["epsilon"], delta=d.get("delta", 0.0), noise=d.get("noise", "laplace"))
-    if form == "kanon":
-        return KAnonymity(**{k: v for k, v in d.items() if k != "form"})
-    if form == "he":
-        dp = d.get("dp")
-        return HE(key_bits=d.get("key_bits", 3072), dp=protection_from_dict(dp) if dp else None)  # type: ignore[arg-type]
-    raise QueryError(f"unknown protection {form!r}")
+    try:
+        if form == "dp":
+            extra = set(d) - {"form", "epsilon", "delta", "noise"}
+            if extra:
+                raise TypeError(f"unexpected keys {sorted(map(str, extra))}")
+            return DP(epsilon=d["epsilon"], delta=d.get("delta", 0.0), noise=d.get("noise", "laplace"))
+        if form == "kanon":
+            return KAnonymity(**{k: v for k, v in d.items() if k != "form"})
+        if form == "he":
+            extra = set(d) - {"form", "key_bits", "dp"}
+            if extra:
+                raise TypeError(f"unexpected keys {sorted(map(str, extra))}")
+            dp = d.get("dp")
+            return HE(key_bits=d.get("key_bits", 3072), dp=protection_from_dict(dp) if dp else None)  # type: ignore[arg-type]
+    except (KeyError, TypeError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+        raise QueryError(f"malformed {form} protection: {what[:120]}") from None
+    raise QueryError(f"unknown protection {_shown(form)}; use one of 'dp', 'kanon', 'he'")

@@ -55,10 +55,11 @@ class Expression:
 
     # boolean -----------------------------------------------------------------------
     def __and__(self, other: "Expression") -> "Expression":
-        return Expression(P.And(self.node, _to_node(other, boolean=True)))
+        # a long chain a & b & c & … becomes a balanced tree (see pets.plan.connect)
+        return Expression(P.connect(P.And, self.node, _to_node(other, boolean=True)))
 
     def __or__(self, other: "Expression") -> "Expression":
-        return Expression(P.Or(self.node, _to_node(other, boolean=True)))
+        return Expression(P.connect(P.Or, self.node, _to_node(other, boolean=True)))
 
     def __invert__(self) -> "Expression":
         return Expression(P.Not(self.node))

@@ -41,6 +41,73 @@ _DEFAULT_PREFIX = {"count": "count", "sum": "sum", "mean": "avg", "variance": "v
                    "quantile": "quantile", "count_distinct": "count_distinct"}
 
 
+#: Longest SQL text accepted.
+MAX_SQL_LENGTH = 100_000
+#: Deepest nesting of parentheses, brackets, CASE … END and runs of prefix operators
+#: (NOT, unary minus) accepted: sqlglot's parser recurses about 20 frames per level.
+MAX_SQL_NESTING = 32
+#: Deepest parsed expression tree accepted (a long AND / OR chain counts one level;
+#: other operators one level per term).
+MAX_SQL_DEPTH = 2 * P.MAX_DEPTH
+
+_OPEN = {"L_PAREN", "L_BRACKET", "L_BRACE", "CASE"}
+_CLOSE = {"R_PAREN", "R_BRACKET", "R_BRACE", "END"}
+_PREFIX = {"NOT", "DASH", "PLUS", "TILDA", "TILDE"}
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse SQL nested deeper than :data:`MAX_SQL_NESTING` before the parser sees it,
+    from sqlglot's tokens (strings, quoted names and comments are single tokens)."""
+    try:
+        tokens = sqlglot.tokenize(text, read="duckdb")
+    except sqlglot.errors.SqlglotError as e:
+        raise QueryError(f"SQL syntax error: {str(e).splitlines()[0][:200]}") from None
+    level = run = 0
+    for tok in tokens:
+        kind = tok.token_type.name
+        if kind in _PREFIX:
+            run += 1
+        else:
+            run = 0
+        if kind in _OPEN:
+            level += 1
+        elif kind in _CLOSE:
+            level = max(0, level - 1)
+        if level + run > MAX_SQL_NESTING:
+            raise QueryError(
+                f"SQL nested too deeply at line {tok.line}, column {tok.col}: at most "
+                f"{MAX_SQL_NESTING} levels of parentheses, CASE and NOT are supported"
+            )
+
+
+def _check_depth(statement: exp.Expression) -> None:
+    """Refuse a parsed statement deeper than :data:`MAX_SQL_DEPTH`, walking it without
+    recursion; an AND (OR) directly under an AND (OR) adds no level — such chains are
+    converted without recursion and balanced (see :func:`_chain`)."""
+    stack: list[tuple[exp.Expression, int]] = [(statement, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > MAX_SQL_DEPTH:
+            raise QueryError(
+                f"SQL expression nested too deeply{_where_shallow(node)}: at most {P.MAX_DEPTH} "
+                "levels are supported (each operator over another's result adds one; long "
+                "AND / OR chains are fine); write it flatter, e.g. IN (...) for many values"
+            )
+        for child in node.iter_expressions():
+            same = isinstance(node, (exp.And, exp.Or)) and type(child) is type(node)
+            stack.append((child, d if same else d + 1))
+
+
+def _where_shallow(node: exp.Expression) -> str:
+    meta = getattr(node, "meta", None)
+    start = meta.get("start") if isinstance(meta, dict) else None
+    if start is None:
+        return ""
+    text = _TEXT.get()
+    line = text.count("\n", 0, start) + 1
+    return f" at line {line}, column {start - (text.rfind(chr(10), 0, start) + 1) + 1}"
+
+
 _TEXT: contextvars.ContextVar[str] = contextvars.ContextVar("pets_sql_text", default="")
 # the dataset's column types, when the caller knows them: refuses arithmetic on text
 # columns with a position
@@ -98,6 +165,8 @@ def parse_sql(text: str,
     arithmetic on a non-numeric column is refused here, with its position."""
     if not isinstance(text, str) or not text.strip():
         raise QueryError("SQL text must be a non-empty string")
+    if len(text) > MAX_SQL_LENGTH:
+        raise QueryError(f"SQL text is {len(text):,} characters long; at most {MAX_SQL_LENGTH:,} are supported")
     token = _TEXT.set(text)
     stoken = _SCHEMA.set(None)
     try:
@@ -108,8 +177,16 @@ def parse_sql(text: str,
 
 
 def _parse(text: str, schema: Callable[[str], Mapping[str, str] | None] | None) -> P.Plan:
+    _check_nesting(text)
     try:
         statements = sqlglot.parse(text, read="duckdb")
+    except RecursionError:  # deeper than the nesting check foresaw (a deep caller stack)
+        raise QueryError(
+            f"SQL nested too deeply: at most {MAX_SQL_NESTING} levels of parentheses, CASE "
+            "and NOT are supported"
+        ) from None
+    except sqlglot.errors.TokenError as e:
+        raise QueryError(f"SQL syntax error: {str(e).splitlines()[0][:200]}") from None
     except sqlglot.errors.ParseError as e:
         errs = getattr(e, "errors", None) or []
         if errs:
@@ -122,6 +199,7 @@ def _parse(text: str, schema: Callable[[str], Mapping[str, str] | None] | None) 
     found = [s for s in statements if s is not None]
     if len(found) != 1:
         raise QueryError(f"give exactly one SQL statement, got {len(found)}")
+    _check_depth(found[0])
     sel = found[0]
     if not isinstance(sel, exp.Select):
         raise _refuse(sel, "statement other than SELECT (only SELECT is supported)")  # type: ignore[arg-type]
@@ -425,10 +503,8 @@ def _case(node: exp.Expression) -> P.Case:
 def _expr(node: exp.Expression, ctx: str = "WHERE") -> P.Expr:
     if isinstance(node, exp.Paren):
         return _expr(node.this, ctx)
-    if isinstance(node, exp.And):
-        return P.And(_expr(node.this, ctx), _expr(node.expression, ctx))
-    if isinstance(node, exp.Or):
-        return P.Or(_expr(node.this, ctx), _expr(node.expression, ctx))
+    if isinstance(node, (exp.And, exp.Or)):
+        return _chain(node, ctx)
     if isinstance(node, exp.Not):
         inner = node.this
         return P.Not(_expr(inner, ctx))
@@ -452,3 +528,24 @@ def _expr(node: exp.Expression, ctx: str = "WHERE") -> P.Expr:
     if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
         return P.IsNull(_operand(node.this))
     raise _refuse(node, f"{type(node).__name__.upper()} in {ctx}")
+
+
+def _chain(node: exp.Expression, ctx: str) -> P.Expr:
+    """``a AND b AND c …`` (or OR) without recursing along the chain: its terms in
+    order, joined left to right with :func:`pets.plan.connect` (the shape a short chain
+    always had; a long one comes out balanced)."""
+    kind = type(node)
+    terms: list[exp.Expression] = []
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if type(x) is kind:
+            stack.append(x.expression)
+            stack.append(x.this)
+        else:
+            terms.append(x)
+    cls = P.And if kind is exp.And else P.Or
+    out = _expr(terms[0], ctx)
+    for t in terms[1:]:
+        out = P.connect(cls, out, _expr(t, ctx))
+    return out

@@ -9,6 +9,7 @@ returns one row of exact integer aggregates per group present in the data.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import threading
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import plan as P
-from ..errors import DataError, QueryError
+from ..errors import DataError, InternalError, QueryError
 from .base import AggregateRequest, Bounding, Measure, Ordinals, Source
 
 __all__ = ["DuckDBEngine", "quote_ident", "ENCODED_PREFIX", "BOUND_PREFIX", "HIDDEN_PREFIX"]
@@ -116,6 +117,11 @@ class DuckDBEngine:
             for name, typ in self._raw(source)
             if not name.startswith((ENCODED_PREFIX, BOUND_PREFIX))
         }
+
+    def column_names(self, source: Source) -> list[str]:
+        """Every column name of ``source`` as DuckDB reads it, hidden ones included (the
+        holder refuses sources whose names could shadow the engine's hidden columns)."""
+        return [name for name, _ in self._raw(source)]
 
     def schema_of_frame(self, df: pd.DataFrame) -> dict[str, str]:
         """Logical column types of a pandas DataFrame, as DuckDB reads it."""
@@ -285,7 +291,15 @@ class DuckDBEngine:
             src = rel
         outs = [g if g == quote_ident(c) else f"{g} AS {quote_ident(c)}"
                 for g, c in zip(gcols, request.group_columns)]
-        selects = outs + [_measure_sql(m, types, source.encoded) for m in request.measures]
+        clash = {m.key for m in request.measures} & set(request.group_columns)
+        if clash:  # one result column cannot be both: the mechanism must name keys apart
+            raise InternalError(
+                f"measure key {sorted(clash)[0]!r} is also a group column's name; this is a bug"
+            )
+        # measures under hidden names in the SQL: DuckDB must never bind a data column
+        # (in GROUP BY, WHERE) to a measure's alias
+        hidden = [dataclasses.replace(m, key=f"{HIDDEN_PREFIX}m{i}") for i, m in enumerate(request.measures)]
+        selects = outs + [_measure_sql(m, types, source.encoded) for m in hidden]
         sql = f"SELECT {', '.join(selects)} FROM {src} AS t{where_sql}"
         if gcols:
             sql += f" GROUP BY {', '.join(gcols)}"
@@ -295,7 +309,8 @@ class DuckDBEngine:
                 cols = cur.execute(sql, params).fetchnumpy()
             finally:
                 cur.close()
-            df = pd.DataFrame({k: np.asarray(v) for k, v in cols.items()})
+            keys = dict(zip((m.key for m in hidden), (m.key for m in request.measures)))
+            df = pd.DataFrame({keys.get(k, k): np.asarray(v) for k, v in cols.items()})
         except duckdb.Error as e:
             # DuckDB messages can quote data values: never pass them on.
             raise DataError(
