@@ -54,7 +54,7 @@ log = logging.getLogger("pets.release")
 #: the rule a counted release refuses under when its quota is used up
 _QUOTA_RULES = {"kanon": "max_extracts", "he_exact": "max_exact_totals"}
 #: the largest plan (its canonical JSON, as the audit log keeps it) a request may send
-MAX_PLAN_BYTES = 1 << 20
+MAX_PLAN_BYTES = 4 << 20
 _QUOTA_WHAT = {
     "kanon": ("kanon extracts", "extracts of the same people can be linked"),
     "he_exact": ("exact federated totals (he_exact)",

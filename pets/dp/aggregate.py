@@ -735,7 +735,7 @@ class _Builder:
         """An exact aggregate asked of the engine (shared between outputs)."""
         ident = (kind, column, lo, hi, factor, center, threshold)
         if ident not in self.engine:
-            key = f"e{len(self.engine)}"
+            key = f"__pets_e{len(self.engine)}"  # never a data column (reserved prefix)
             if isinstance(column, _Value):  # an expression, its columns clamped first
                 m = Measure(key, kind, None, lo, hi, factor, center, threshold,
                             expr=column.expr, clamps=column.clamps)

@@ -147,8 +147,6 @@ def test_odd_column_names_cannot_switch_off_contribution_bounding(tmp_path, kind
         assert all(abs(c - (OTHERS + 1)) < 10 for c in counts), (unit, group, counts)
 
 
-@pytest.mark.xfail(strict=True, reason="pets/dp/aggregate.py names its engine measures e0, e1, …:"
-                   " a group column of that name cannot hold both (owner: dp; fix: __pets_e{n})")
 def test_a_group_column_named_like_a_measure_key_is_counted_right(tmp_path):
     path = _write(_frame("person", "e0"), tmp_path, "csv")
     h = pets.Holder(tmp_path / "home")

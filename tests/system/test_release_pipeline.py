@@ -252,8 +252,8 @@ def test_registration_refuses_data_that_does_not_fit_the_declared_type(tmp_path)
 
 def test_a_request_too_large_to_audit_is_refused_before_anything_is_written(holder, session):
     n = len(holder.audit())
-    huge = session.table("adult").filter(col("occupation").isin([f"x{i:07d}" for i in range(100_000)]))
-    with pytest.raises(pets.QueryError, match=r"the query is too large: [\d,]+ bytes as JSON, at most 1,048,576"):
+    huge = session.table("adult").filter(col("occupation").isin([f"x{i:07d}" for i in range(400_000)]))
+    with pytest.raises(pets.QueryError, match=r"the query is too large: [\d,]+ bytes as JSON, at most 4,194,304"):
         session.release(huge.agg(n=pets.count()), pets.DP(epsilon=0.1))
     stranger = holder.session("mallory", purpose=PURPOSE)
     with pytest.raises(pets.QueryError, match="the query is too large"):
