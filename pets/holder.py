@@ -177,6 +177,8 @@ class Holder:
         schema = {c: (pol.columns[c].type if c in pol.columns and pol.columns[c].type else t)
                   for c, t in schema.items()}
         _check_rows(pol, len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src))
+        _check_hierarchies(pol, lambda c: source[c] if isinstance(source, pd.DataFrame)
+                           else self._engine.fetch(src, (c,), ())[c])
         tmp: Path | None = None
         try:
             if isinstance(source, pd.DataFrame) or copy:
@@ -462,6 +464,41 @@ def _check_rows(pol: Policy, rows: int) -> None:
             "[dataset] table (large sums and variances then need narrower bounds), or "
             "register a smaller table"
         )
+
+
+class HierarchyWarning(UserWarning):
+    """A registered quasi-identifier has values its hierarchy lacks (holder-side)."""
+
+
+def _check_hierarchies(pol: Policy, column: Any) -> None:
+    """Every value of a quasi-identifier must have a leaf in its hierarchy (when the file
+    is there): otherwise every extract with the column would fail, and since that
+    failure depends on the rows an analyst is told only that no extract exists. The
+    holder, who owns the data, is warned here instead (without the values); DP and the
+    other forms do not use hierarchies, so the registration goes ahead."""
+    import warnings
+
+    from .anon.hierarchy import Hierarchy
+
+    for name, cp in pol.columns.items():
+        if cp.role != "quasi_identifier" or cp.hierarchy is None or not Path(cp.hierarchy).is_file():
+            continue
+        try:
+            h = Hierarchy.from_csv(cp.hierarchy, name=name)
+        except (QueryError, PolicyFormatError) as e:
+            raise PolicyFormatError(f"columns.{name}.hierarchy: {e}", key=f"columns.{name}.hierarchy") from None
+        values = pd.Series(column(name)).dropna()
+        values = values[values.astype(str).str.strip() != ""].drop_duplicates()
+        try:
+            h.encode(values.reset_index(drop=True))
+        except QueryError:
+            warnings.warn(
+                f"columns.{name}.hierarchy: some values of column {name!r} in the data have no "
+                f"leaf in {cp.hierarchy}, so every k-anonymous extract with the column will "
+                "fail (analysts are told only that no extract exists); add them "
+                "(pets.anon.Hierarchy.from_csv(path).encode(column) names them)",
+                HierarchyWarning, stacklevel=3,
+            )
 
 
 def _check_policy_against(pol: Policy, schema: dict[str, str]) -> None:
