@@ -799,8 +799,10 @@ class Hierarchy:
         ):
             # fast path for clean string columns: one hashing pass against the leaves
             try:
-                fast = pd.Categorical(data_values, categories=self._index).codes
-            except (TypeError, ValueError):
+                # (get_indexer, not Categorical(values, categories=...): the latter is
+                # deprecated in pandas 3 for values outside the categories)
+                fast = self._index.get_indexer(pd.Index(np.asarray(data_values, dtype=object)))
+            except (TypeError, ValueError, pd.errors.InvalidIndexError):
                 fast = None
             if fast is not None and (len(fast) == 0 or fast.min() >= 0):
                 return self._encoded(fast.astype(np.int32))
