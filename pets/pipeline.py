@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .holder import Dataset
     from .session import Session
 
-__all__ = ["Prepared", "prepare", "execute", "explain", "release", "policy_version", "plan_of"]
+__all__ = ["Prepared", "check_grant", "prepare", "execute", "explain", "release", "policy_version", "plan_of"]
 
 log = logging.getLogger("pets.release")
 
@@ -122,6 +122,33 @@ def _check_size(plan: Plan) -> None:
         )
 
 
+def _unknown_dataset(s: "Session", dataset: str) -> QueryError:
+    granted = sorted({g["dataset"] for g in s._holder._store.list_grants(s.analyst)})
+    return QueryError(
+        f"unknown dataset {dataset!r}; datasets granted to {s.analyst}: "
+        f"{', '.join(granted) or 'none'}"
+    )
+
+
+def check_grant(s: "Session", dataset: str, kind: str, extra: dict[str, Any] | None = None) -> Any:
+    """The pipeline's first two checks for a request that is not a release (a dummy
+    table): the dataset is registered (QueryError) and the analyst has a grant for it
+    and the session's purpose (PolicyError ``no_grant``, audited as a refusal of
+    ``kind``) — the same errors, in the same order, as :func:`prepare`. Returns the
+    grant's :class:`~pets.dp.accountant.Budget`."""
+    store = s._holder._store
+    if store.get_dataset(dataset) is None:
+        raise _unknown_dataset(s, dataset)
+    budget = store.budget_state(s.analyst, dataset, s.purpose)
+    if budget is None:
+        e = _no_grant(s, dataset)
+        store.record({"analyst": s.analyst, "purpose": s.purpose, "dataset": dataset,
+                      "kind": kind, "status": "refused", "rule": e.rule, "column": None,
+                      **(extra or {})})
+        raise e
+    return budget
+
+
 def _no_grant(s: "Session", dataset: str) -> PolicyError:
     return PolicyError(
         f"analyst {s.analyst!r} has no grant for dataset {dataset!r} and purpose "
@@ -153,11 +180,7 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
     mech.check_request(plan, protection)
     store = s._holder._store
     if store.get_dataset(plan.dataset) is None:
-        granted = sorted({g["dataset"] for g in store.list_grants(s.analyst)})
-        raise QueryError(
-            f"unknown dataset {plan.dataset!r}; datasets granted to {s.analyst}: "
-            f"{', '.join(granted) or 'none'}"
-        )
+        raise _unknown_dataset(s, plan.dataset)
     policy = None
     try:
         budget = store.budget_state(s.analyst, plan.dataset, s.purpose)

@@ -24,6 +24,10 @@ class Release:
     for falling below the policy's minimum group size (for a histogram: cell–bin rows).
     A histogram's ``df`` and ``ci()`` are in long form: one row per cell and bin, the
     bin's label in a column named after the histogram's column.
+
+    ``dummy=True``: the answer was computed on a dummy table (``s.release(...,
+    dummy=True)``), not on the data; ``spent`` is what the real release would charge
+    (nothing was charged) and ``audit_id`` is 0 (nothing was audited).
     """
 
     df: pd.DataFrame
@@ -36,6 +40,7 @@ class Release:
     _ci: Callable[[float], pd.DataFrame] | None = field(default=None, repr=False)
     audit_ids: dict[str, int] | None = None  # federated releases: each holder's own record
     repeat_of: int | None = None  # a repeated query: the audit record of the first answer
+    dummy: bool = False  # computed on a dummy table (s.release(..., dummy=True)): no data
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Intervals that cover the exact (clamped) statistic with probability ≥ ``level``:
@@ -46,7 +51,7 @@ class Release:
 
     def __repr__(self) -> str:
         return (
-            f"Release(spent=({self.spent}), audit_id={self.audit_id}, "
+            f"Release({'dummy, ' if self.dummy else ''}spent=({self.spent}), audit_id={self.audit_id}, "
             f"cells={len(self.df)}, suppressed={self.suppressed})\n{self.df!r}"
         )
 
@@ -60,6 +65,8 @@ class Extract:
     ``"mondrian"``); ``suppressed`` rows removed; ``metrics`` information loss and
     re-identification risk; ``classes`` equivalence classes; ``audit_id`` the audit
     record; ``extracts_left`` how many more extracts the policy allows this analyst.
+    ``dummy=True``: computed on a dummy table, not on the data (``audit_id`` 0,
+    ``extracts_left`` None: nothing was counted).
     """
 
     df: pd.DataFrame
@@ -73,10 +80,11 @@ class Extract:
     models: list[str] = field(default_factory=list)
     extracts_left: int | None = None
     spent: Cost = field(default_factory=Cost)
+    dummy: bool = False  # computed on a dummy table (s.release(..., dummy=True)): no data
 
     def __repr__(self) -> str:
         return (
-            f"Extract(rows={len(self.df)}, suppressed={self.suppressed}, classes={self.classes}, "
+            f"Extract({'dummy, ' if self.dummy else ''}rows={len(self.df)}, suppressed={self.suppressed}, classes={self.classes}, "
             f"transformation={self.transformation}, audit_id={self.audit_id})"
         )
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, overload
 
+import pandas as pd
+
 from .cost import Cost
 from .errors import PetsError, QueryError
 from .plan import Plan
+from .policy import Policy
 from .protections import KAnonymity, Protection
 from .query import Query
 from .release import Explanation, Extract, Release
@@ -47,12 +50,15 @@ class Session:
         self._holder._dataset(name)  # a changed source fails here, clearly
         return Query(name)
 
-    def sql(self, text: str, protection: Protection) -> Release:
+    def sql(self, text: str, protection: Protection, *, dummy: bool = False,
+            rows: int | None = None, seed: int | None = None) -> Release:
         """Answer a SQL query under ``protection``: ``SELECT sex, COUNT(*) AS n FROM adult
-        GROUP BY sex``. Bounds and keys come from the policy."""
+        GROUP BY sex``. Bounds and keys come from the policy. ``dummy=True`` (with
+        ``rows`` and ``seed``) runs it on a dummy table, as :meth:`release` does."""
         from .sql import parse_sql
 
-        return self.release(parse_sql(text, schema=self._sql_schema), protection)
+        return self.release(parse_sql(text, schema=self._sql_schema), protection,  # type: ignore[return-value]
+                            dummy=dummy, rows=rows, seed=seed)
 
     def _sql_schema(self, dataset: str) -> dict[str, str] | None:
         """Column types of a dataset this analyst has a grant on (for SQL errors that
@@ -74,17 +80,107 @@ class Session:
         return pipeline.explain(self, query, protection)
 
     @overload
-    def release(self, query: Query | Plan, protection: KAnonymity) -> Extract: ...  # type: ignore[overload-overlap]
+    def release(self, query: Query | Plan, protection: KAnonymity, *, dummy: bool = False,  # type: ignore[overload-overlap]
+                rows: int | None = None, seed: int | None = None) -> Extract: ...
 
     @overload
-    def release(self, query: Query | Plan, protection: Protection) -> Release: ...
+    def release(self, query: Query | Plan, protection: Protection, *, dummy: bool = False,
+                rows: int | None = None, seed: int | None = None) -> Release: ...
 
-    def release(self, query: Query | Plan, protection: Protection) -> Release | Extract:
+    def release(self, query: Query | Plan, protection: Protection, *, dummy: bool = False,
+                rows: int | None = None, seed: int | None = None) -> Release | Extract:
         """Release the answer to ``query`` under ``protection`` through the one release
-        pipeline (:mod:`pets.pipeline`): policy, charge and audit before anything leaves."""
+        pipeline (:mod:`pets.pipeline`): policy, charge and audit before anything leaves.
+
+        ``dummy=True`` runs the same request through the same pipeline on a dummy table
+        instead (:meth:`dummy` with ``rows``, default 1000, and ``seed``): every check,
+        error and result shape is the real one, nothing of the data is read, no budget
+        is spent and nothing is audited (but a refusal for want of a grant). The result
+        has ``dummy=True``; its ``spent`` is what the real release would charge. The
+        dummy run starts from a fresh ledger with the terms of the analyst's grant, so
+        it never refuses for budget or quota already used on the real one (``explain``
+        tells those)."""
         from . import pipeline
 
-        return pipeline.release(self, query, protection)  # type: ignore[no-any-return]
+        if not dummy:
+            if rows is not None or seed is not None:
+                raise QueryError(
+                    "rows and seed size and seed a dummy table; pass dummy=True with them, "
+                    "or leave them out for a real release"
+                )
+            return pipeline.release(self, query, protection)  # type: ignore[no-any-return]
+        if dummy is not True:
+            raise QueryError(f"dummy must be True or False, not {dummy!r}")
+        return self._dummy_release(query, protection, 1000 if rows is None else rows, seed)
+
+    # -- dummy tables ----------------------------------------------------------------
+    def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:
+        """A fake table with ``dataset``'s columns, types, bounds and public keys, to
+        develop against: generated from the policy and the stored schema only, never from
+        the rows (see :mod:`pets.dummy` for what each column holds). ``rows`` is 1 …
+        1,000,000 (and at most the policy's ``max_rows``); the same ``seed`` gives the same
+        table. Spends no budget and is not audited; an analyst without a grant for this
+        dataset and purpose is refused exactly as by a release (``no_grant``)."""
+        from . import pipeline
+        from .dummy import dummy_frame
+
+        pipeline.check_grant(self, dataset, "dummy")
+        policy, schema = self._dummy_inputs(dataset, rows)
+        return dummy_frame(policy, schema, rows, seed)
+
+    def _dummy_inputs(self, dataset: str, rows: int) -> tuple[Policy, dict[str, str]]:
+        """The policy and stored schema of a dataset the analyst has a grant on, read from
+        the registration record, never from the data (whose file may even be gone); and
+        ``rows`` checked against the dummy's and the policy's limits."""
+        from .dummy import MAX_DUMMY_ROWS, check_rows
+        from .pipeline import _unknown_dataset
+
+        rec = self._holder._store.get_dataset(dataset)
+        if rec is None:  # unregistered meanwhile
+            raise _unknown_dataset(self, dataset)
+        policy = Policy.from_dict(rec["policy"])
+        check_rows(rows, min(MAX_DUMMY_ROWS, policy.row_limit))
+        return policy, dict(rec["schema"])
+
+    def _dummy_release(self, query: Query | Plan, protection: Protection, rows: int,
+                       seed: int | None) -> Release | Extract:
+        """The request through the one pipeline, on a dummy table registered with the same
+        policy in a scratch holder (temporary home, deleted afterwards) where the analyst
+        has a grant with the same terms; the real ledger and audit log are not touched."""
+        import dataclasses
+        import tempfile
+        import warnings
+        from pathlib import Path
+
+        from . import pipeline
+        from .dummy import check_seed, dummy_frame
+        from .holder import Holder, HierarchyWarning
+
+        plan = pipeline.plan_of(query)
+        pipeline._check_protection(protection)
+        check_seed(seed)
+        extra = {"plan": plan.to_dict(), "protection": protection.to_dict()}
+        budget = pipeline.check_grant(self, plan.dataset, "dummy", extra)
+        policy, schema = self._dummy_inputs(plan.dataset, rows)
+        frame = dummy_frame(policy, schema, rows, seed)
+        granted = budget.granted()  # type: ignore[attr-defined]
+        with tempfile.TemporaryDirectory(prefix="pets-dummy-", ignore_cleanup_errors=True) as tmp:
+            scratch = Holder(Path(tmp) / "home", audit_key=Path(tmp) / "audit-key.pem")
+            with warnings.catch_warnings():
+                # the dummy's values, not the data's, may lack hierarchy leaves
+                warnings.simplefilter("ignore", HierarchyWarning)
+                scratch.register(plan.dataset, frame, policy)
+            scratch.grant(self.analyst, dataset=plan.dataset, purpose=self.purpose,
+                          epsilon=granted.epsilon, delta=granted.delta,
+                          accounting=budget.accounting)  # type: ignore[attr-defined]
+            result = pipeline.release(scratch.session(self.analyst, purpose=self.purpose),
+                                      plan, protection)
+        changes: dict[str, object] = {"dummy": True, "audit_id": 0}
+        if isinstance(result, Extract):
+            changes["extracts_left"] = None
+        elif isinstance(result, Release) and result.audit_ids is not None:
+            changes["audit_ids"] = None
+        return dataclasses.replace(result, **changes)  # type: ignore[no-any-return]
 
     def remaining(self, dataset: str | None = None) -> Cost:
         """Budget left for this analyst and purpose on ``dataset`` (which may be left out
