@@ -250,7 +250,11 @@ def _error_fields(e: BaseException) -> dict[str, Any]:
 
 
 def release_meta(r: Any, public_shape: bool) -> Any:
-    """What a release shows besides the mechanism's output."""
+    """What a release shows besides the mechanism's output (a DataFrame — a dummy
+    table, which no mechanism made — is shown whole, with its dtypes)."""
+    if isinstance(r, pd.DataFrame):
+        return ("DataFrame", tuple(map(str, r.columns)), tuple(map(str, r.dtypes)),
+                _frame_view(r))
     if isinstance(r, pets.Extract):
         return ("Extract", _cost_tuple(r.spent), r.extracts_left, tuple(map(str, r.df.columns)))
     if isinstance(r, pets.Release):

@@ -221,6 +221,20 @@ def release(q: Any, prot: Any, *, analyst: str = ANALYST):
     return go, why
 
 
+def dummy_release(q: Any, prot: Any, *, analyst: str = ANALYST):
+    """The request on a dummy table (``dummy=True``, seeded) and the real explain."""
+    def go(w: World) -> Any:
+        s = w.local(analyst)
+        r = s.release(q(s), prot, dummy=True, rows=300, seed=1)
+        assert r.dummy
+        return r
+
+    def why(w: World) -> Any:
+        s = w.local(analyst)
+        return s.explain(q(s), prot)
+    return go, why
+
+
 def sql(text: str, prot: Any, *, analyst: str = ANALYST):
     def go(w: World) -> Any:
         return w.local(analyst).sql(text, prot)
@@ -525,6 +539,35 @@ CASES: list[Case] = [
     case("register_reserved_name_parquet", reserved_data, register_in_place("parquet")[0],
          (register_in_place("parquet")[1], None), REFUSED, neighbours=UNIT_NEIGHBOURS[1:2],
          release_form=False, why="a Parquet column named __pets_… registered in place"),
+
+    # ---------------------------------------------------------------- dummy tables
+    # not releases (nothing is charged): the whole dummy frame, and a dummy release's
+    # shape, must be the same on every neighbour
+    case("dummy_frame", adult, adult_setup(),
+         (lambda w: w.local().dummy("adult", rows=200, seed=1), None), RELEASED,
+         release_form=False, why="s.dummy on Adult: the frame itself"),
+    case("dummy_frame_privacy_unit", unit, frame_setup(UNIT_POLICY),
+         (lambda w: w.local().dummy("t", rows=200, seed=1), None), RELEASED,
+         neighbours=UNIT_NEIGHBOURS, release_form=False,
+         why="s.dummy with a privacy unit: fake persons of several rows"),
+    case("dummy_dp_release", adult, adult_setup(),
+         dummy_release(lambda s: s.table("adult").group_by("sex", "race").agg(
+             n=pets.count(), m=pets.mean("hours-per-week")), dp_half),
+         RELEASED, release_form=False, public_shape=True,
+         why="a DP release on the dummy (dummy=True)"),
+    case("dummy_kanon_extract", adult, adult_setup(),
+         dummy_release(lambda s: s.table("adult").select("age", "sex", "education"),
+                       pets.KAnonymity(k=5)),
+         RELEASED, release_form=False, why="a k-anonymous extract on the dummy (dummy=True)"),
+    case("dummy_refused_by_policy", adult, adult_setup(),
+         dummy_release(lambda s: s.table("adult").select("age", "occupation"),
+                       pets.KAnonymity(k=5)),
+         refused(pets.PolicyError, "grade"), release_form=False,
+         why="a dummy release the grade refuses"),
+    case("no_grant_dummy", adult, adult_setup(),
+         (lambda w: w.local(STRANGER).dummy("adult", rows=10, seed=1), None),
+         refused(pets.PolicyError, "no_grant"), release_form=False,
+         why="an analyst without a grant asks for a dummy table"),
 ]
 
 # ---------------------------------------------------------------- an analyst with no grant
