@@ -97,6 +97,24 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert isinstance(r, pets.Release)
     assert list(r.df.columns) == ["sex", "n", "age"]
     assert ns["holder"].audit().verify() is True  # type: ignore[attr-defined]
+    d, fake = ns["d"], ns["fake"]
+    assert isinstance(d, pets.Release) and d.dummy and d.audit_id == 0
+    assert fake.shape == (1000, 14) and "fnlwgt" not in fake.columns  # type: ignore[attr-defined]
+
+
+def test_dummy_guide_example_runs_and_prints_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    md = ROOT / "docs" / "dummy.md"
+    blocks = _python_blocks(md)
+    assert len(blocks) == 1
+    ns: dict[str, object] = {}
+    exec(compile(blocks[0], "docs/dummy.md", "exec"), ns)
+    printed = capsys.readouterr().out.splitlines()
+    # each print's expected output is the comment on its line
+    shown = [line.split("# ", 1)[1].strip() for line in blocks[0].splitlines()
+             if line.startswith("print(")]
+    assert printed == shown
+    assert ns["d"].dummy and ns["x"].dummy  # type: ignore[attr-defined]
+    assert ns["s"].remaining() == pets.Cost(1.0, 0.0)  # type: ignore[attr-defined]
 
 
 def test_governance_guide_example_runs_and_prints_the_grant_history(
