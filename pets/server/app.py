@@ -385,6 +385,9 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
         return wire.explanation_to_json(s.explain(plan_of(body, s), prot))
 
     def do_release(c: Caller, body: M.QueryRequest) -> dict[str, Any]:
+        from ..dp.accuracy import check_level
+
+        levels = [check_level(x) for x in body.ci_levels]  # before anything is charged
         s = session(c, body.purpose)
         prot = protection_of(body)
         plan = plan_of(body, s)
@@ -397,7 +400,7 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
             r = s.release(plan, prot)
         if prot.form == "kanon":
             return wire.extract_to_json(r)
-        return wire.release_to_json(r, body.ci_levels)
+        return wire.release_to_json(r, levels)
 
     def summary(analyst: str) -> dict[str, Any]:
         grants: dict[str, list[dict[str, Any]]] = {}

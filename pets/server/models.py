@@ -57,7 +57,7 @@ class QueryRequest(_Strict):
         default=None, description="Plan.to_dict(): dataset, filters, select, group_by, aggs")
     sql: str | None = Field(default=None, description="one SELECT statement (instead of plan)")
     protection: ProtectionModel
-    ci_levels: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+    ci_levels: list[float] = Field(
         default_factory=lambda: [0.95], max_length=16,
         description="confidence levels of the intervals a DP release returns")
     dummy: bool = Field(default=False, description="run on a fake table from the policy, spending nothing")
