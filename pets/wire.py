@@ -87,6 +87,8 @@ def _enc_obj(x: Any) -> Any:
         return _enc_float(x)
     if isinstance(x, np.generic):
         return _enc_obj(x.item())
+    if isinstance(x, (tuple, list)):
+        return [_enc_obj(v) for v in x]
     return str(x)
 
 
@@ -112,7 +114,10 @@ def frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
         elif pd.api.types.is_datetime64_any_dtype(dtype):
             values = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in s.tolist()]
         else:
-            values = [_enc_obj(v) for v in s.tolist()]
+            raw = s.tolist()
+            values = [_enc_obj(v) for v in raw]
+            if any(isinstance(v, tuple) for v in raw):
+                meta["cells"] = "tuple"  # e.g. bounds: rebuilt as tuples
         cols.append(meta)
         data.append(values)
     return {"columns": cols, "data": data}
@@ -131,6 +136,8 @@ def frame_from_json(d: dict[str, Any]) -> pd.DataFrame:
             s = pd.Series([_dec_float(v) for v in values], dtype=dtype)
         elif dtype.startswith("datetime64"):
             s = pd.Series(pd.to_datetime(values, utc="UTC" in dtype or "+" in dtype)).astype(dtype)
+        elif meta.get("cells") == "tuple":
+            s = pd.Series([tuple(v) if isinstance(v, list) else v for v in values], dtype=object)
         else:
             try:
                 s = pd.Series(values, dtype=dtype)

@@ -144,33 +144,36 @@ class _BodyLimit:
                     await _send_error(send, _too_large(limit) if size > limit else
                                       ServerError("bad Content-Length header", status=400))
                     return
-        seen = 0
-        started = False
-
-        async def counted() -> Any:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
+        if not any(name == b"content-length" for name, _ in scope.get("headers", ())) and \
+                any(name == b"transfer-encoding" for name, _ in scope.get("headers", ())):
+            # a streamed body: read it here, up to the limit, before anything parses it
+            chunks: list[bytes] = []
+            seen = 0
+            while True:
+                msg = await receive()
+                if msg["type"] != "http.request":
+                    return  # the client went away
+                chunk = msg.get("body", b"")
+                seen += len(chunk)
                 if seen > limit:
-                    raise _BodyTooLarge()
-            return msg
+                    await _send_error(send, _too_large(limit))
+                    return
+                chunks.append(chunk)
+                if not msg.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            sent = False
 
-        async def tracked(msg: Any) -> None:
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
+            async def replay() -> Any:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
-        try:
-            await self.app(scope, counted, tracked)
-        except _BodyTooLarge:
-            if not started:
-                await _send_error(send, _too_large(limit))
-
-
-class _BodyTooLarge(Exception):
-    pass
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _too_large(limit: int) -> ServerError:

@@ -74,13 +74,14 @@ class ColumnMeta(BaseModel):
     dtype: str
     categories: list[Scalar] | None = None
     ordered: bool | None = None
+    cells: Literal["tuple"] | None = None
 
 
 class Table(BaseModel):
     """A table column by column; each column's dtype lets the client rebuild it."""
 
     columns: list[ColumnMeta]
-    data: list[list[Scalar]]
+    data: list[list[Union[Scalar, list[Scalar]]]]
 
 
 FloatOrText = Union[float, str, None]  # ±inf travel as "inf" / "-inf", NaN as null
