@@ -310,3 +310,18 @@ def test_openapi_docs_and_health(server):
     assert httpx.get(server.url + "/docs").status_code == 200
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(server.url + "/readyz").json() == {"status": "ready"}
+
+
+def test_the_client_example_in_docs_server_md_runs(server):
+    import re
+    from pathlib import Path
+
+    md = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", md, flags=re.S)
+    assert len(blocks) == 1
+    code = blocks[0].replace("http://127.0.0.1:8000", server.url)
+    ns: dict[str, object] = {"key": server.keys["alice"]}
+    exec(compile(code, "docs/server.md", "exec"), ns)
+    r = ns["r"]
+    assert isinstance(r, pets.Release) and r.spent == pets.Cost(0.5)
+    assert set(r.ci(0.9).columns) >= {"lower", "upper"}
