@@ -19,6 +19,7 @@ from .errors import (
     PolicyError,
     PolicyFormatError,
     QueryError,
+    ServerError,
 )
 from .examples import example_data, example_policy
 from .holder import Holder
@@ -29,6 +30,7 @@ from .query import (Expression, Query, case, col, count, count_distinct, histogr
                     sum, variance)
 from .release import Explanation, Extract, Release
 from .session import Session
+from .client import RemoteSession, connect
 from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
 
 __version__ = "0.1.0"
@@ -56,11 +58,14 @@ __all__ = [
     "Query",
     "QueryError",
     "Release",
+    "RemoteSession",
+    "ServerError",
     "Session",
     "__version__",
     "anon",
     "case",
     "col",
+    "connect",
     "count",
     "count_distinct",
     "example_data",

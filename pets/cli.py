@@ -6,6 +6,11 @@
                [--accounting basic|zcdp]
     pets query --home DIR --analyst A --purpose P --epsilon 0.1 "SELECT ..."
     pets anonymize in.csv --qi age,sex --hierarchies DIR --k 5 [--l 2 --sensitive col] -o out.csv
+    pets serve --home DIR [--host 127.0.0.1 --port 8000 --rate R --burst B --concurrency C
+               --max-body BYTES --timeout S --workers N]
+    pets keys issue --home DIR --analyst A        prints a new API key (shown once)
+    pets keys list --home DIR [--analyst A]       key ids, analysts, dates: never secrets
+    pets keys revoke --home DIR (--key KEY | --key-id ID | --analyst A)
     pets audit verify --home DIR [--head ID:HASH] [--key PATH]
     pets audit head --home DIR
     pets audit list --home DIR [--analyst A --kind dp --status refused --last N --format csv]
@@ -354,6 +359,58 @@ def _audit_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .server import Limits, create_app
+    except ImportError as e:  # pragma: no cover - the extra is not installed
+        raise SystemExit(f"pets: error: the server needs pets[server] "
+                         f"(pip install 'pets[server]'): {e}") from None
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        limits = Limits(rate=args.rate, burst=args.burst, concurrency=args.concurrency,
+                        max_body=args.max_body, timeout=args.timeout, workers=args.workers)
+    except ValueError as e:
+        raise SystemExit(f"pets: error: {e}") from None
+    app = create_app(_audit_home(args), limits=limits)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=args.timeout)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import pets
+
+    store = pets.Holder(_audit_home(args))._store
+    if args.keys_command == "issue":
+        print(store.issue_key(args.analyst))
+        print(f"issued an API key for {args.analyst!r}; it is shown only now (the store keeps "
+              "its hash)", file=sys.stderr)
+    elif args.keys_command == "list":
+        rows = store.list_keys(args.analyst)
+        if not rows:
+            print("no API keys")
+        for r in rows:
+            state = f"revoked {r['revoked']}" if r["revoked"] else "live"
+            print(f"{r['key_id']}  {r['analyst']}  created {r['created']}  {state}")
+    else:
+        given = [x for x in (args.key, args.key_id, args.analyst) if x]
+        if len(given) != 1:
+            raise SystemExit("pets: error: give exactly one of --key, --key-id, --analyst")
+        if args.key:
+            store.revoke_key(args.key)
+            print("revoked 1 key")
+        elif args.key_id:
+            who = store.revoke_key_id(args.key_id)
+            print(f"revoked key {args.key_id} of {who!r}")
+        else:
+            print(f"revoked {store.revoke_keys(args.analyst)} key(s) of {args.analyst!r}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pets", description="Release results, never raw data.")
     p.add_argument("--version", action="version", version=f"pets {__version__}")
@@ -414,6 +471,39 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--missing", action="append", help="a missing-value marker (repeatable)")
     an.add_argument("-o", "--output", required=True)
     an.set_defaults(fn=_anonymize)
+
+    sv = sub.add_parser("serve", help="serve the holder's home over HTTP (pets[server])")
+    sv.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                    "put a TLS reverse proxy in front for anything else)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--rate", type=float, default=20.0, help="requests per second per key")
+    sv.add_argument("--burst", type=int, default=40, help="token-bucket size per key")
+    sv.add_argument("--concurrency", type=int, default=4, help="requests in flight per key")
+    sv.add_argument("--max-body", type=int, default=1 << 20, dest="max_body",
+                    help="largest request body in bytes")
+    sv.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    sv.add_argument("--workers", type=int, default=8, help="threads computing answers")
+    sv.add_argument("--log-level", default="info", dest="log_level",
+                    choices=("critical", "error", "warning", "info", "debug"))
+    sv.set_defaults(fn=_serve)
+
+    k = sub.add_parser("keys", help="API keys for server mode (stored hashed)")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    ki = ksub.add_parser("issue", help="issue a key for an analyst; prints it once")
+    ki.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    ki.add_argument("--analyst", required=True)
+    ki.set_defaults(fn=_keys)
+    kl = ksub.add_parser("list", help="list keys: ids, analysts, dates (never secrets)")
+    kl.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    kl.add_argument("--analyst")
+    kl.set_defaults(fn=_keys)
+    kr = ksub.add_parser("revoke", help="revoke one key (--key or --key-id) or all of --analyst")
+    kr.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    kr.add_argument("--key", help="the key itself")
+    kr.add_argument("--key-id", dest="key_id", help="its id, as `pets keys list` shows it")
+    kr.add_argument("--analyst", help="revoke every key of this analyst")
+    kr.set_defaults(fn=_keys)
 
     a = sub.add_parser("audit", help="audit log tools")
     asub = a.add_subparsers(dest="audit_command", required=True)

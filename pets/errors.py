@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "AuditError",
     "AuthError",
+    "ServerError",
     "InternalError",
 ]
 
@@ -90,6 +91,20 @@ class AuditError(PetsError):
 
 class AuthError(PetsError):
     """An API key or analyst identity was not accepted."""
+
+
+class ServerError(PetsError):
+    """A pets server did not answer the request (remote sessions only): too many requests
+    (HTTP 429: ``retry_after`` says how many seconds to wait), a body too large (413), a
+    timeout or an unreachable server. ``status`` is the HTTP status (``None`` when no
+    answer came). Nothing was released; a release that timed out may still complete on
+    the server: asking again identically is answered from the recorded answer at no cost."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class InternalError(PetsError):

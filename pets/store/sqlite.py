@@ -1179,6 +1179,31 @@ class Store:
                     return
         raise AuthError("unknown or revoked API key")
 
+    def list_keys(self, analyst: str | None = None) -> list[dict[str, Any]]:
+        """The API keys (``analyst``'s, or all), oldest first: ``key_id`` (the one-way id
+        key audit records use), ``analyst``, ``created``, ``revoked`` (a time or None).
+        Never a key or its hash."""
+        where, args = ("WHERE analyst = ?", (analyst,)) if analyst is not None else ("", ())
+        with self._read() as con:
+            rows = con.execute(
+                f"SELECT key_hash, analyst, created, revoked FROM api_keys {where} "
+                "ORDER BY created, key_hash", args).fetchall()
+        return [{"key_id": api_key_id(h), "analyst": a, "created": c, "revoked": r}
+                for h, a, c, r in rows]
+
+    def revoke_key_id(self, key_id: str) -> str:
+        """Revoke the live key whose ``key_id`` (from :meth:`list_keys`) this is; returns
+        its analyst. :class:`pets.AuthError` if no live key has that id."""
+        with self._write() as con:
+            for h, analyst in con.execute(
+                    "SELECT key_hash, analyst FROM api_keys WHERE revoked IS NULL").fetchall():
+                if api_key_id(h) == key_id:
+                    con.execute("UPDATE api_keys SET revoked = ? WHERE key_hash = ?", (_now(), h))
+                    self._record_holder_act(con, "key", str(analyst), None, None,
+                                            action="revoked", keys=1, key_ids=[key_id])
+                    return str(analyst)
+        raise AuthError("no live API key has that id; `pets keys list` shows them")
+
     def revoke_keys(self, analyst: str) -> int:
         """Revoke every key of ``analyst``; returns how many were revoked (audited when
         more than none)."""

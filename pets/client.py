@@ -1,0 +1,199 @@
+"""The remote session: the local :class:`pets.Session` over HTTP.
+
+>>> s = pets.connect("http://127.0.0.1:8000", api_key=key, purpose="labour-stats")  # doctest: +SKIP
+>>> r = s.release(s.table("adult").group_by("sex").agg(n=pets.count()), pets.DP(epsilon=0.5))  # doctest: +SKIP
+
+The same query builder, the same results (:class:`pets.Release`, :class:`pets.Extract`,
+:class:`pets.Explanation`, with pandas DataFrames of the same dtypes) and the same
+exception classes, re-raised from the server's error body with their fields. The only
+new error is :class:`pets.errors.ServerError`: a request the server did not answer
+(429 with ``retry_after``, 413, a timeout, an unreachable server).
+
+Only JSON travels: the plan's JSON form (:meth:`pets.plan.Plan.to_dict`) and the
+protection's; never code or pickles.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pandas as pd
+
+from . import wire
+from .cost import Cost
+from .errors import QueryError, ServerError
+from .plan import Plan
+from .protections import KAnonymity, Protection
+from .query import Query
+from .release import Explanation, Extract, Release
+
+__all__ = ["RemoteSession", "connect"]
+
+
+def connect(url: str, *, api_key: str, purpose: str, timeout: float = 60.0,
+            transport: Any = None) -> "RemoteSession":
+    """A remote session on the holder's server at ``url`` for ``purpose``, as the analyst
+    the holder issued ``api_key`` to (``holder.issue_key`` / ``pets keys issue``).
+
+    ``timeout`` seconds per request; ``transport`` an httpx transport (tests)."""
+    return RemoteSession(url, api_key=api_key, purpose=purpose, timeout=timeout,
+                         transport=transport)
+
+
+class RemoteSession:
+    """A session on a holder's server: ``table``, ``sql``, ``explain``, ``release``,
+    ``remaining`` as the local session's, plus ``datasets()``, ``history()`` and
+    ``dummy()``."""
+
+    def __init__(self, url: str, *, api_key: str, purpose: str, timeout: float = 60.0,
+                 transport: Any = None) -> None:
+        import httpx
+
+        if not isinstance(api_key, str) or not api_key:
+            raise QueryError("api_key must be the key the holder issued (a string)")
+        if not isinstance(purpose, str):
+            raise QueryError(f"purpose must be a string, got {type(purpose).__name__}")
+        self.url = str(url).rstrip("/")
+        self.purpose = purpose
+        kw: dict[str, Any] = {"transport": transport} if transport is not None else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout,
+                                  headers={"Authorization": f"Bearer {api_key}"}, **kw)
+
+    def __repr__(self) -> str:
+        return f"RemoteSession(url={self.url!r}, purpose={self.purpose!r})"
+
+    def __enter__(self) -> "RemoteSession":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport -------------------------------------------------------------------
+    def _call(self, method: str, path: str, *, json: Any = None,
+              params: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        try:
+            resp = self._http.request(method, path, json=json, params=params)
+        except httpx.TimeoutException:
+            raise ServerError(f"the server at {self.url} did not answer in time; a release "
+                              "may still complete there: asking again identically returns "
+                              "it at no further cost") from None
+        except httpx.HTTPError as e:
+            raise ServerError(f"cannot reach the server at {self.url}: "
+                              f"{type(e).__name__}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 400:
+            err = wire.error_from_json(body, resp.status_code)
+            if isinstance(err, ServerError) and err.retry_after is None:
+                ra = resp.headers.get("Retry-After")
+                if ra is not None and ra.isdigit():
+                    err.retry_after = float(ra)
+            raise err from None
+        if body is None:
+            raise ServerError(f"the server answered HTTP {resp.status_code} without JSON",
+                              status=resp.status_code)
+        return body
+
+    def _body(self, query: Query | Plan | None, protection: Protection, *, sql: str | None = None,
+              ci_levels: Iterable[float] = (0.95,), dummy: bool = False) -> dict[str, Any]:
+        from .pipeline import _check_protection, plan_of
+
+        body: dict[str, Any] = {"purpose": self.purpose}
+        if sql is not None:
+            if not isinstance(sql, str):
+                raise QueryError(f"SQL must be a string, got {type(sql).__name__}")
+            body["sql"] = sql
+        else:
+            body["plan"] = plan_of(query).to_dict()  # type: ignore[arg-type]
+        _check_protection(protection)
+        body["protection"] = protection.to_dict()
+        levels = [_level(x) for x in ci_levels]
+        body["ci_levels"] = levels
+        if dummy:
+            body["dummy"] = True
+        return body
+
+    # -- building --------------------------------------------------------------------
+    def table(self, name: str) -> Query:
+        """A query on dataset ``name`` (checked by the server when explained or released)."""
+        if not isinstance(name, str) or not name:
+            raise QueryError(f"a dataset name must be a non-empty string, got {name!r}")
+        return Query(name)
+
+    # -- answering -------------------------------------------------------------------
+    def explain(self, query: Query | Plan, protection: Protection) -> Explanation:
+        """What ``release`` would do, spending nothing (``POST /v1/explain``)."""
+        return wire.explanation_from_json(
+            self._call("POST", "/v1/explain", json=self._body(query, protection)))
+
+    def release(self, query: Query | Plan, protection: Protection, *,
+                ci_levels: Iterable[float] = (0.95,)) -> Any:
+        """Release through the holder's pipeline (``POST /v1/release``): a Release (its
+        intervals at ``ci_levels`` come with it; other levels are asked for again — a
+        repeated identical release is answered from the recorded answer at no cost) or,
+        for ``KAnonymity``, an Extract."""
+        return self._release(self._body(query, protection, ci_levels=ci_levels), query, protection)
+
+    def sql(self, text: str, protection: Protection, *,
+            ci_levels: Iterable[float] = (0.95,)) -> Any:
+        """Answer one SQL query under ``protection`` (parsed by the server)."""
+        return self._release(self._body(None, protection, sql=text, ci_levels=ci_levels),
+                             None, protection)
+
+    def _release(self, body: dict[str, Any], query: Any, protection: Protection) -> Any:
+        d = self._call("POST", "/v1/release", json=body)
+        plan = query.plan if isinstance(query, Query) else query
+        if d.get("type") == "extract" or isinstance(protection, KAnonymity):
+            return wire.extract_from_json(d, plan, protection)
+
+        def fetch_ci(level: float) -> pd.DataFrame:
+            again = self._call("POST", "/v1/release", json={**body, "ci_levels": [_level(level)]})
+            return wire.frame_from_json(again["ci"][repr(float(level))])
+
+        return wire.release_from_json(d, plan, protection, fetch_ci)
+
+    def remaining(self, dataset: str | None = None) -> Cost:
+        """Budget left for this analyst and purpose on ``dataset`` (which may be left out
+        when the analyst has a grant for this purpose on one dataset only)."""
+        if dataset is None:
+            granted = sorted(d["name"] for d in self.datasets()
+                             if any(g["purpose"] == self.purpose for g in d["grants"]))
+            if len(granted) != 1:
+                raise QueryError(
+                    "name the dataset: s.remaining('adult') "
+                    f"(grants for this purpose: {', '.join(granted) or 'none'})"
+                )
+            dataset = granted[0]
+        d = self._call("GET", "/v1/remaining", params={"dataset": dataset, "purpose": self.purpose})
+        return wire.cost_from_json(d["remaining"]) or Cost()
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """The datasets this analyst has grants on: ``name``, ``columns`` (type, role,
+        grade, allowed forms, bounds, public keys), ``grades``, ``settings``, ``grants``."""
+        return list(self._call("GET", "/v1/datasets")["datasets"])
+
+    def history(self, **filters: Any) -> list[dict[str, Any]]:
+        """This analyst's own audit records, oldest first (filters: ``dataset``,
+        ``purpose``, ``kind``, ``status``, ``last``)."""
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self._call("GET", "/v1/history", params=params)["records"])
+
+    def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:
+        """A fake table with ``dataset``'s schema, bounds and public keys, generated from
+        the policy only; spends nothing."""
+        d = self._call("POST", "/v1/dummy", params={"purpose": self.purpose},
+                       json={"dataset": dataset, "rows": rows, "seed": seed})
+        return wire.frame_from_json(d["df"])
+
+
+def _level(x: Any) -> float:
+    from .dp.accuracy import check_level
+
+    return check_level(x)

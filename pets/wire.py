@@ -1,0 +1,326 @@
+"""The JSON wire forms the server sends and the client reads: tables, costs, releases,
+explanations, extracts and errors.
+
+Only plain JSON crosses the wire — never pickles or code. A table travels column by
+column with its dtype so that the client rebuilds a DataFrame with the same dtypes:
+
+    {"columns": [{"name": "sex", "dtype": "object"}, {"name": "n", "dtype": "int64"}],
+     "data": [["Female", "Male"], [10783, 21794]]}
+
+Float NaN travels as ``null`` and ±inf as the strings ``"inf"`` / ``"-inf"``;
+categoricals carry their ``categories`` and ``ordered``. The index is not sent (pets
+results use a plain RangeIndex).
+
+Errors travel as ``{"error": {"type": "BudgetExceeded", "message": ..., <fields>}}``;
+:func:`error_from_json` rebuilds the same :mod:`pets.errors` class with its fields.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from . import errors as E
+from .cost import Cost
+
+__all__ = [
+    "STATUS", "frame_to_json", "frame_from_json", "cost_to_json", "cost_from_json",
+    "release_to_json", "extract_to_json", "explanation_to_json", "explanation_from_json",
+    "error_to_json", "error_from_json", "status_of",
+]
+
+#: HTTP status of each pets error class (first match in MRO order wins).
+STATUS: dict[type[BaseException], int] = {
+    E.AuthError: 401,
+    E.PolicyError: 403,
+    E.BudgetExceeded: 409,
+    E.PolicyFormatError: 422,
+    E.QueryError: 422,
+    E.DataError: 422,
+    E.ServerError: 503,
+    E.AuditError: 503,
+    E.InternalError: 500,
+}
+
+
+def status_of(e: BaseException) -> int:
+    if isinstance(e, E.ServerError) and e.status:
+        return int(e.status)
+    for cls in type(e).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+# --------------------------------------------------------------------------- values
+
+def _enc_float(x: Any) -> Any:
+    if x is None:
+        return None
+    x = float(x)
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _dec_float(x: Any) -> float:
+    if x is None:
+        return math.nan
+    if isinstance(x, str):
+        return float(x)  # "inf", "-inf"
+    return float(x)
+
+
+def _enc_obj(x: Any) -> Any:
+    if x is None or x is pd.NA or x is pd.NaT:
+        return None
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, (bool, int, str)):
+        return x
+    if isinstance(x, float):
+        return _enc_float(x)
+    if isinstance(x, np.generic):
+        return _enc_obj(x.item())
+    if isinstance(x, (tuple, list)):
+        return [_enc_obj(v) for v in x]
+    return str(x)
+
+
+def frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame as ``{"columns": [{name, dtype, ...}], "data": [[...], ...]}``."""
+    cols: list[dict[str, Any]] = []
+    data: list[list[Any]] = []
+    for name in df.columns:
+        s = df[name]
+        dtype = s.dtype
+        meta: dict[str, Any] = {"name": str(name), "dtype": str(dtype)}
+        if isinstance(dtype, pd.CategoricalDtype):
+            meta["dtype"] = "category"
+            meta["categories"] = [_enc_obj(c) for c in dtype.categories.tolist()]
+            meta["ordered"] = bool(dtype.ordered)
+            values = [_enc_obj(v) for v in s.astype(object).tolist()]
+        elif pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_extension_array_dtype(dtype):
+            values = [bool(v) for v in s.tolist()]
+        elif pd.api.types.is_float_dtype(dtype):
+            values = [_enc_float(v) if v is not pd.NA else None for v in s.tolist()]
+        elif pd.api.types.is_integer_dtype(dtype):
+            values = [None if v is pd.NA or v is None else int(v) for v in s.tolist()]
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            values = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in s.tolist()]
+        else:
+            raw = s.tolist()
+            values = [_enc_obj(v) for v in raw]
+            if any(isinstance(v, tuple) for v in raw):
+                meta["cells"] = "tuple"  # e.g. bounds: rebuilt as tuples
+        cols.append(meta)
+        data.append(values)
+    return {"columns": cols, "data": data}
+
+
+def frame_from_json(d: dict[str, Any]) -> pd.DataFrame:
+    """The DataFrame :func:`frame_to_json` wrote, with its dtypes."""
+    out: dict[str, pd.Series] = {}
+    n = len(d["data"][0]) if d.get("data") else 0
+    for meta, values in zip(d["columns"], d["data"]):
+        dtype = meta["dtype"]
+        if dtype == "category":
+            cat = pd.CategoricalDtype(meta.get("categories", []), ordered=meta.get("ordered", False))
+            s = pd.Series(values, dtype=object).astype(cat)
+        elif dtype.startswith("float"):
+            s = pd.Series([_dec_float(v) for v in values], dtype=dtype)
+        elif dtype.startswith("datetime64"):
+            s = pd.Series(pd.to_datetime(values, utc="UTC" in dtype or "+" in dtype)).astype(dtype)
+        elif meta.get("cells") == "tuple":
+            s = pd.Series([tuple(v) if isinstance(v, list) else v for v in values], dtype=object)
+        else:
+            try:
+                s = pd.Series(values, dtype=dtype)
+            except (TypeError, ValueError):  # a dtype this pandas lacks: keep the values
+                s = pd.Series(values, dtype=object)
+        out[meta["name"]] = s
+    if not out:
+        return pd.DataFrame(index=pd.RangeIndex(n))
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- costs
+
+def cost_to_json(c: Cost | None) -> dict[str, float] | None:
+    if c is None:
+        return None
+    return {"epsilon": c.epsilon, "delta": c.delta, "rho": c.rho}
+
+
+def cost_from_json(d: dict[str, Any] | None) -> Cost | None:
+    if d is None:
+        return None
+    return Cost(float(d.get("epsilon", 0.0)), float(d.get("delta", 0.0)), float(d.get("rho", 0.0)))
+
+
+def _floats(d: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): _enc_float(v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- results
+
+def release_to_json(r: Any, ci_levels: list[float]) -> dict[str, Any]:
+    """A :class:`pets.Release` with its intervals at ``ci_levels``."""
+    ci: dict[str, Any] = {}
+    if getattr(r, "_ci", None) is not None:
+        for level in ci_levels:
+            ci[repr(float(level))] = frame_to_json(r.ci(level))
+    return {
+        "type": "release", "df": frame_to_json(r.df), "spent": cost_to_json(r.spent),
+        "audit_id": int(r.audit_id), "scale": _floats(r.scale), "suppressed": int(r.suppressed),
+        "repeat_of": r.repeat_of, "audit_ids": r.audit_ids, "ci": ci,
+    }
+
+
+def extract_to_json(x: Any) -> dict[str, Any]:
+    """A :class:`pets.Extract`."""
+    t = x.transformation
+    if isinstance(t, dict):
+        t = {str(k): int(v) if isinstance(v, (int, np.integer)) else str(v) for k, v in t.items()}
+    elif t is not None:
+        t = str(t)
+    return {
+        "type": "extract", "df": frame_to_json(x.df), "transformation": t,
+        "suppressed": int(x.suppressed), "metrics": _floats(x.metrics), "classes": int(x.classes),
+        "audit_id": int(x.audit_id), "models": [str(m) for m in x.models],
+        "extracts_left": x.extracts_left, "spent": cost_to_json(x.spent),
+    }
+
+
+def explanation_to_json(e: Any) -> dict[str, Any]:
+    return {
+        "type": "explanation", "allowed": bool(e.allowed), "cost": cost_to_json(e.cost),
+        "rule": e.rule, "message": e.message, "column": e.column, "scale": _floats(e.scale),
+        "ci_width": _floats(e.ci_width), "remaining": cost_to_json(e.remaining),
+        "details": frame_to_json(e.details) if e.details is not None else None,
+    }
+
+
+def explanation_from_json(d: dict[str, Any]) -> Any:
+    from .release import Explanation
+
+    return Explanation(
+        allowed=d["allowed"], cost=cost_from_json(d["cost"]) or Cost(), rule=d.get("rule"),
+        message=d.get("message"), column=d.get("column"),
+        scale={k: _dec_float(v) for k, v in (d.get("scale") or {}).items()},
+        ci_width={k: (None if v is None else _dec_float(v)) for k, v in (d.get("ci_width") or {}).items()},
+        remaining=cost_from_json(d.get("remaining")),
+        details=frame_from_json(d["details"]) if d.get("details") is not None else None,
+    )
+
+
+def release_from_json(d: dict[str, Any], plan: Any, protection: Any,
+                      fetch_ci: Callable[[float], pd.DataFrame] | None) -> Any:
+    """A :class:`pets.Release`; ``fetch_ci(level)`` answers levels the server did not send."""
+    from .release import Release
+
+    cached = {float(k): frame_from_json(v) for k, v in (d.get("ci") or {}).items()}
+
+    def ci(level: float) -> pd.DataFrame:
+        level = float(level)
+        if level not in cached:
+            if fetch_ci is None:
+                raise TypeError("this release has no confidence intervals")
+            cached[level] = fetch_ci(level)
+        return cached[level].copy()
+
+    return Release(
+        df=frame_from_json(d["df"]), spent=cost_from_json(d["spent"]) or Cost(),
+        audit_id=int(d["audit_id"]), plan=plan, protection=protection,
+        scale={k: _dec_float(v) for k, v in (d.get("scale") or {}).items()},
+        suppressed=int(d.get("suppressed", 0)), _ci=ci, audit_ids=d.get("audit_ids"),
+        repeat_of=d.get("repeat_of"),
+    )
+
+
+def extract_from_json(d: dict[str, Any], plan: Any, protection: Any) -> Any:
+    from .release import Extract
+
+    return Extract(
+        df=frame_from_json(d["df"]), transformation=d.get("transformation"),
+        suppressed=int(d["suppressed"]),
+        metrics={k: _dec_float(v) for k, v in (d.get("metrics") or {}).items()},
+        classes=int(d["classes"]), audit_id=int(d["audit_id"]), plan=plan, protection=protection,
+        models=list(d.get("models") or []), extracts_left=d.get("extracts_left"),
+        spent=cost_from_json(d.get("spent")) or Cost(),
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Cost):
+        return cost_to_json(v)
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return _enc_float(v)
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)
+
+
+#: the fields each error class carries on the wire
+_FIELDS = {
+    "PolicyError": ("rule", "column", "allowed"),
+    "BudgetExceeded": ("asked", "left"),
+    "PolicyFormatError": ("key", "line"),
+    "AuditError": ("record",),
+    "ServerError": ("status", "retry_after"),
+}
+
+
+def error_to_json(e: BaseException) -> dict[str, Any]:
+    """``{"error": {"type", "message", <the class's fields>}}``; a non-pets exception
+    becomes an InternalError whose message names only its class."""
+    if not isinstance(e, E.PetsError):
+        return {"error": {"type": "InternalError",
+                          "message": f"the server failed ({type(e).__name__}); this is a bug"}}
+    name = type(e).__name__
+    if not hasattr(E, name):  # a subclass outside pets.errors: the nearest public class
+        name = next(c.__name__ for c in type(e).__mro__ if hasattr(E, c.__name__))
+    body: dict[str, Any] = {"type": name, "message": str(e)}
+    for f in _FIELDS.get(name, ()):
+        body[f] = _jsonable(getattr(e, f, None))
+    return {"error": body}
+
+
+def error_from_json(body: Any, status: int) -> E.PetsError:
+    """The pets exception an error body describes (the same class, message and fields)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict) or not isinstance(err.get("type"), str):
+        return E.ServerError(f"the server answered HTTP {status} without a pets error body",
+                             status=status)
+    name, msg = err["type"], str(err.get("message", ""))
+    if name == "PolicyError":
+        return E.PolicyError(msg, rule=err.get("rule") or "unknown", column=err.get("column"),
+                             allowed=err.get("allowed"))
+    if name == "BudgetExceeded":
+        return E.BudgetExceeded(msg, asked=cost_from_json(err.get("asked")),
+                                left=cost_from_json(err.get("left")))
+    if name == "PolicyFormatError":
+        return E.PolicyFormatError(msg, key=err.get("key"), line=err.get("line"))
+    if name == "AuditError":
+        return E.AuditError(msg, record=err.get("record"))
+    if name == "ServerError":
+        return E.ServerError(msg, status=err.get("status") or status,
+                             retry_after=err.get("retry_after"))
+    cls = getattr(E, name, None)
+    if isinstance(cls, type) and issubclass(cls, E.PetsError):
+        try:
+            return cls(msg)
+        except TypeError:
+            pass
+    return E.ServerError(f"{name}: {msg}", status=status)
