@@ -102,7 +102,8 @@ class RemoteSession:
         return body
 
     def _body(self, query: Query | Plan | None, protection: Protection, *, sql: str | None = None,
-              ci_levels: Iterable[float] = (0.95,), dummy: bool = False) -> dict[str, Any]:
+              ci_levels: Iterable[float] = (0.95,), dummy: bool = False,
+              rows: int | None = None, seed: int | None = None) -> dict[str, Any]:
         from .pipeline import _check_protection, plan_of
 
         body: dict[str, Any] = {"purpose": self.purpose}
@@ -116,8 +117,12 @@ class RemoteSession:
         body["protection"] = protection.to_dict()
         levels = [_level(x) for x in ci_levels]
         body["ci_levels"] = levels
-        if dummy:
-            body["dummy"] = True
+        if dummy is not False:
+            body["dummy"] = dummy
+        if rows is not None:
+            body["rows"] = rows
+        if seed is not None:
+            body["seed"] = seed
         return body
 
     # -- building --------------------------------------------------------------------
@@ -134,18 +139,23 @@ class RemoteSession:
             self._call("POST", "/v1/explain", json=self._body(query, protection)))
 
     def release(self, query: Query | Plan, protection: Protection, *,
-                ci_levels: Iterable[float] = (0.95,)) -> Any:
+                ci_levels: Iterable[float] = (0.95,), dummy: bool = False,
+                rows: int | None = None, seed: int | None = None) -> Any:
         """Release through the holder's pipeline (``POST /v1/release``): a Release (its
         intervals at ``ci_levels`` come with it; other levels are asked for again — a
         repeated identical release is answered from the recorded answer at no cost) or,
-        for ``KAnonymity``, an Extract."""
-        return self._release(self._body(query, protection, ci_levels=ci_levels), query, protection)
+        for ``KAnonymity``, an Extract. ``dummy=True`` (with ``rows``, ``seed``) runs the
+        same request on a fake table made from the policy, spending nothing, as the
+        local :meth:`pets.Session.release` does."""
+        return self._release(self._body(query, protection, ci_levels=ci_levels, dummy=dummy,
+                                        rows=rows, seed=seed), query, protection)
 
     def sql(self, text: str, protection: Protection, *,
-            ci_levels: Iterable[float] = (0.95,)) -> Any:
+            ci_levels: Iterable[float] = (0.95,), dummy: bool = False,
+            rows: int | None = None, seed: int | None = None) -> Any:
         """Answer one SQL query under ``protection`` (parsed by the server)."""
-        return self._release(self._body(None, protection, sql=text, ci_levels=ci_levels),
-                             None, protection)
+        return self._release(self._body(None, protection, sql=text, ci_levels=ci_levels,
+                                        dummy=dummy, rows=rows, seed=seed), None, protection)
 
     def _release(self, body: dict[str, Any], query: Any, protection: Protection) -> Any:
         d = self._call("POST", "/v1/release", json=body)

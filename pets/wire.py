@@ -179,6 +179,7 @@ def release_to_json(r: Any, ci_levels: list[float]) -> dict[str, Any]:
         "type": "release", "df": frame_to_json(r.df), "spent": cost_to_json(r.spent),
         "audit_id": int(r.audit_id), "scale": _floats(r.scale), "suppressed": int(r.suppressed),
         "repeat_of": r.repeat_of, "audit_ids": r.audit_ids, "ci": ci,
+        "dummy": bool(getattr(r, "dummy", False)),
     }
 
 
@@ -194,6 +195,7 @@ def extract_to_json(x: Any) -> dict[str, Any]:
         "suppressed": int(x.suppressed), "metrics": _floats(x.metrics), "classes": int(x.classes),
         "audit_id": int(x.audit_id), "models": [str(m) for m in x.models],
         "extracts_left": x.extracts_left, "spent": cost_to_json(x.spent),
+        "dummy": bool(getattr(x, "dummy", False)),
     }
 
 
@@ -239,7 +241,7 @@ def release_from_json(d: dict[str, Any], plan: Any, protection: Any,
         audit_id=int(d["audit_id"]), plan=plan, protection=protection,
         scale={k: _dec_float(v) for k, v in (d.get("scale") or {}).items()},
         suppressed=int(d.get("suppressed", 0)), _ci=ci, audit_ids=d.get("audit_ids"),
-        repeat_of=d.get("repeat_of"),
+        repeat_of=d.get("repeat_of"), dummy=bool(d.get("dummy", False)),
     )
 
 
@@ -252,7 +254,7 @@ def extract_from_json(d: dict[str, Any], plan: Any, protection: Any) -> Any:
         metrics={k: _dec_float(v) for k, v in (d.get("metrics") or {}).items()},
         classes=int(d["classes"]), audit_id=int(d["audit_id"]), plan=plan, protection=protection,
         models=list(d.get("models") or []), extracts_left=d.get("extracts_left"),
-        spent=cost_from_json(d.get("spent")) or Cost(),
+        spent=cost_from_json(d.get("spent")) or Cost(), dummy=bool(d.get("dummy", False)),
     )
 
 

@@ -61,6 +61,10 @@ class QueryRequest(_Strict):
         default_factory=lambda: [0.95], max_length=16,
         description="confidence levels of the intervals a DP release returns")
     dummy: bool = Field(default=False, description="run on a fake table from the policy, spending nothing")
+    rows: int | None = Field(default=None, ge=1, le=1_000_000,
+                             description="with dummy: rows of the fake table (default 1000)")
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1,
+                             description="with dummy: seed of the fake table")
 
 
 class CostModel(BaseModel):

@@ -198,15 +198,20 @@ def test_he_over_http_is_refused_clearly(server):
                                  pets.HE(dp=pets.DP(epsilon=0.1)))
 
 
-def test_dummy_endpoint(server):
+def test_dummy_tables_and_dummy_releases_over_http_match_the_local_ones(server):
     s = server.connect()
-    if not hasattr(pets.Session, "dummy"):
-        with pytest.raises(pets.ServerError, match="not available") as e:
-            s.dummy("adult", rows=10)
-        assert e.value.status == 501
-        return
+    local = server.holder().session("alice", purpose=s.purpose)
     df = s.dummy("adult", rows=50, seed=1)
-    assert len(df) == 50 and "age" in df.columns
+    assert len(df) == 50 and "age" in df.columns and "fnlwgt" not in df.columns
+    assert df.equals(s.dummy("adult", rows=50, seed=1))
+    before = s.remaining("adult")
+    q = pets.Query("adult").group_by("sex").agg(n=pets.count())
+    r = s.release(q, pets.DP(epsilon=0.1), dummy=True, rows=200, seed=3)
+    assert r.dummy is True and list(r.df["sex"]) == ["Female", "Male"]
+    assert s.remaining("adult") == before
+    assert local.dummy("adult", rows=50, seed=1).equals(df)  # the same frame, remote or local
+    with pytest.raises(pets.QueryError, match="pass dummy=True"):
+        s.release(q, pets.DP(epsilon=0.1), rows=200)
 
 
 # --------------------------------------------------------------------------- concurrency
