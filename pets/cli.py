@@ -367,9 +367,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as e:  # pragma: no cover - the extra is not installed
         raise SystemExit(f"pets: error: the server needs pets[server] "
                          f"(pip install 'pets[server]'): {e}") from None
-    import logging
+    from .server.jsonlog import configure
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure(args.log_level)  # every line JSON; uvicorn's plain access log is off
     try:
         limits = Limits(rate=args.rate, burst=args.burst, concurrency=args.concurrency,
                         max_body=args.max_body, timeout=args.timeout, workers=args.workers)
@@ -377,7 +377,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"pets: error: {e}") from None
     app = create_app(_audit_home(args), limits=limits)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=args.timeout)
+                log_config=None, access_log=False, timeout_graceful_shutdown=args.timeout)
     return 0
 
 
