@@ -81,12 +81,20 @@ def make_home(home: Path, clients: int) -> dict[str, str]:
     return keys
 
 
-def start(home: Path, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start(home: Path, workers: int, log: Path, processes: int = 1,
+          log_level: str = "info") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    args = [sys.executable, "-m", "pets.cli", "serve", "--home", str(home), "--port", str(port),
-            "--rate", "1000000", "--burst", "1000000", "--concurrency", "1000",
-            "--workers", str(workers), "--log-level", "warning"]
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if processes == 1:
+        args = [sys.executable, "-m", "pets.cli", "serve", "--home", str(home),
+                "--port", str(port), "--rate", "1000000", "--burst", "1000000",
+                "--concurrency", "1000", "--workers", str(workers), "--log-level", log_level]
+    else:  # not offered by pets serve: uvicorn's process workers on one home
+        args = [sys.executable, "-m", "uvicorn", "--factory", "_server_app:app",
+                "--app-dir", str(ROOT / "benchmarks"), "--port", str(port),
+                "--workers", str(processes), "--log-level", "warning", "--no-access-log"]
+        env.update(PETS_BENCH_HOME=str(home), PETS_BENCH_WORKERS=str(workers))
+    proc = subprocess.Popen(args, cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -184,6 +192,9 @@ def main() -> int:
     ap.add_argument("--clients", default="1,4,8")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=8, help="pets serve --workers")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="server processes (>1: uvicorn --workers on one home, an experiment)")
+    ap.add_argument("--log-level", default="info", help="pets serve --log-level")
     ap.add_argument("--datasets", default="adult,adult_csv")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
@@ -192,11 +203,12 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pets-srvbench-"))
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "platform": platform.platform()},
-                 "workers": a.workers, "latency": [], "recall": [], "throughput": []}
+                 "workers": a.workers, "processes": a.processes, "latency": [], "recall": [], "throughput": []}
     try:
         keys = make_home(tmp / "home", max(clients))
         holder = pets.Holder(tmp / "home")
-        proc, url = start(tmp / "home", a.workers, tmp / "server.log")
+        proc, url = start(tmp / "home", a.workers, tmp / "server.log", a.processes,
+                          a.log_level)
         try:
             local = holder.session("lat", purpose=PURPOSE)
             remote = pets.connect(url, api_key=keys["lat"], purpose=PURPOSE)
@@ -233,6 +245,7 @@ def main() -> int:
             stop(proc)
         lines = (tmp / "server.log").read_text().splitlines()
         reqs = [json.loads(x) for x in lines if x.startswith("{") and '"request"' in x]
+        reqs = [r for r in reqs if r.get("event") == "request"]
         if reqs:
             ms = statistics.median(r["ms"] for r in reqs if r["path"] == "/v1/release")
             out["server_median_ms"] = ms
