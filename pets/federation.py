@@ -83,11 +83,26 @@ class _Keys:
 class Federation:
     """Holders that release joint totals under :class:`pets.HE`.
 
+    Given URLs of holders' servers instead (``{"north": "http://...", ...}`` with
+    ``api_keys=`` or ``api_key=``), returns a :class:`pets.RemoteFederation`: the same
+    protocol over HTTP, each server keeping only its own key share.
+
     ``holders`` maps a name to a :class:`pets.Holder` (at least two); ``threshold`` is
     how many holders must cooperate to decrypt (default: a majority, at least 2; never
     1, which would let any single holder decrypt the others' partials). In-process: see
     the module docstring for what that does and does not protect.
     """
+
+    def __new__(cls, holders: Mapping[str, Any], **kw: Any) -> Any:
+        if isinstance(holders, Mapping) and holders and all(
+                isinstance(v, str) for v in holders.values()):
+            from .remote_federation import RemoteFederation
+
+            return RemoteFederation(holders, **kw)  # URLs of holders' servers
+        if isinstance(holders, Mapping) and any(isinstance(v, str) for v in holders.values()):
+            raise QueryError("a federation is either local pets.Holder objects or the URLs "
+                             "of holders' servers, not both")
+        return super().__new__(cls)
 
     def __init__(self, holders: Mapping[str, "Holder"], *, threshold: int | None = None) -> None:
         from .holder import Holder

@@ -66,6 +66,7 @@ class FederationConfig:
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "member": self.member, "threshold": self.key.t,
                 "bits": self.key.n.bit_length(), "n": str(self.key.n),
+                "key": self.key.to_dict(),
                 "members": {m: dict(v) for m, v in sorted(self.members.items())}}
 
 

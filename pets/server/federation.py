@@ -98,12 +98,13 @@ def install(app: Any, holder: Any, caller: Callable[..., Any], run: Callable[...
                     "error": type(e).__name__, "column": getattr(e, "column", None),
                     "cost": wire.cost_to_json(
                         __import__("pets").Cost(eps, 0.0) if eps is not None else None),
-                    "structure": None}
+                    "structure": None, "values": None}
         comp = p.compiled.compiled
         check_width(comp, len(cfg.members))
         return {**out, "allowed": True, "rule": None, "message": None, "error": None,
                 "column": None, "cost": wire.cost_to_json(p.charged),
-                "structure": structure_digest(comp)}
+                "structure": structure_digest(comp),
+                "values": len(p.compiled.order) * comp.cells}
 
     def release_file(cfg: fedstore.FederationConfig, rid: str, suffix: str = ".json") -> str:
         if not fedstore.RELEASE_PATTERN.match(rid):

@@ -287,6 +287,7 @@ class FederationInfo(BaseModel):
     threshold: int
     bits: int
     n: str
+    key: dict[str, Any] = Field(description="the public ThresholdKey (to_dict)")
     members: dict[str, MemberInfo]
 
 
@@ -305,6 +306,7 @@ class HEPrepareBody(BaseModel):
     column: str | None
     cost: CostModel | None
     structure: str | None
+    values: int | None
 
 
 class HEContributionBody(BaseModel):
