@@ -41,7 +41,8 @@ holder's :class:`pets.Holder` object in that process's memory, so whoever runs t
 process could decrypt any partial. It exercises the protocol and its accounting — each
 holder's policy, ledger and audit log are its own — but it gives the "no single party
 sees a partial" guarantee only once holders run in separate domains (server mode), each
-keeping its own share; until then use it where one operator is trusted with everything.
+keeping its own share: ``pets.Federation({name: URL})`` (:mod:`pets.remote_federation`);
+use this class where one operator is trusted with everything.
 
 Totals add up across holders: counts, sums, means, variances, histograms (bin by bin)
 and distinct persons (``count_distinct()``, under the assumption above). Distinct values
