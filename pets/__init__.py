@@ -31,6 +31,7 @@ from .query import (Expression, Query, case, col, count, count_distinct, histogr
 from .release import Explanation, Extract, Release
 from .session import Session
 from .client import RemoteSession, connect
+from .remote_federation import RemoteFederatedSession, RemoteFederation
 from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
 
 __version__ = "0.1.0"
@@ -58,6 +59,8 @@ __all__ = [
     "Query",
     "QueryError",
     "Release",
+    "RemoteFederatedSession",
+    "RemoteFederation",
     "RemoteSession",
     "ServerError",
     "Session",

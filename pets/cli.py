@@ -381,6 +381,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _federation(args: argparse.Namespace) -> int:
+    from . import fedstore
+
+    if args.federation_command == "deal":
+        members = {}
+        for item in args.members.split(","):
+            name, sep, url = item.strip().partition("=")
+            if not sep:
+                raise SystemExit("pets: error: --members is name=URL,name=URL,...")
+            members[name] = url
+        fid = fedstore.deal(members, args.threshold, out=args.out, bits=args.bits,
+                            federation_id=args.id)
+        print(fid)
+        print(f"dealt federation {fid!r}: one share file per member in {args.out}; deliver "
+              "each to its holder only, then delete them all", file=sys.stderr)
+    else:
+        import pets
+
+        cfg = fedstore.join(pets.Holder(_audit_home(args)), args.share)
+        print(f"joined federation {cfg.id!r} as {cfg.member!r}; delete {args.share}",
+              file=sys.stderr)
+    return 0
+
+
 def _keys(args: argparse.Namespace) -> int:
     import pets
 
@@ -487,6 +511,20 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--log-level", default="info", dest="log_level",
                     choices=("critical", "error", "warning", "info", "debug"))
     sv.set_defaults(fn=_serve)
+
+    fe = sub.add_parser("federation", help="federations over HTTP: deal the key, join")
+    fsub = fe.add_subparsers(dest="federation_command", required=True)
+    fd = fsub.add_parser("deal", help="the trusted dealer: one share file per member")
+    fd.add_argument("--members", required=True, help="name=URL,name=URL,... (the servers)")
+    fd.add_argument("--threshold", type=int, required=True, help="members needed to decrypt")
+    fd.add_argument("--bits", type=int, default=3072, help="Paillier key size (2048 or more)")
+    fd.add_argument("--id", help="the federation id (default: random)")
+    fd.add_argument("--out", required=True, help="folder for the share files")
+    fd.set_defaults(fn=_federation)
+    fj = fsub.add_parser("join", help="install this holder's own share file in its home")
+    fj.add_argument("--home", help="holder home (default: $PETS_HOME)")
+    fj.add_argument("--share", required=True, help="the share file the dealer wrote for it")
+    fj.set_defaults(fn=_federation)
 
     k = sub.add_parser("keys", help="API keys for server mode (stored hashed)")
     ksub = k.add_subparsers(dest="keys_command", required=True)

@@ -41,7 +41,8 @@ holder's :class:`pets.Holder` object in that process's memory, so whoever runs t
 process could decrypt any partial. It exercises the protocol and its accounting — each
 holder's policy, ledger and audit log are its own — but it gives the "no single party
 sees a partial" guarantee only once holders run in separate domains (server mode), each
-keeping its own share; until then use it where one operator is trusted with everything.
+keeping its own share: ``pets.Federation({name: URL})`` (:mod:`pets.remote_federation`);
+use this class where one operator is trusted with everything.
 
 Totals add up across holders: counts, sums, means, variances, histograms (bin by bin)
 and distinct persons (``count_distinct()``, under the assumption above). Distinct values
@@ -83,11 +84,26 @@ class _Keys:
 class Federation:
     """Holders that release joint totals under :class:`pets.HE`.
 
+    Given URLs of holders' servers instead (``{"north": "http://...", ...}`` with
+    ``api_keys=`` or ``api_key=``), returns a :class:`pets.RemoteFederation`: the same
+    protocol over HTTP, each server keeping only its own key share.
+
     ``holders`` maps a name to a :class:`pets.Holder` (at least two); ``threshold`` is
     how many holders must cooperate to decrypt (default: a majority, at least 2; never
     1, which would let any single holder decrypt the others' partials). In-process: see
     the module docstring for what that does and does not protect.
     """
+
+    def __new__(cls, holders: Mapping[str, Any], **kw: Any) -> Any:
+        if isinstance(holders, Mapping) and holders and all(
+                isinstance(v, str) for v in holders.values()):
+            from .remote_federation import RemoteFederation
+
+            return RemoteFederation(holders, **kw)  # URLs of holders' servers
+        if isinstance(holders, Mapping) and any(isinstance(v, str) for v in holders.values()):
+            raise QueryError("a federation is either local pets.Holder objects or the URLs "
+                             "of holders' servers, not both")
+        return super().__new__(cls)
 
     def __init__(self, holders: Mapping[str, "Holder"], *, threshold: int | None = None) -> None:
         from .holder import Holder

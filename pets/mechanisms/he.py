@@ -80,6 +80,8 @@ class CompiledContribution(Compiled):
             self.charge = Charge(cost=compiled.cost)
         self.order: list[str] = sorted(compiled.derived)
         self.seal: Callable[[np.ndarray], list[int]] | None = None
+        #: fields the federation adds to the audit record (over HTTP: federation, release)
+        self.extra: dict[str, Any] = {}
 
     def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
         c = self.compiled
@@ -93,7 +95,8 @@ class CompiledContribution(Compiled):
         )
 
     def record(self) -> dict[str, Any]:
-        return {"kind": "he_exact" if self.exact else "he", "cells": self.compiled.cells}
+        return {"kind": "he_exact" if self.exact else "he", "cells": self.compiled.cells,
+                **self.extra}
 
     def run(self, engine: Any, source: Any) -> Any:
         return engine.aggregate(source, self.compiled.request())

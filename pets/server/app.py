@@ -367,8 +367,9 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
 
         prot = protection_from_dict(body.protection.model_dump())
         if prot.form == "he":
-            raise QueryError("HE contributions are not served over HTTP yet: run a "
-                             "pets.Federation of local holders (docs/homomorphic.md)")
+            raise QueryError("HE contributions are not released by /v1/release: use "
+                             "pets.Federation({name: URL, ...}), which runs the /v1/he/... "
+                             "endpoints (docs/homomorphic.md, 'Over HTTP')")
         return prot
 
     def plan_of(body: M.QueryRequest, s: Any) -> Any:
@@ -525,4 +526,7 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
         the policy only (never from the rows); spends nothing."""
         return JSONResponse(await run(c, lambda: dummy(c, body, purpose)))
 
+    from .federation import install as install_federation
+
+    install_federation(app, holder, caller, run)
     return app

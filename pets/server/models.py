@@ -39,7 +39,8 @@ class KAnonymityModel(_Strict):
 
 
 class HEModel(_Strict):
-    """``pets.HE(...)``: federated contributions are not served over HTTP yet (refused)."""
+    """``pets.HE(...)``: a federated contribution, served by the ``/v1/he/...`` endpoints
+    (refused by ``/v1/explain`` and ``/v1/release``)."""
 
     form: Literal["he"]
     key_bits: int = 3072
@@ -218,3 +219,119 @@ class DummyBody(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+# -- federation over HTTP (pets/server/federation.py) -----------------------------------
+
+FedId = Annotated[str, Field(min_length=1, max_length=64)]
+ReleaseId = Annotated[str, Field(min_length=16, max_length=128)]
+BigInt = Annotated[str, Field(min_length=1, max_length=4000,
+                              description="a non-negative integer in decimal")]
+
+
+class HEPrepareRequest(_Strict):
+    """A member's checks of a federated release (``explain``: nothing is audited)."""
+
+    purpose: str
+    federation: FedId
+    plan: dict[str, Any] = Field(description="Plan.to_dict()")
+    protection: HEModel
+    explain: bool = False
+
+
+class HEContributeRequest(_Strict):
+    purpose: str
+    federation: FedId
+    release: ReleaseId = Field(description="a fresh random id the client draws for this release")
+    structure: str = Field(max_length=64, description="the structure digest every member's "
+                                                      "/v1/he/prepare returned")
+    plan: dict[str, Any] = Field(description="Plan.to_dict()")
+    protection: HEModel
+
+
+class SignedContribution(_Strict):
+    """One member's contribution as it signed it."""
+
+    member: FedId
+    plan: str = Field(max_length=64, description="SHA-256 of the plan's canonical JSON")
+    protection: dict[str, Any]
+    ciphertexts: list[BigInt] = Field(max_length=10_000)
+    signature: str = Field(max_length=128, description="Ed25519, hex")
+
+
+class HEDecryptRequest(_Strict):
+    purpose: str
+    federation: FedId
+    release: ReleaseId
+    contributions: list[SignedContribution] = Field(min_length=1, max_length=64)
+    aggregate: list[BigInt] = Field(max_length=10_000)
+
+
+class HEFinishRequest(_Strict):
+    purpose: str
+    federation: FedId
+    plan: dict[str, Any]
+    protection: HEModel
+    totals: list[int] = Field(max_length=1_000_000)
+    ci_levels: list[float] = Field(default_factory=lambda: [0.95], max_length=16)
+
+
+class MemberInfo(BaseModel):
+    url: str
+    verify_key: str
+
+
+class FederationInfo(BaseModel):
+    id: str
+    member: str
+    threshold: int
+    bits: int
+    n: str
+    key: dict[str, Any] = Field(description="the public ThresholdKey (to_dict)")
+    members: dict[str, MemberInfo]
+
+
+class IdentityBody(BaseModel):
+    verify_key: str = Field(description="raw Ed25519 public key, hex")
+    federations: list[FederationInfo]
+
+
+class HEPrepareBody(BaseModel):
+    member: str
+    federation: str
+    allowed: bool
+    rule: str | None
+    message: str | None
+    error: str | None
+    column: str | None
+    cost: CostModel | None
+    structure: str | None
+    values: int | None
+
+
+class HEContributionBody(BaseModel):
+    federation: str
+    release: str
+    member: str
+    plan: str
+    protection: dict[str, Any]
+    ciphertexts: list[str]
+    signature: str
+    audit_id: int
+    spent: CostModel
+
+
+class PartialModel(BaseModel):
+    index: int
+    value: str
+    ciphertext: str
+    n: str
+    proof: dict[str, str] | None = None
+
+
+class HEDecryptBody(BaseModel):
+    federation: str
+    release: str
+    member: str
+    audit_id: int
+    partials: list[PartialModel]

@@ -192,8 +192,8 @@ def test_datasets_history_and_remaining_show_only_the_callers_own(server):
     assert len(alice.history(last=2)) == 2
 
 
-def test_he_over_http_is_refused_clearly(server):
-    with pytest.raises(pets.QueryError, match="not served over HTTP"):
+def test_he_through_a_single_release_endpoint_is_refused_clearly(server):
+    with pytest.raises(pets.QueryError, match="HE contributions are not released by /v1/release"):
         server.connect().release(pets.Query("adult").agg(t=pets.sum("age")),
                                  pets.HE(dp=pets.DP(epsilon=0.1)))
 

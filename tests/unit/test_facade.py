@@ -41,6 +41,8 @@ PUBLIC_NAMES = [
     "Query",
     "QueryError",
     "Release",
+    "RemoteFederatedSession",
+    "RemoteFederation",
     "RemoteSession",
     "ServerError",
     "Session",
