@@ -85,21 +85,7 @@ class RemoteSession:
         except httpx.HTTPError as e:
             raise ServerError(f"cannot reach the server at {self.url}: "
                               f"{type(e).__name__}") from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 400:
-            err = wire.error_from_json(body, resp.status_code)
-            if isinstance(err, ServerError) and err.retry_after is None:
-                ra = resp.headers.get("Retry-After")
-                if ra is not None and ra.isdigit():
-                    err.retry_after = float(ra)
-            raise err from None
-        if body is None:
-            raise ServerError(f"the server answered HTTP {resp.status_code} without JSON",
-                              status=resp.status_code)
-        return body
+        return wire.answer_of(resp)
 
     def _body(self, query: Query | Plan | None, protection: Protection, *, sql: str | None = None,
               ci_levels: Iterable[float] = (0.95,), dummy: bool = False,

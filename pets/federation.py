@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from .cost import Cost
-from .dp.aggregate import EXACT_LIMIT, CompiledDP, NoisyResult
+from .dp.aggregate import CompiledDP, NoisyResult
 from .errors import QueryError
-from .mechanisms.he import check_summable as _check_summable  # noqa: F401  (re-exported name)
+from .mechanisms.he import check_total_width, differs_error
 from .plan import Plan
 from .protections import HE
 from .query import Query
@@ -181,23 +181,10 @@ class FederatedSession:
             if reference is None:
                 reference = c
             elif _structure(c) != _structure(reference):
-                raise QueryError(
-                    f"holder {name!r} computes this query differently from the others (keys, "
-                    "bounds or column types differ): give keys=[...] and bounds=(...) in the "
-                    "query, or align the holders' policies"
-                )
+                raise differs_error(f"holder {name!r}")
             prepared[name] = p
-        # the total of every holder's partial must fit in 64 bits, decided from the
-        # bounds and each holder's max_rows before anything runs (never from the data)
         assert reference is not None
-        n = len(self._sessions)
-        widest = max(reference.value_bounds.values(), default=0)
-        if n * widest > EXACT_LIMIT:
-            raise QueryError(
-                f"a total over {n} holders of values up to {widest:.3g} each could exceed "
-                f"the 64-bit limit ({EXACT_LIMIT:.3g}); narrow the bounds in the query, or "
-                "the holders can lower [dataset] max_rows in their policies"
-            )
+        check_total_width(reference, len(self._sessions))
         return prepared
 
     def explain(self, query: Query | Plan, protection: HE) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from .plan import RESERVED_PREFIX
 from .policy import Policy
 from .protections import MAX_EPSILON, MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
+from .store.audit import policy_version as policy_digest
 
 if TYPE_CHECKING:
     from .session import Session
@@ -82,6 +83,7 @@ class Dataset:
     policy: Policy
     schema: dict[str, str]
     version: str = ""  # changes whenever the data or the policy is registered anew
+    policy_version: str = ""  # the digest audit records name (pets.store.policy_version)
 
 
 class Holder:
@@ -278,6 +280,7 @@ class Holder:
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
             version=stamp,
+            policy_version=policy_digest(rec["policy"]),
         )
         with self._lock:
             self._cache[name] = (stamp, ds)

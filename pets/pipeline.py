@@ -98,7 +98,7 @@ class Prepared:
             "analyst": ctx.analyst, "purpose": ctx.purpose, "dataset": ctx.plan.dataset,
             "kind": ctx.protection.form, "plan": ctx.plan.to_dict(),
             "protection": ctx.protection.to_dict(),
-            "policy_version": policy_version(ctx.policy),
+            "policy_version": ctx.dataset.policy_version,
         }
 
 
@@ -159,14 +159,14 @@ def _no_grant(s: "Session", dataset: str) -> PolicyError:
 
 
 def _refuse(s: "Session", plan: Plan, protection: Protection, rule: str, column: str | None,
-            policy: Any = None) -> None:
+            version: str | None = None) -> None:
     rec: dict[str, Any] = {
         "analyst": s.analyst, "purpose": s.purpose, "dataset": plan.dataset,
         "kind": protection.form, "status": "refused", "rule": rule, "column": column,
         "plan": plan.to_dict(), "protection": protection.to_dict(),
     }
-    if policy is not None:
-        rec["policy_version"] = policy_version(policy)
+    if version:
+        rec["policy_version"] = version
     s._holder._store.record(rec)
 
 
@@ -181,13 +181,13 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
     store = s._holder._store
     if store.get_dataset(plan.dataset) is None:
         raise _unknown_dataset(s, plan.dataset)
-    policy = None
+    version = None
     try:
         budget = store.budget_state(s.analyst, plan.dataset, s.purpose)
         if budget is None:
             raise _no_grant(s, plan.dataset)
         ds = s._holder._dataset(plan.dataset)
-        policy = ds.policy
+        version = ds.policy_version
         check_plan(ds.policy, plan, ds.schema, mech.form(protection), mech.epsilon(protection))
         ctx = Context(s.analyst, s.purpose, ds, plan, protection, budget)
         compiled = mech.compile(ctx)
@@ -209,11 +209,11 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
                     raise _quota_error(s.analyst, plan.dataset, kind, used, limit)
     except PolicyError as e:
         if record_refusals:
-            _refuse(s, plan, protection, e.rule, e.column, policy)
+            _refuse(s, plan, protection, e.rule, e.column, version)
         raise
     except BudgetExceeded:
         if record_refusals:
-            _refuse(s, plan, protection, "budget", None, policy)
+            _refuse(s, plan, protection, "budget", None, version)
         raise
     return Prepared(s, mech, compiled, ctx, charged, budget.remaining())
 
@@ -274,10 +274,11 @@ def execute(p: Prepared) -> Any:
     except PolicyError as e:
         # a policy replaced while this release ran: the refusal names no version
         stale = e.rule == "policy_changed"
-        _refuse(s, ctx.plan, ctx.protection, e.rule, e.column, None if stale else ctx.policy)
+        _refuse(s, ctx.plan, ctx.protection, e.rule, e.column,
+                None if stale else ctx.dataset.policy_version)
         raise
     except BudgetExceeded:
-        _refuse(s, ctx.plan, ctx.protection, "budget", None, ctx.policy)
+        _refuse(s, ctx.plan, ctx.protection, "budget", None, ctx.dataset.policy_version)
         raise
     if failed is not None:
         log.warning("release %s on dataset %r failed after its charge: %s (values withheld)",

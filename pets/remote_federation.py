@@ -94,15 +94,7 @@ class RemoteFederation:
 
             raise ServerError(f"cannot reach member {member!r} at {self.urls[member]}: "
                               f"{type(e).__name__}") from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 400:
-            err = wire.error_from_json(body, resp.status_code)
-            err.args = (f"member {member!r}: {err.args[0] if err.args else ''}",) + err.args[1:]
-            raise err from None
-        return body
+        return wire.answer_of(resp, f"member {member!r}")
 
     def _identity(self, federation: str | None) -> None:
         from .he.threshold import ThresholdKey

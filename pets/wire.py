@@ -326,3 +326,27 @@ def error_from_json(body: Any, status: int) -> E.PetsError:
         except TypeError:
             pass
     return E.ServerError(f"{name}: {msg}", status=status)
+
+
+def answer_of(resp: Any, where: str = "") -> Any:
+    """The JSON body of an httpx response from a pets server, or the pets error it
+    carries raised again (``where`` prefixes the message, e.g. a federation member)."""
+    from .errors import ServerError
+
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code >= 400:
+        err = error_from_json(body, resp.status_code)
+        if isinstance(err, ServerError) and err.retry_after is None:
+            ra = resp.headers.get("Retry-After")
+            if ra is not None and ra.isdigit():
+                err.retry_after = float(ra)
+        if where:
+            err.args = (f"{where}: {err.args[0] if err.args else ''}",) + err.args[1:]
+        raise err from None
+    if body is None:
+        raise ServerError(f"the server answered HTTP {resp.status_code} without JSON",
+                          status=resp.status_code)
+    return body

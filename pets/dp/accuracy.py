@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["laplace_half_width", "gaussian_half_width", "check_level", "selection_margin"]
+__all__ = ["laplace_half_width", "gaussian_half_width", "check_level", "selection_margin",
+           "smallest"]
 
 from ..errors import QueryError
 
@@ -64,21 +66,25 @@ def gaussian_tail(sigma: float, t: int) -> float:
     return min(1.0, 2.0 * (one + 0.5 * math.erfc(t / (sigma * math.sqrt(2.0)))))
 
 
+def smallest(ok: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The smallest integer k > ``lo`` with ``ok(k)``, for ``ok`` monotone (false, then
+    true) and ``ok(lo)`` false or ``lo`` below the domain: doubling ``hi`` until
+    ``ok(hi)``, then bisection."""
+    while not ok(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # invariant: not ok(lo) (or lo below the domain), ok(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
 @lru_cache(maxsize=1024)
 def gaussian_half_width(sigma: float, level: float) -> int:
     """The smallest integer h with P(|X| > h) ≤ 1 − level for X ~ N_Z(0, σ²) (using
     :func:`gaussian_tail`, exact for σ ≤ 1000 and a proven upper bound beyond)."""
     alpha = 1.0 - level
-    lo, hi = -1, max(1, int(math.ceil(sigma * 40)))
-    while gaussian_tail(sigma, hi + 1) > alpha:
-        hi *= 2
-    while hi - lo > 1:  # invariant: tail(lo + 1) > alpha >= tail(hi + 1)
-        mid = (lo + hi) // 2
-        if gaussian_tail(sigma, mid + 1) > alpha:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return smallest(lambda h: gaussian_tail(sigma, h + 1) <= alpha,
+                    -1, max(1, int(math.ceil(sigma * 40))))
 
 
 @lru_cache(maxsize=1024)
@@ -104,14 +110,5 @@ def selection_margin(noise: str, scale: float, alpha: float) -> int:
     if p1 <= 0.0:  # no mass off zero
         return 0
     target = alpha * p1
-
-    def ok(k: int) -> bool:
-        return gaussian_tail(scale, k + 1) / 2.0 <= target
-
-    lo, hi = -1, max(1, int(math.ceil(scale)))
-    while not ok(hi):
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
+    return smallest(lambda k: gaussian_tail(scale, k + 1) / 2.0 <= target,
+                    -1, max(1, int(math.ceil(scale))))

@@ -18,6 +18,7 @@ import numpy as np
 import opendp.prelude as dp
 
 from ..errors import InternalError, QueryError
+from .accuracy import smallest
 
 __all__ = [
     "discrete_laplace",
@@ -251,10 +252,4 @@ def _smallest_threshold(ok: Any, linf: int, scale: float, delta: float) -> int:
         raise QueryError(
             f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
         )
-    lo, hi = linf - 1, max(1, linf, int(scale))
-    while not ok(hi):
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    return hi
+    return smallest(ok, linf - 1, max(1, linf, int(scale)))

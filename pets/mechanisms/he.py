@@ -33,7 +33,8 @@ from ..protections import DP, HE
 from ..release import Explanation
 from .base import Charge, Compiled, Context, Mechanism
 
-__all__ = ["HEContribution", "EXACT_MIN_GROUP_SIZE", "check_summable"]
+__all__ = ["HEContribution", "EXACT_MIN_GROUP_SIZE", "check_summable", "check_total_width",
+           "differs_error"]
 
 #: the smallest group an exact federated total (form ``he_exact``) releases
 EXACT_MIN_GROUP_SIZE = 10
@@ -53,6 +54,30 @@ def check_summable(plan: Any, unit: str | None) -> None:
                 "can be at several holders, so the distinct counts do not add up; ask each "
                 "holder separately (pets.count_distinct() counts persons, which do add up)"
             )
+
+
+def check_total_width(compiled: Any, holders: int) -> None:
+    """The total of every holder's partial must fit in 64 bits: decided from the bounds
+    and the policy's max_rows (``compiled.value_bounds``) before anything runs, never
+    from the data."""
+    from ..dp.aggregate import EXACT_LIMIT
+
+    widest = max(compiled.value_bounds.values(), default=0)
+    if holders * widest > EXACT_LIMIT:
+        raise QueryError(
+            f"a total over {holders} holders of values up to {widest:.3g} each could exceed "
+            f"the 64-bit limit ({EXACT_LIMIT:.3g}); narrow the bounds in the query, or "
+            "the holders can lower [dataset] max_rows in their policies"
+        )
+
+
+def differs_error(who: str) -> QueryError:
+    """Holders must compute a federated query the same way (``who``: 'holder ...')."""
+    return QueryError(
+        f"{who} computes this query differently from the others (keys, bounds or column "
+        "types differ): give keys=[...] and bounds=(...) in the query, or align the "
+        "holders' policies"
+    )
 
 
 def _exact_policy(policy: Policy) -> Policy:

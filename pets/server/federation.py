@@ -71,14 +71,9 @@ def install(app: Any, holder: Any, caller: Callable[..., Any], run: Callable[...
         return Plan.from_dict(body.plan)
 
     def check_width(compiled: Any, n: int) -> None:
-        from ..dp.aggregate import EXACT_LIMIT
+        from ..mechanisms.he import check_total_width
 
-        widest = max(compiled.value_bounds.values(), default=0)
-        if n * widest > EXACT_LIMIT:
-            raise QueryError(
-                f"a total over {n} holders of values up to {widest:.3g} each could exceed "
-                f"the 64-bit limit ({EXACT_LIMIT:.3g}); narrow the bounds in the query, or "
-                "the holders can lower [dataset] max_rows in their policies")
+        check_total_width(compiled, n)
 
     def do_prepare(c: Any, body: M.HEPrepareRequest) -> dict[str, Any]:
         from .. import pipeline
@@ -127,10 +122,9 @@ def install(app: Any, holder: Any, caller: Callable[..., Any], run: Callable[...
         p = pipeline.prepare(s, plan, prot, federated=True)
         comp = p.compiled.compiled
         if structure_digest(comp) != body.structure:
-            raise QueryError(
-                f"member {cfg.member!r} computes this query differently from the others "
-                "(keys, bounds or column types differ): give keys=[...] and bounds=(...) "
-                "in the query, or align the holders' policies")
+            from ..mechanisms.he import differs_error
+
+            raise differs_error(f"member {cfg.member!r}")
         check_width(comp, len(cfg.members))
         try:  # one contribution per release id, reserved before anything runs
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
