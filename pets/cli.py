@@ -7,7 +7,7 @@
     pets query --home DIR --analyst A --purpose P --epsilon 0.1 "SELECT ..."
     pets anonymize in.csv --qi age,sex --hierarchies DIR --k 5 [--l 2 --sensitive col] -o out.csv
     pets serve --home DIR [--host 127.0.0.1 --port 8000 --rate R --burst B --concurrency C
-               --max-body BYTES --timeout S --workers N]
+               --max-body BYTES --timeout S --workers N --processes N]
     pets keys issue --home DIR --analyst A        prints a new API key (shown once)
     pets keys list --home DIR [--analyst A]       key ids, analysts, dates: never secrets
     pets keys revoke --home DIR (--key KEY | --key-id ID | --analyst A)
@@ -361,9 +361,10 @@ def _audit_list(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
 
-        from .server import Limits, create_app
+        from .server import Limits
+        from .server.app import serve
     except ImportError as e:  # pragma: no cover - the extra is not installed
         raise SystemExit(f"pets: error: the server needs pets[server] "
                          f"(pip install 'pets[server]'): {e}") from None
@@ -372,12 +373,13 @@ def _serve(args: argparse.Namespace) -> int:
     configure(args.log_level)  # every line JSON; uvicorn's plain access log is off
     try:
         limits = Limits(rate=args.rate, burst=args.burst, concurrency=args.concurrency,
-                        max_body=args.max_body, timeout=args.timeout, workers=args.workers)
+                        max_body=args.max_body, timeout=args.timeout, workers=args.workers,
+                        processes=args.processes)
     except ValueError as e:
-        raise SystemExit(f"pets: error: {e}") from None
-    app = create_app(_audit_home(args), limits=limits)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                log_config=None, access_log=False, timeout_graceful_shutdown=args.timeout)
+        flag = str(e).split(" ")[0].replace("Limits.", "--").replace("_", "-")
+        raise SystemExit(f"pets: error: {flag}: {str(e).split(' ', 1)[1]}") from None
+    serve(_audit_home(args), host=args.host, port=args.port, limits=limits,
+          log_level=args.log_level)
     return 0
 
 
@@ -507,7 +509,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-body", type=int, default=1 << 20, dest="max_body",
                     help="largest request body in bytes")
     sv.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    sv.add_argument("--workers", type=int, default=8, help="threads computing answers")
+    sv.add_argument("--workers", type=int, default=8,
+                    help="threads computing answers in each process (default 8)")
+    sv.add_argument("--processes", type=int, default=1,
+                    help="server processes sharing the port (default 1); use one per core "
+                         "for throughput: per-key limits then hold across processes")
     sv.add_argument("--log-level", default="info", dest="log_level",
                     choices=("critical", "error", "warning", "info", "debug"))
     sv.set_defaults(fn=_serve)

@@ -17,6 +17,7 @@ Errors travel as ``{"error": {"type": "BudgetExceeded", "message": ..., <fields>
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -123,30 +124,48 @@ def frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
     return {"columns": cols, "data": data}
 
 
+@functools.lru_cache(maxsize=256)
+def _dtype(name: str) -> Any:
+    """A dtype by its string form, looked up once (pandas' lookup tries every extension
+    dtype in turn: the slowest part of rebuilding a small frame)."""
+    try:
+        return pd.api.types.pandas_dtype(name)
+    except (TypeError, ValueError):  # a dtype this pandas lacks: keep the values
+        return None
+
+
 def frame_from_json(d: dict[str, Any]) -> pd.DataFrame:
     """The DataFrame :func:`frame_to_json` wrote, with its dtypes."""
-    out: dict[str, pd.Series] = {}
+    out: dict[str, Any] = {}
     n = len(d["data"][0]) if d.get("data") else 0
     for meta, values in zip(d["columns"], d["data"]):
-        dtype = meta["dtype"]
-        if dtype == "category":
+        name = meta["dtype"]
+        if name == "category":
             cat = pd.CategoricalDtype(meta.get("categories", []), ordered=meta.get("ordered", False))
-            s = pd.Series(values, dtype=object).astype(cat)
-        elif dtype.startswith("float"):
-            s = pd.Series([_dec_float(v) for v in values], dtype=dtype)
-        elif dtype.startswith("datetime64"):
-            s = pd.Series(pd.to_datetime(values, utc="UTC" in dtype or "+" in dtype)).astype(dtype)
+            s: Any = pd.Series(values, dtype=object).astype(cat)
+        elif name.startswith("float"):
+            if any(v is None or isinstance(v, str) for v in values):
+                values = [_dec_float(v) for v in values]
+            s = np.asarray(values, dtype=_dtype(name) if name in ("float64", "float32") else None)
+            if name not in ("float64", "float32"):
+                s = pd.Series(s, dtype=_dtype(name) or object)
+        elif name.startswith("datetime64"):
+            s = pd.Series(pd.to_datetime(values, utc="UTC" in name or "+" in name)).astype(name)
         elif meta.get("cells") == "tuple":
             s = pd.Series([tuple(v) if isinstance(v, list) else v for v in values], dtype=object)
         else:
+            dt = _dtype(name)
             try:
-                s = pd.Series(values, dtype=dtype)
-            except (TypeError, ValueError):  # a dtype this pandas lacks: keep the values
+                if isinstance(dt, np.dtype) and dt.kind in "iub" and None not in values:
+                    s = np.asarray(values, dtype=dt)
+                else:
+                    s = pd.Series(values, dtype=dt if dt is not None else object)
+            except (TypeError, ValueError, OverflowError):  # values this dtype cannot hold
                 s = pd.Series(values, dtype=object)
         out[meta["name"]] = s
     if not out:
         return pd.DataFrame(index=pd.RangeIndex(n))
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)
 
 
 # --------------------------------------------------------------------------- costs

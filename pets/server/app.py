@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -31,8 +32,9 @@ from ..errors import AuthError, PetsError, PolicyError, QueryError, ServerError
 from ..holder import Holder
 from ..store.audit import api_key_id
 from . import models as M
+from .limits import Buckets, SharedLimits, Slots
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["Limits", "create_app", "serve"]
 
 log = logging.getLogger("pets.server")
 
@@ -46,8 +48,11 @@ class Limits:
     (413 above, checked before the body is read or parsed); ``timeout`` seconds a
     request may take before the server answers 503 (a release still running then
     completes and is recorded: asking again identically returns it at no cost);
-    ``workers`` threads computing answers; ``auth_failures`` audited auth failures per
-    second per client address (more are refused with 429 and only logged).
+    ``workers`` threads computing answers in each process; ``processes`` server
+    processes sharing the port (``pets serve --processes``: the per-key limits are then
+    kept in ``<home>/server-limits.db`` so that they hold across processes);
+    ``auth_failures`` audited auth failures per second per client address (more are
+    refused with 429 and only logged).
     """
 
     rate: float = 20.0
@@ -57,68 +62,54 @@ class Limits:
     timeout: float = 60.0
     workers: int = 8
     auth_failures: float = 5.0
+    processes: int = 1
 
     def __post_init__(self) -> None:
         for name in ("rate", "timeout", "auth_failures"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or math.isinf(v):
                 raise ValueError(f"Limits.{name} must be a positive number, got {v!r}")
-        for name in ("burst", "concurrency", "max_body", "workers"):
+        for name in ("burst", "concurrency", "max_body", "workers", "processes"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"Limits.{name} must be a positive integer, got {v!r}")
 
 
-class _Buckets:
-    """Token buckets by key id: ``take`` gives 0 or the seconds to wait."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = float(rate), float(burst)
-        self._state: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, who: str) -> float:
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._state.get(who, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._state[who] = (tokens - 1.0, now)
-                return 0.0
-            self._state[who] = (tokens, now)
-            if len(self._state) > 100_000:  # forget idle keys/addresses
-                self._state = {k: v for k, v in self._state.items() if now - v[1] < 60}
-            return (1.0 - tokens) / self.rate
-
-
-class _Slots:
-    """Requests in flight per key."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._n: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, who: str) -> bool:
-        with self._lock:
-            n = self._n.get(who, 0)
-            if n >= self.limit:
-                return False
-            self._n[who] = n + 1
-            return True
-
-    def release(self, who: str) -> None:
-        with self._lock:
-            n = self._n.get(who, 1) - 1
-            if n <= 0:
-                self._n.pop(who, None)
-            else:
-                self._n[who] = n
-
-
 def _too_many(what: str, wait: float) -> ServerError:
     secs = max(1, math.ceil(wait))
     return ServerError(f"too many {what}; retry after {secs} s", status=429, retry_after=secs)
+
+
+class _AccessLog:
+    """ASGI middleware: one JSON log line per request (method, path, status, time, the
+    analyst and key id the request authenticated as; never a body). Plain ASGI rather
+    than Starlette's ``BaseHTTPMiddleware``, which costs a task and a stream per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t = time.perf_counter()
+        status = [500]
+
+        async def send_status(msg: Any) -> None:
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                state = scope.get("state") or {}
+                log.info(json.dumps({
+                    "event": "request", "method": scope.get("method"), "path": scope.get("path"),
+                    "status": status[0], "ms": round((time.perf_counter() - t) * 1000, 2),
+                    "analyst": state.get("analyst"), "key_id": state.get("key_id"),
+                }))
 
 
 class _BodyLimit:
@@ -226,9 +217,16 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
     holder = home_or_holder if isinstance(home_or_holder, Holder) else Holder(Path(home_or_holder))
     lim = limits if limits is not None else Limits(**limit_args)
     store = holder._store
-    buckets = _Buckets(lim.rate, lim.burst)
-    auth_buckets = _Buckets(lim.auth_failures, max(1, int(lim.auth_failures * 2)))
-    slots = _Slots(lim.concurrency)
+    auth_burst = max(1, int(lim.auth_failures * 2))
+    buckets: Any
+    slots: Any
+    auth_buckets: Any
+    if lim.processes > 1:  # several processes share one port: limits must hold across them
+        buckets = slots = SharedLimits(store.home, lim.rate, lim.burst, lim.concurrency)
+        auth_buckets = SharedLimits(store.home, lim.auth_failures, auth_burst, 1)
+    else:
+        buckets, slots = Buckets(lim.rate, lim.burst), Slots(lim.concurrency)
+        auth_buckets = Buckets(lim.auth_failures, auth_burst)
     pool = ThreadPoolExecutor(max_workers=lim.workers, thread_name_prefix="pets-release")
 
     @contextlib.asynccontextmanager
@@ -282,18 +280,7 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
                               "exception": type(e).__name__}))
         return _error_response(e)
 
-    @app.middleware("http")
-    async def _access_log(request: Request, call_next: Callable[..., Any]) -> Any:
-        t = time.perf_counter()
-        response = await call_next(request)
-        log.info(json.dumps({
-            "event": "request", "method": request.method, "path": request.url.path,
-            "status": response.status_code, "ms": round((time.perf_counter() - t) * 1000, 2),
-            "analyst": getattr(request.state, "analyst", None),
-            "key_id": getattr(request.state, "key_id", None),
-        }))
-        return response
-
+    app.add_middleware(_AccessLog)
     app.add_middleware(_BodyLimit, limit=lim.max_body)
 
     # -- auth and limits ---------------------------------------------------------------
@@ -530,3 +517,44 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
 
     install_federation(app, holder, caller, run)
     return app
+
+
+# --------------------------------------------------------------------------- serving
+
+_ENV_HOME, _ENV_LIMITS, _ENV_KEY, _ENV_LOG = (
+    "PETS_SERVE_HOME", "PETS_SERVE_LIMITS", "PETS_SERVE_AUDIT_KEY", "PETS_SERVE_LOG_LEVEL")
+
+
+def app_from_env() -> FastAPI:
+    """The app of one of ``pets serve --processes N``'s processes (uvicorn's factory):
+    the home and limits come from the environment the parent set."""
+    from .jsonlog import configure
+
+    configure(os.environ.get(_ENV_LOG, "info"))  # a spawned process: log as the parent
+    lim = Limits(**json.loads(os.environ[_ENV_LIMITS]))
+    key = os.environ.get(_ENV_KEY) or None
+    return create_app(Holder(Path(os.environ[_ENV_HOME]), audit_key=key), limits=lim)
+
+
+def serve(home: "str | os.PathLike[str]", *, host: str = "127.0.0.1", port: int = 8000,
+          limits: Limits | None = None, audit_key: "str | os.PathLike[str] | None" = None,
+          log_level: str = "info") -> None:
+    """Run the server until SIGINT/SIGTERM (what ``pets serve`` does): one process, or
+    ``limits.processes`` processes sharing the port, each with ``limits.workers`` threads.
+    In-flight releases finish (and are recorded) before a process exits."""
+    import uvicorn
+
+    lim = limits if limits is not None else Limits()
+    Holder(Path(home), audit_key=audit_key)  # a bad home or key fails here, once
+    common = dict(host=host, port=port, log_level=log_level, log_config=None,
+                  access_log=False, timeout_graceful_shutdown=lim.timeout)
+    if lim.processes == 1:
+        uvicorn.run(create_app(Holder(Path(home), audit_key=audit_key), limits=lim), **common)
+        return
+    SharedLimits.reset(home)  # a new server: nothing is in flight
+    os.environ[_ENV_HOME] = str(Path(home).resolve())
+    os.environ[_ENV_LIMITS] = json.dumps(dataclasses.asdict(lim))
+    os.environ[_ENV_LOG] = log_level
+    if audit_key is not None:
+        os.environ[_ENV_KEY] = str(Path(audit_key).resolve())
+    uvicorn.run("pets.server.app:app_from_env", factory=True, workers=lim.processes, **common)

@@ -940,9 +940,14 @@ class Store:
     def recall_answer(self, key: str, record: dict[str, Any]) -> tuple[int, str, int] | None:
         """The answer kept under ``key``, recording the repeat in the audit log:
         ``(audit_id of the repeat, answer, audit_id of the first answer)``; or None."""
+        # most queries are new: look without taking the write lock first (an answer once
+        # kept is never removed, so a miss here is a miss below)
+        with self._read() as con:
+            if con.execute("SELECT 1 FROM answers WHERE key = ?", (key,)).fetchone() is None:
+                return None
         with self._write() as con:
             row = con.execute("SELECT audit_id, answer FROM answers WHERE key = ?", (key,)).fetchone()
-            if row is None:
+            if row is None:  # pragma: no cover - answers are never deleted
                 return None
             rec = {k: v for k, v in record.items() if k != "cost"}
             return self._append_repeat(con, rec, row[0]), row[1], int(row[0])
