@@ -85,15 +85,10 @@ def start(home: Path, workers: int, log: Path, processes: int = 1,
           log_level: str = "info") -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if processes == 1:
-        args = [sys.executable, "-m", "pets.cli", "serve", "--home", str(home),
-                "--port", str(port), "--rate", "1000000", "--burst", "1000000",
-                "--concurrency", "1000", "--workers", str(workers), "--log-level", log_level]
-    else:  # not offered by pets serve: uvicorn's process workers on one home
-        args = [sys.executable, "-m", "uvicorn", "--factory", "_server_app:app",
-                "--app-dir", str(ROOT / "benchmarks"), "--port", str(port),
-                "--workers", str(processes), "--log-level", "warning", "--no-access-log"]
-        env.update(PETS_BENCH_HOME=str(home), PETS_BENCH_WORKERS=str(workers))
+    args = [sys.executable, "-m", "pets.cli", "serve", "--home", str(home),
+            "--port", str(port), "--rate", "1000000", "--burst", "1000000",
+            "--concurrency", "1000", "--workers", str(workers), "--processes", str(processes),
+            "--log-level", log_level]
     proc = subprocess.Popen(args, cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     url = f"http://127.0.0.1:{port}"
@@ -193,7 +188,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=8, help="pets serve --workers")
     ap.add_argument("--processes", type=int, default=1,
-                    help="server processes (>1: uvicorn --workers on one home, an experiment)")
+                    help="pets serve --processes (one per core for throughput)")
     ap.add_argument("--log-level", default="info", help="pets serve --log-level")
     ap.add_argument("--datasets", default="adult,adult_csv")
     ap.add_argument("--json", help="also write the results here")
