@@ -6,14 +6,15 @@
 
 One release:
 
-1. ``POST /v1/he/prepare`` at every member: its grant, policy, compile, budget or quota,
+1. ``POST /v1/he/prepare`` at every member (all at once): its grant, policy, compile, budget or quota,
    and the digest of the compiled structure. Any refusal, or structures that differ,
    stop the release here — nobody has charged anything.
-2. ``POST /v1/he/contribute`` at every member, with a fresh random release id: each
+2. ``POST /v1/he/contribute`` at every member (all at once), with a fresh random release id: each
    runs its own pipeline (charge + audit) and returns its ciphertexts signed with its
    Ed25519 key.
 3. The client multiplies the ciphertexts slot by slot (it sees only ciphertexts).
-4. ``POST /v1/he/decrypt`` at ``threshold`` members, with every signed contribution and
+4. ``POST /v1/he/decrypt`` at ``threshold`` members at once (one that cannot be reached
+   is replaced by another while enough remain), with every signed contribution and
    the aggregate: each checks the signatures, its own contribution, one per member, the
    product, and that it has not decrypted this release before; then sends its partial
    decryptions with proofs. The client checks the proofs and combines
@@ -28,11 +29,12 @@ the aggregate only, and the (noisy with ``dp``) totals — what the analyst is r
 from __future__ import annotations
 
 import secrets
-from typing import Any, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, Callable, Mapping
 
 from . import wire
 from .cost import Cost
-from .errors import BudgetExceeded, DataError, PolicyError, QueryError
+from .errors import BudgetExceeded, DataError, PolicyError, QueryError, ServerError
 from .plan import Plan
 from .protections import HE
 from .query import Query
@@ -95,6 +97,18 @@ class RemoteFederation:
             raise ServerError(f"cannot reach member {member!r} at {self.urls[member]}: "
                               f"{type(e).__name__}") from None
         return wire.answer_of(resp, f"member {member!r}")
+
+    def _each(self, members: Any, fn: Callable[[str], Any]) -> dict[str, Any]:
+        """``fn(member)`` for every member at once (one thread each: the members work in
+        parallel); the results in member order. If any call fails, the error of the first
+        failing member in that order is raised, after all calls have ended."""
+        members = list(members)
+        if len(members) <= 1:
+            return {m: fn(m) for m in members}
+        with ThreadPoolExecutor(max_workers=len(members)) as pool:
+            futures = {m: pool.submit(fn, m) for m in members}
+            wait(list(futures.values()))
+        return {m: f.result() for m, f in futures.items()}
 
     def _identity(self, federation: str | None) -> None:
         from .he.threshold import ThresholdKey
@@ -165,8 +179,9 @@ class RemoteFederatedSession:
         fed = self.federation
         plan = self._plan(query, protection)
         out: dict[str, Any] = {}
-        for m in fed.urls:
-            d = fed._call(m, "POST", "/v1/he/prepare", self._body(plan, protection, explain=True))
+        body = self._body(plan, protection, explain=True)
+        answers = fed._each(fed.urls, lambda m: fed._call(m, "POST", "/v1/he/prepare", body))
+        for m, d in answers.items():
             if d["allowed"]:
                 out[m] = {"allowed": True, "cost": wire.cost_from_json(d["cost"]) or Cost()}
             else:
@@ -186,8 +201,9 @@ class RemoteFederatedSession:
         # 1. every member checks; nobody charges unless all agree
         structures = {}
         n_values = 0
-        for m in fed.urls:
-            d = fed._call(m, "POST", "/v1/he/prepare", self._body(plan, protection))
+        body = self._body(plan, protection)
+        answers = fed._each(fed.urls, lambda m: fed._call(m, "POST", "/v1/he/prepare", body))
+        for m, d in answers.items():
             if not d["allowed"]:
                 msg = f"member {m!r}: {d['message']}"
                 if d["error"] == "BudgetExceeded":
@@ -207,9 +223,9 @@ class RemoteFederatedSession:
         contributions: dict[str, dict[str, Any]] = {}
         audit_ids: dict[str, int] = {}
         spent = Cost()
-        for m in fed.urls:
-            d = fed._call(m, "POST", "/v1/he/contribute",
-                          self._body(plan, protection, release=rid, structure=structure))
+        body = self._body(plan, protection, release=rid, structure=structure)
+        answers = fed._each(fed.urls, lambda m: fed._call(m, "POST", "/v1/he/contribute", body))
+        for m, d in answers.items():
             contributions[m] = {k: d[k] for k in ("member", "plan", "protection",
                                                   "ciphertexts", "signature")}
             audit_ids[m] = int(d["audit_id"])
@@ -223,19 +239,33 @@ class RemoteFederatedSession:
         for c in contributions.values():
             total = [a * int(b) % n2 for a, b in zip(total, c["ciphertexts"])]
         # 4. threshold decryption at `threshold` members, proofs checked
-        partials = []
-        for m in list(fed.urls)[: fed.threshold]:
-            d = fed._call(m, "POST", "/v1/he/decrypt", {
-                "purpose": self.purpose, "federation": fed.id, "release": rid,
-                "contributions": list(contributions.values()),
-                "aggregate": [str(x) for x in total]})
-            partials.append([PartialDecryption.from_dict(p) for p in d["partials"]])
+        # (all asked at once; a member that cannot be reached is replaced by the next one,
+        # while enough members remain; a member's refusal ends the release)
+        ask = {"purpose": self.purpose, "federation": fed.id, "release": rid,
+               "contributions": list(contributions.values()),
+               "aggregate": [str(x) for x in total]}
+        spare = list(fed.urls)[fed.threshold:]
+        todo = list(fed.urls)[: fed.threshold]
+        got: dict[str, Any] = {}
+        while todo:
+            def decrypt(m: str) -> Any:
+                try:
+                    return fed._call(m, "POST", "/v1/he/decrypt", ask)
+                except ServerError as e:
+                    return e  # unreachable or unavailable: try another member
+            done = fed._each(todo, decrypt)
+            failed = [m for m, d in done.items() if isinstance(d, ServerError)]
+            got.update({m: d for m, d in done.items() if m not in failed})
+            if failed and len(spare) < len(failed):
+                raise done[failed[0]]
+            todo, spare = spare[:len(failed)], spare[len(failed):]
+        partials = [[PartialDecryption.from_dict(p) for p in d["partials"]] for d in got.values()]
         plain = combine_many(partials, fed.key, ciphertexts=total)
         packer = Packer(PublicKey(fed.n), value_bits=VALUE_BITS,
                         max_summands=fed.key.n_parties)
         values = packer.unpack(plain, n_values, summands=fed.key.n_parties)
-        # 5. post-processing at one member (no rows, nothing charged)
-        first = next(iter(fed.urls))
+        # 5. post-processing at one member that just answered (no rows, nothing charged)
+        first = next(iter(got))
         body = self._body(plan, protection, totals=[int(x) for x in values],
                           ci_levels=[float(x) for x in ci_levels])
         d = fed._call(first, "POST", "/v1/he/finish", body)

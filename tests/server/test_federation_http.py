@@ -284,3 +284,29 @@ def test_a_release_id_contributes_once(fed):
     r = httpx.post(servers["north"].url + "/v1/he/decrypt",
                    headers={"Authorization": "Bearer not-a-key"}, json={})
     assert r.status_code == 401
+
+
+def test_a_member_lost_before_decryption_is_replaced_by_another(fed):
+    """Threshold 2 of 3: the first member's server dies (SIGKILL) after contributing; the
+    client asks the third member instead and the exact total still comes out. (Last in
+    this module: it kills a server.)"""
+    servers, _, data = fed
+    f = _federation(fed)
+    s = f.session(purpose="p")
+    real_call = f._call
+    asked: list[str] = []
+
+    def call(member, method, path, json=None):
+        if path == "/v1/he/decrypt":
+            asked.append(member)
+            if member == NAMES[0] and servers[member].proc.poll() is None:
+                servers[member].proc.kill()  # a real crash, between contribute and decrypt
+                servers[member].proc.wait()
+        return real_call(member, method, path, json)
+
+    f._call = call
+    q = s.table("visits").agg(n=pets.count())
+    r = s.release(q, pets.HE(key_bits=2048))
+    assert int(r.df["n"].iloc[0]) == len(data)
+    assert sorted(asked) == sorted(NAMES)  # the first two at once, then the spare
+    assert set(r.audit_ids) == set(NAMES)  # all three had contributed (and charged)
