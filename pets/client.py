@@ -146,6 +146,8 @@ class RemoteSession:
     def _release(self, body: dict[str, Any], query: Any, protection: Protection) -> Any:
         d = self._call("POST", "/v1/release", json=body)
         plan = query.plan if isinstance(query, Query) else query
+        if plan is None and d.get("plan") is not None:  # SQL text: the plan the server parsed
+            plan = Plan.from_dict(d["plan"])
         if d.get("type") == "extract" or isinstance(protection, KAnonymity):
             return wire.extract_from_json(d, plan, protection)
 

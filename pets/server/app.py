@@ -385,9 +385,10 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
             r = s.release(plan, prot, dummy=True, rows=body.rows, seed=body.seed)
         else:
             r = s.release(plan, prot, rows=body.rows, seed=body.seed)  # rows/seed refused
-        if prot.form == "kanon":
-            return wire.extract_to_json(r)
-        return wire.release_to_json(r, levels)
+        out = wire.extract_to_json(r) if prot.form == "kanon" else wire.release_to_json(r, levels)
+        if body.sql is not None:  # the client has only the text: send the plan it became
+            out["plan"] = plan.to_dict()
+        return out
 
     def summary(analyst: str) -> dict[str, Any]:
         grants: dict[str, list[dict[str, Any]]] = {}

@@ -102,6 +102,9 @@ class ReleaseBody(BaseModel):
     repeat_of: int | None
     audit_ids: dict[str, int] | None
     ci: dict[str, Table] = Field(description="intervals per requested level (repr of the level)")
+    dummy: bool = False
+    plan: dict[str, Any] | None = Field(
+        default=None, description="the plan the server parsed, when the request sent SQL text")
 
 
 class ExtractBody(BaseModel):
@@ -115,6 +118,8 @@ class ExtractBody(BaseModel):
     models: list[str]
     extracts_left: int | None
     spent: CostModel
+    plan: dict[str, Any] | None = Field(
+        default=None, description="the plan the server parsed, when the request sent SQL text")
 
 
 class ExplanationBody(BaseModel):

@@ -160,6 +160,11 @@ def test_sql_over_http(server):
     r = s.sql("SELECT race, COUNT(*) AS n FROM adult GROUP BY race", pets.DP(epsilon=0.1))
     assert list(r.df.columns) == ["race", "n"] and r.spent == pets.Cost(0.1)
     assert r.audit_id in {x["id"] for x in s.history(kind="dp")}
+    # the plan the server parsed comes back, as a local session's Release has it
+    from pets.plan import Plan
+
+    assert isinstance(r.plan, Plan) and r.plan.dataset == "adult"
+    assert [g.column for g in r.plan.group_by] == ["race"]
 
 
 def test_a_kanon_extract_round_trips(server):
