@@ -181,6 +181,64 @@ def throughput(sessions: list, dataset: str, seconds: float) -> dict:
             "first_error": errors[0] if errors else None}
 
 
+def raw_throughput(url: str, keys: list[str], dataset: str, seconds: float) -> dict:
+    """Releases/s with a minimal HTTP/1.1 client per thread (a raw keep-alive socket and a
+    request body made by string substitution): the server's own ceiling, with almost no
+    client CPU taken from the shared cores. Every request is a distinct query."""
+    host, port = url.rsplit("//", 1)[1].split(":")
+    sentinel_age, sentinel_eps = 123456789, 0.987654321
+    q = (pets.Query(dataset).filter(pets.col("age") >= sentinel_age)
+         .group_by("sex").agg(n=pets.count()))
+    template = json.dumps({"purpose": PURPOSE, "plan": q.plan.to_dict(),
+                           "protection": pets.DP(epsilon=sentinel_eps).to_dict(),
+                           "ci_levels": [0.95]})
+    assert str(sentinel_age) in template and repr(sentinel_eps) in template
+    stop_at = [0.0]
+    done = [0] * len(keys)
+    errors: list[str] = []
+
+    def worker(k: int, key: str) -> None:
+        sock = socket.create_connection((host, int(port)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        f = sock.makefile("rb")
+        head = (f"POST /v1/release HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n")
+        try:
+            while time.perf_counter() < stop_at[0]:
+                i = next(_counter)
+                body = template.replace(str(sentinel_age), str(17 + i % 40)).replace(
+                    repr(sentinel_eps), repr(0.01 + i * 1e-9)).encode()
+                sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                status = int(f.readline().split()[1])
+                length = 0
+                while True:
+                    line = f.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                answer = f.read(length)
+                if status == 200:
+                    done[k] += 1
+                else:
+                    errors.append(f"{status}: {answer[:200]!r}")
+        finally:
+            sock.close()
+
+    t0 = time.perf_counter()
+    stop_at[0] = t0 + seconds
+    ts = [threading.Thread(target=worker, args=(k, key)) for k, key in enumerate(keys)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"dataset": dataset, "clients": len(keys), "releases": sum(done), "wall_s": wall,
+            "per_s": sum(done) / wall, "errors": len(errors),
+            "first_error": errors[0] if errors else None, "where": "server, raw client"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=300)
@@ -192,6 +250,9 @@ def main() -> int:
     ap.add_argument("--log-level", default="info", help="pets serve --log-level")
     ap.add_argument("--datasets", default="adult,adult_csv")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--raw", action="store_true",
+                    help="also measure with minimal raw-socket HTTP clients (the server's "
+                         "own ceiling: almost no client CPU on the shared cores)")
     a = ap.parse_args()
     clients = [int(x) for x in a.clients.split(",")]
     datasets = a.datasets.split(",")
@@ -236,6 +297,14 @@ def main() -> int:
                         if where == "server":
                             for s in ss:
                                 s.close()
+                    if a.raw:
+                        r = raw_throughput(url, [keys[f"c{i}"] for i in range(n)], ds, a.seconds)
+                        out["throughput"].append(r)
+                        print(f"throughput {ds:10s} raw client {n} clients: {r['per_s']:7.1f} "
+                              f"releases/s ({r['releases']} in {r['wall_s']:.1f} s, "
+                              f"{r['errors']} errors)", flush=True)
+                        if r["first_error"]:
+                            print("   first error:", r["first_error"])
         finally:
             stop(proc)
         lines = (tmp / "server.log").read_text().splitlines()
