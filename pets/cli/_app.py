@@ -98,6 +98,11 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _on_broken_pipe() -> None:
+    _quiet_stdout()
+    raise typer.Exit(EXIT_PIPE)
+
+
 def exit_code_of(e: BaseException) -> int:
     """The exit code for an exception (see API.md)."""
     from ..errors import (AuditError, AuthError, BudgetExceeded, DataError, InternalError,
@@ -224,6 +229,7 @@ def _console(stderr: bool) -> "Console":
         from rich.console import Console
 
         c = Console(file=stream, highlight=False, soft_wrap=True)
+        c.on_broken_pipe = _on_broken_pipe  # type: ignore[method-assign]  # rich: exit 1
         if not c.is_terminal:
             c.width = max(c.width, 200)  # a pipe or a file: do not wrap tables at 80
         _CONSOLES[stderr] = c
@@ -246,10 +252,13 @@ T = TypeVar("T")
 @contextmanager
 def step(label: str, console: "Console | None" = None) -> Iterator[None]:
     """Show ``label`` while the block runs: a spinner with the elapsed time on a terminal,
-    otherwise a line before and one after (with the seconds it took)."""
+    otherwise (on a ``console`` given, e.g. the demo's stdout) a line before and one after
+    with the seconds it took; nothing on a redirected stderr."""
     c = console or err()
     t = time.perf_counter()
-    if c.is_terminal:
+    if console is None and not c.is_terminal:  # messages on a redirected stderr: none
+        yield
+    elif c.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

@@ -250,9 +250,11 @@ def he_query(
         per = s.explain(plan, prot)
         rows = {n: ({**v, "cost": cost_dict(v["cost"])} if "cost" in v else v) for n, v in per.items()}
         if format is Format.table:
-            for n, v in rows.items():
+            from ._app import cli_message
+
+            for n, v in per.items():
                 what = (f"allowed, costs {v['cost']}" if v["allowed"]
-                        else f"refused by rule {v['rule']!r}: {v['message']}")
+                        else f"refused by rule {v['rule']!r}: {cli_message(str(v['message']))}")
                 sys.stdout.write(f"{n}: {what}\n")
         else:
             sys.stdout.write(json.dumps(rows) + "\n")
