@@ -41,12 +41,14 @@ progress (:func:`step`) on stderr.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
-from typing import Sequence
+import typing
+from typing import Any, Sequence
 
 from ._app import app
 
-__all__ = ["main", "app"]
+__all__ = ["main", "app", "command"]
 
 #: the modules whose import registers commands on ``app`` (in help order)
 _COMMAND_MODULES = (
@@ -78,13 +80,39 @@ def _root(
     homomorphic totals behind one policy, ledger and audit log."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+def _restore_argument_help(cmd: Any) -> None:
+    """click 8.5 resets the help text typer gives a positional argument (its Argument
+    gained a ``help`` of its own); put the text back from the command's signature."""
+    import click
+
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _restore_argument_help(sub)
+        return
+    missing = [p for p in cmd.params if isinstance(p, click.Argument) and not getattr(p, "help", None)]
+    if not missing or cmd.callback is None:
+        return
+    hints = typing.get_type_hints(inspect.unwrap(cmd.callback), include_extras=True)
+    for p in missing:
+        for meta in getattr(hints.get(p.name), "__metadata__", ()):
+            if getattr(meta, "help", None):
+                p.help = meta.help
+
+
+def command() -> Any:
+    """The click command of the whole app (what ``main`` runs; tests invoke it with
+    click's CliRunner)."""
     import typer
 
-    command = typer.main.get_command(app)
+    cmd = typer.main.get_command(app)
+    _restore_argument_help(cmd)
+    return cmd
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
     try:
-        command.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="pets",
+        command().main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="pets",
                      standalone_mode=True)
     except SystemExit as e:
         code = e.code
