@@ -418,3 +418,37 @@ def test_import_pets_is_lazy_but_complete() -> None:
                        timeout=60)
     assert p.returncode == 0, p.stderr
     assert "OK module 'pets' has no attribute 'no_such_name'" in p.stdout
+
+
+# ------------------------------------------------------------------------ docs/cli.md
+
+@pytest.mark.slow  # about 40 s on an idle machine: twenty processes, an HE key, the demo
+def test_docs_cli_examples_run_as_pasted(tmp_path: Path) -> None:
+    """Every ```sh block of docs/cli.md, in order, in one bash, with `pets` on PATH and
+    `python` the interpreter that runs the tests, from a folder outside the repository."""
+    import re
+    import stat
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 8
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, target in (("pets", f'"{sys.executable}" -m pets.cli'), ("python", f'"{sys.executable}"')):
+        shim = bin_dir / name
+        shim.write_text(f"#!/bin/sh\nexec {target} \"$@\"\n")
+        shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PETS_HOME", "PETS_AUDIT_KEY")}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
+    script = "set -eu\n" + "\n".join(blocks)
+    p = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out, err_ = p.stdout, p.stderr
+    assert "pets 0.1.0 demo" in out
+    assert [int(c) for c in re.findall(r"^exit code (\d+)$", out, re.M)] == [5, 3, 4, 3]
+    assert "add --replace to replace it" in err_ and "`pets grant --analyst A" in err_
+    assert "intact; head" in out and "Traceback" not in err_
+    assert (work / "adult-k5-governed.csv").is_file() and (work / "adult-k5.csv").is_file()
