@@ -34,6 +34,22 @@ class Metric(str, enum.Enum):
     aecs = "aecs"
 
 
+# the k-anonymity flags `extract` and `anonymize` share
+KOpt = Annotated[int, typer.Option("--k", min=2, help="Every row shares its quasi-identifiers "
+                                                      "with at least k-1 others.")]
+LOpt = Annotated[Optional[float], typer.Option(
+    "--l", help="l-diversity of the --sensitive column(s) in every class.")]
+TOpt = Annotated[Optional[float], typer.Option(
+    "--t", help="t-closeness of the --sensitive column(s) (Earth Mover's Distance).")]
+SensitiveOpt = Annotated[Optional[str], typer.Option(
+    "--sensitive", help="Sensitive column(s) for --l/--t, comma-separated.")]
+MaxSuppressionOpt = Annotated[float, typer.Option(
+    "--max-suppression", min=0.0, max=1.0, help="Largest share of rows that may be left out.")]
+AlgorithmOpt = Annotated[Algorithm, typer.Option(
+    "--algorithm", help="optimal: full-domain generalisation by the hierarchies (the policy's, "
+                        "for extract); mondrian: local recoding.")]
+MetricOpt = Annotated[Metric, typer.Option("--metric", help="The loss to minimise.")]
+
 Analyst = Annotated[str, typer.Option("--analyst", help="Who asks (needs a grant).")]
 Purpose = Annotated[str, typer.Option("--purpose", help="The purpose of the grant to spend from.")]
 Explain = Annotated[bool, typer.Option(
@@ -42,6 +58,12 @@ Explain = Annotated[bool, typer.Option(
 SQL = Annotated[str, typer.Argument(
     help="One SELECT statement; '-' reads it from stdin. Double quotes for column names "
          "(\"hours-per-week\"), single quotes for strings ('Male').")]
+
+
+def _check_level(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"must be in (0, 1), e.g. 0.95; got {value:g}")
+    return value
 
 
 def _sql_text(sql: str) -> str:
@@ -84,8 +106,8 @@ def query(
     explain: Explain = False,
     ci: Annotated[bool, typer.Option("--ci", help="Print confidence intervals (lower/upper "
                                                    "per released cell).")] = False,
-    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999999,
-                                         help="Confidence level for --ci.")] = 0.95,
+    level: Annotated[float, typer.Option("--level", callback=_check_level,
+                                         help="Confidence level for --ci, in (0, 1).")] = 0.95,
     format: FormatOpt = Format.table,
 ) -> int:
     """Answer one SQL question under differential privacy (charged and audited)."""
@@ -116,24 +138,16 @@ def extract(
     columns: Annotated[str, typer.Option(
         "--columns", help="The columns to extract, comma-separated (the policy says which "
                           "are quasi-identifiers).")],
-    k: Annotated[int, typer.Option("--k", min=2, help="Every row shares its quasi-identifiers "
-                                                       "with at least k-1 others.")],
+    k: KOpt,
     output: Annotated[Optional[str], typer.Option(
         "-o", "--output", help="The CSV file to write ('-' for stdout).")] = None,
     home: Home = None,
-    l: Annotated[Optional[float], typer.Option(
-        "--l", help="l-diversity of the --sensitive column(s) in every class.")] = None,
-    t: Annotated[Optional[float], typer.Option(
-        "--t", help="t-closeness of the --sensitive column(s) (Earth Mover's Distance).")] = None,
-    sensitive: Annotated[Optional[str], typer.Option(
-        "--sensitive", help="Sensitive column(s) for --l/--t, comma-separated.")] = None,
-    max_suppression: Annotated[float, typer.Option(
-        "--max-suppression", min=0.0, max=1.0, help="Largest share of rows that may be left out.")
-    ] = 0.0,
-    algorithm: Annotated[Algorithm, typer.Option(
-        "--algorithm", help="optimal: full-domain generalisation by the policy's hierarchies; "
-                            "mondrian: local recoding.")] = Algorithm.optimal,
-    metric: Annotated[Metric, typer.Option("--metric", help="The loss to minimise.")] = Metric.loss,
+    l: LOpt = None,
+    t: TOpt = None,
+    sensitive: SensitiveOpt = None,
+    max_suppression: MaxSuppressionOpt = 0.0,
+    algorithm: AlgorithmOpt = Algorithm.optimal,
+    metric: MetricOpt = Metric.loss,
     explain: Explain = False,
     format: Annotated[Format, typer.Option(
         "--format", help="For --explain: table (text) or json.")] = Format.table,
@@ -216,8 +230,8 @@ def he_query(
         "--explain", help="Per holder: allowed or the rule that refuses, and the cost; "
                           "nothing computed or spent.")] = False,
     ci: Annotated[bool, typer.Option("--ci", help="Print confidence intervals (with --epsilon).")] = False,
-    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999999,
-                                         help="Confidence level for --ci.")] = 0.95,
+    level: Annotated[float, typer.Option("--level", callback=_check_level,
+                                         help="Confidence level for --ci, in (0, 1).")] = 0.95,
     format: FormatOpt = Format.table,
 ) -> int:
     """Totals of one SQL question across holders, under Paillier encryption.

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ._app import Home, app, command, err, open_home, out, print_frame, split_list, step, usage_error
-from .analyst_cmds import Algorithm, Metric
+from .analyst_cmds import (Algorithm, AlgorithmOpt, KOpt, LOpt, MaxSuppressionOpt, Metric,
+                           MetricOpt, SensitiveOpt, TOpt)
 
 __all__: list[str] = []
 
@@ -154,26 +155,19 @@ def anonymize(
     input: Annotated[str, typer.Argument(help="The CSV file (its separator is detected, as "
                                               "`pets register` does).")],
     qi: Annotated[str, typer.Option("--qi", help="Quasi-identifiers, comma-separated.")],
-    k: Annotated[int, typer.Option("--k", min=2, help="Every row shares its quasi-identifiers "
-                                                       "with at least k-1 others.")],
+    k: KOpt,
     output: Annotated[str, typer.Option("-o", "--output", help="The CSV file to write.")],
     hierarchies: Annotated[Optional[str], typer.Option(
         "--hierarchies", help="Folder of hierarchy CSVs (<col>.csv or *_hierarchy_<col>.csv).")
     ] = None,
-    l: Annotated[Optional[float], typer.Option(
-        "--l", help="l-diversity of the --sensitive column(s) in every class.")] = None,
-    t: Annotated[Optional[float], typer.Option(
-        "--t", help="t-closeness of the --sensitive column(s).")] = None,
-    sensitive: Annotated[Optional[str], typer.Option(
-        "--sensitive", help="Sensitive column(s), comma-separated.")] = None,
+    l: LOpt = None,
+    t: TOpt = None,
+    sensitive: SensitiveOpt = None,
     keep: Annotated[Optional[str], typer.Option(
         "--keep", help="Other columns to copy unchanged, comma-separated.")] = None,
-    max_suppression: Annotated[float, typer.Option(
-        "--max-suppression", min=0.0, max=1.0, help="Largest share of rows that may be left out.")
-    ] = 0.0,
-    algorithm: Annotated[Algorithm, typer.Option(
-        "--algorithm", help="optimal (full-domain) or mondrian (local recoding).")] = Algorithm.optimal,
-    metric: Annotated[Metric, typer.Option("--metric", help="The loss to minimise.")] = Metric.loss,
+    max_suppression: MaxSuppressionOpt = 0.0,
+    algorithm: AlgorithmOpt = Algorithm.optimal,
+    metric: MetricOpt = Metric.loss,
     sep: Annotated[Optional[str], typer.Option(
         "--sep", help="Field separator of the input (default: detected) and of the output "
                       "(default: the input's).")] = None,
