@@ -216,6 +216,8 @@ def test_re_registering_says_replace_flag_and_changes_nothing(home: Path) -> Non
      "with holder.grant(...)",
      "analyst 'b' has no grant for dataset 'a' and purpose 'p'; the holder can grant one "
      "with `pets grant --analyst A --dataset D --purpose P --epsilon E`"),
+    ("name the dataset: s.remaining('adult') (grants for this purpose: a, b)",
+     "name the dataset with --dataset (grants for this purpose: a, b)"),
     ("a \x1b[31mred\x1b[0m name", "a \\x1b[31mred\\x1b[0m name"),
 ])
 def test_library_hints_become_flags(library: str, cli_text: str) -> None:
