@@ -203,8 +203,15 @@ class FederatedSession:
                 out[name] = {"allowed": False, "rule": e.rule, "message": e.message}
         return out
 
-    def release(self, query: Query | Plan, protection: HE) -> Release:
-        """Release totals over all holders under ``protection`` (see the module doc)."""
+    def release(self, query: Query | Plan, protection: HE, *, progress: bool = False) -> Release:
+        """Release totals over all holders under ``protection`` (see the module doc).
+        ``progress=True`` shows a spinner with the elapsed time on a terminal (the first
+        release of a key size deals the key: seconds)."""
+        if progress is not False:
+            from .progress import spinner
+
+            with spinner(f"encrypted totals over {len(self._sessions)} holders", progress):
+                return self.release(query, protection)
         from . import pipeline
         from .he.packing import Packer
         from .he.paillier import PublicKey

@@ -113,6 +113,7 @@ class Holder:
         *,
         replace: bool = False,
         copy: bool = False,
+        progress: bool = False,
     ) -> None:
         """Register a dataset under a policy.
 
@@ -130,7 +131,14 @@ class Holder:
         stores per-person ordinals (hidden columns) for the person's rows overall and
         for each column with public keys, so that DP releases bound each person's
         contribution without sorting the table (see :class:`pets.engines.Ordinals`).
+
+        ``progress=True`` shows a spinner with the elapsed time on a terminal.
         """
+        if progress is not False:
+            from .progress import spinner
+
+            with spinner(f"registering {name!r}", progress):
+                return self.register(name, source, policy, replace=replace, copy=copy)
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
             raise QueryError(

@@ -116,7 +116,7 @@ def test_each_home_holds_exactly_its_own_share_and_no_endpoint_shows_one(fed):
     # a second share for the same federation cannot be installed
     again = _cli("federation", "join", "--home", str(servers["north"].home),
                  "--share", str(servers["north"].home / "federation" / FED / "config.json"))
-    assert again.returncode == 2 and "not a pets federation share file" in again.stderr
+    assert again.returncode == 5 and "not a pets federation share file" in again.stderr
 
 
 def test_an_analyst_key_cannot_install_or_read_a_share(fed):

@@ -142,10 +142,11 @@ def test_concurrency_limit_holds_across_processes(limited):
 
 
 def test_bad_processes_flag_is_refused_in_cli_terms(tmp_path):
+    pets.Holder(tmp_path)  # an existing home: the flag is what is wrong
     r = subprocess.run([sys.executable, "-m", "pets.cli", "serve", "--home", str(tmp_path),
                         "--processes", "0"], cwd=ROOT, capture_output=True, text=True,
                        timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert r.returncode != 0
+    assert r.returncode == 2, r.stderr  # a usage error
     assert "--processes" in r.stderr and "positive integer" in r.stderr
 
 

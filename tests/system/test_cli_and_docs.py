@@ -59,11 +59,11 @@ def test_cli_register_grant_query_and_audit(tmp_path: Path) -> None:
     assert abs(counts["Female"] - 10771) < 200 and abs(counts["Male"] - 21790) < 200
     p = _pets("query", "--home", home, "--analyst", "bob", "--purpose", "stats", "--epsilon",
               "0.9", "SELECT COUNT(*) FROM adult")
-    assert p.returncode == 2
+    assert p.returncode == 4  # budget exceeded
     assert "BudgetExceeded" in p.stderr and "epsilon=0.75" in p.stderr
     p = _pets("query", "--home", home, "--analyst", "bob", "--purpose", "stats", "--epsilon",
               "0.1", "SELECT sex, MAX(age) FROM adult GROUP BY sex")
-    assert p.returncode == 2 and "unsupported SQL: aggregate MAX" in p.stderr
+    assert p.returncode == 5 and "unsupported SQL: aggregate MAX" in p.stderr  # bad query
     p = _pets("audit", "verify", "--home", home)
     # the registration, the grant, the release and the budget refusal; bad SQL is not recorded
     assert p.returncode == 0 and "4 records" in p.stdout
