@@ -33,6 +33,7 @@ from .session import Session
 from .client import RemoteSession, connect
 from .remote_federation import RemoteFederatedSession, RemoteFederation
 from . import anon  # noqa: E402  (pets.anon, the anonymisation toolkit)
+from . import models, synth  # noqa: E402  (DP models and synthetic data)
 
 __version__ = "0.1.0"
 
@@ -75,7 +76,9 @@ __all__ = [
     "example_policy",
     "histogram",
     "mean",
+    "models",
     "quantile",
     "sum",
+    "synth",
     "variance",
 ]
