@@ -197,6 +197,9 @@ class Session:
                           accounting=budget.accounting)  # type: ignore[attr-defined]
             result = pipeline.release(scratch.session(self.analyst, purpose=self.purpose),
                                       plan, protection)
+        if not dataclasses.is_dataclass(result):  # a fitted model (pets.models)
+            result.dummy, result.audit_id = True, 0  # type: ignore[attr-defined]
+            return result  # type: ignore[no-any-return]
         changes: dict[str, object] = {"dummy": True, "audit_id": 0}
         if isinstance(result, Extract):
             changes["extracts_left"] = None

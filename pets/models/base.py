@@ -88,6 +88,7 @@ class Model(ABC):
         self.features_: tuple[Feature, ...] | None = None
         self.cost: Cost | None = None
         self.audit_id: int | None = None
+        self.dummy = False  # fitted on a dummy table (s.fit(..., dummy=True)): no data
 
     # -- configuration -------------------------------------------------------------
     def columns(self) -> tuple[str, ...]:
