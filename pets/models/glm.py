@@ -190,6 +190,10 @@ def _target_classes(policy: Any, column: str) -> tuple[Any, ...]:
     return tuple(keys)
 
 
+#: the smallest Λ of the logistic objective (on the sum of the losses: negligible at any n)
+MIN_REGULARIZATION = 0.01
+
+
 class _LogisticTrainer(Trainer):
     CURVATURE = 0.25  # the logistic loss's second derivative is at most 1/4
 
@@ -202,7 +206,9 @@ class _LogisticTrainer(Trainer):
         eps = protection.epsilon / rows_per_person
         reg = model.regularization_share
         self.eps_reg = eps * reg
-        self.lam = self.CURVATURE / math.expm1(self.eps_reg)
+        # at large ε the bound would vanish; a floor keeps the problem well conditioned
+        # (a larger Λ spends less than eps_reg: the rest goes to the noise term)
+        self.lam = max(self.CURVATURE / math.expm1(min(self.eps_reg, 700.0)), MIN_REGULARIZATION)
         self.beta = eps - math.log1p(self.CURVATURE / self.lam)
         if not self.beta > 0:  # float rounding at tiny ε
             raise QueryError(f"epsilon={protection.epsilon:g} is too small for this model")
