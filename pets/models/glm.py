@@ -6,7 +6,7 @@ Wang 2018, AdaSSP-style ridge). Each row is encoded as z = (x, 1, y′): the fea
 policy bounds to [−1, 1]; z is written in fixed point q = round(z·F). The upper triangle of
 QᵀQ (which holds XᵀX, Xᵀy, the count n and Σy′²) is released once with discrete noise.
 With K = (features) + 2 blocks, one row changes it by at most L1 = F²·K(K+1)/2 and
-L2 = F²·K, times the rows one person may contribute. Guarantee: ε-DP with Laplace noise
+L2 = F²·√(K(K+1)/2), times the rows one person may contribute. Guarantee: ε-DP with Laplace noise
 (default), or ρ-zCDP ⇒ (ε, δ)-DP with ``noise="gaussian"``, under adding or removing one
 person. The coefficients are post-processing: the noisy XᵀX is projected onto the
 positive semi-definite cone and a ridge λ = (noise std)·√(d+1) is added (data-independent,
@@ -68,9 +68,12 @@ class _LinearTrainer(Trainer):
         self.d = sum(f.width for f in features)
         k = len(features) + 2
         self.factor = f = _fixed_point(row_limit * m)
+        # Σ_{i≤j} |q_i q_j| = ½((Σ|q_i|)² + Σq_i²) and Σ_{i≤j} q_i² q_j² = ½((Σq_i²)² + Σq_i⁴),
+        # with one non-zero of magnitude ≤ F per block: both ≤ ½K(K+1) (·F², ·F⁴)
         self.l1 = f * f * k * (k + 1) // 2 * m
-        self.l2 = f * f * k * m
-        self.cal = calibrate(protection, [Measurement("ZtZ", self.l1, self.l2 * self.l2)])
+        self.l2sq = f**4 * k * (k + 1) // 2 * m * m
+        self.l2 = math.sqrt(self.l2sq)
+        self.cal = calibrate(protection, [Measurement("ZtZ", self.l1, self.l2sq)])
         self.cost, self.zdelta = self.cal.cost, self.cal.zdelta
         self.size = (self.d + 2) * (self.d + 3) // 2
 
