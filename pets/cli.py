@@ -5,6 +5,10 @@
     pets grant --home DIR --analyst A --dataset D --purpose P --epsilon E [--delta D]
                [--accounting basic|zcdp]
     pets query --home DIR --analyst A --purpose P --epsilon 0.1 "SELECT ..."
+    pets fit --home DIR --analyst A --purpose P --dataset D --model logistic --target T
+             --features a,b,c --epsilon 1 [-o model.json]        (pets.cli_models)
+    pets synthesize --home DIR --analyst A --purpose P --dataset D --columns a,b,c
+             --rows N --epsilon 1 [-o synthetic.csv]
     pets anonymize in.csv --qi age,sex --hierarchies DIR --k 5 [--l 2 --sensitive col] -o out.csv
     pets serve --home DIR [--host 127.0.0.1 --port 8000 --rate R --burst B --concurrency C
                --max-body BYTES --timeout S --workers N]
@@ -476,6 +480,10 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     q.add_argument("sql")
     q.set_defaults(fn=_query)
+
+    from .cli_models import add_commands  # pets fit, pets synthesize
+
+    add_commands(sub)
 
     an = sub.add_parser("anonymize", help="write a k-anonymous version of a CSV file")
     an.add_argument("input", help="CSV file")

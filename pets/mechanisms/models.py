@@ -99,6 +99,25 @@ class SyntheticData:
                 f"spent=({self.spent}), audit_id={self.audit_id}, marginals={self.marginals})")
 
 
+def synthetic_to_json(y: Any) -> dict[str, Any]:
+    """A SyntheticData as JSON (the HTTP answer of /v1/synthesize)."""
+    from .. import wire
+
+    return {"df": wire.frame_to_json(y.df), "error": wire.frame_to_json(y.error),
+            "marginals": [list(p) for p in y.marginals], "spent": wire.cost_to_json(y.spent),
+            "audit_id": y.audit_id}
+
+
+def synthetic_from_json(d: dict[str, Any], plan: Any, protection: Any) -> Any:
+    """The SyntheticData of a /v1/synthesize answer."""
+    from .. import wire
+
+    return SyntheticData(df=wire.frame_from_json(d["df"]), error=wire.frame_from_json(d["error"]),
+                         marginals=[tuple(p) for p in d["marginals"]],
+                         spent=wire.cost_from_json(d["spent"]), audit_id=int(d["audit_id"]),  # type: ignore[arg-type]
+                         plan=plan, protection=protection)
+
+
 def _rows_per_person(policy: Any) -> int:
     if policy.privacy_unit is None:
         return 1
