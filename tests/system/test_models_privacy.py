@@ -68,7 +68,7 @@ def test_neighbours_differ_by_at_most_the_calibrated_sensitivity(dp):
     tr = _trainer(dp)
     a = tr.exact(D)
     for extra in (EXTREME, pd.DataFrame({"x": [0.0], "g": ["a"], "y": [0.0]}),
-                  pd.DataFrame({"x": [None], "g": [None], "y": [50.0]})):
+                  pd.DataFrame({"x": [np.nan], "g": pd.Series([None], dtype=object), "y": [50.0]})):
         diff = tr.exact(pd.concat([D, extra], ignore_index=True)) - a
         assert np.abs(diff).sum() <= tr.l1 and math.sqrt(float((diff.astype(float) ** 2).sum())) <= tr.l2
     diff = tr.exact(pd.concat([D, EXTREME], ignore_index=True)) - a
