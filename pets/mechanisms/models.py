@@ -156,8 +156,7 @@ class CompiledFit(Compiled):
 
     def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
         scales = self.trainer.scales()
-        return Explanation(allowed=True, cost=charged, scale=scales,
-                           ci_width={k: None for k in scales}, remaining=remaining,
+        return Explanation(allowed=True, cost=charged, scale=scales, remaining=remaining,
                            details=self.trainer.details())
 
     def record(self) -> dict[str, Any]:
@@ -217,8 +216,7 @@ class CompiledSynthesis(Compiled):
 
     def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
         scales = self.mst.scales()
-        return Explanation(allowed=True, cost=charged, scale=scales,
-                           ci_width={k: None for k in scales}, remaining=remaining,
+        return Explanation(allowed=True, cost=charged, scale=scales, remaining=remaining,
                            details=self.mst.details())
 
     def record(self) -> dict[str, Any]:
