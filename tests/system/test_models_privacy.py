@@ -74,7 +74,7 @@ def test_neighbours_differ_by_at_most_the_calibrated_sensitivity(dp):
     diff = tr.exact(pd.concat([D, EXTREME], ignore_index=True)) - a
     # the extreme row meets both bounds exactly
     assert np.abs(diff).sum() == tr.l1 and int((diff.astype(object) ** 2).sum()) == tr.l2sq
-    assert tr.exact(pd.concat([D, pd.DataFrame({"x": [5.0], "g": ["a"], "y": [None]})],
+    assert tr.exact(pd.concat([D, pd.DataFrame({"x": [5.0], "g": ["a"], "y": [np.nan]})],
                               ignore_index=True)).tolist() == a.tolist()  # no target: left out
 
 
