@@ -111,7 +111,9 @@ __all__ = [
     "example_policy",
     "histogram",
     "mean",
+    "models",
     "quantile",
     "sum",
+    "synth",
     "variance",
 ]

@@ -121,8 +121,61 @@ class RemoteSession:
     # -- answering -------------------------------------------------------------------
     def explain(self, query: Query | Plan, protection: Protection) -> Explanation:
         """What ``release`` would do, spending nothing (``POST /v1/explain``)."""
+        from .mechanisms.models import Fit, Synthetic
+
+        if isinstance(protection, (Fit, Synthetic)):  # POST /v1/fit, /v1/synthesize
+            return self._models_call(query, protection, explain=True)  # type: ignore[no-any-return]
         return wire.explanation_from_json(
             self._call("POST", "/v1/explain", json=self._body(query, protection)))
+
+    # -- models and synthetic data (POST /v1/fit, /v1/synthesize) ----------------------
+    def fit(self, query: Query | Plan, model: Any, protection: Protection, *,
+            dummy: bool = False, rows: int | None = None, seed: int | None = None) -> Any:
+        """Fit a DP model on the holder's side (``POST /v1/fit``); the fitted model comes
+        back as its JSON form, loaded with :func:`pets.models.load`."""
+        from .mechanisms.models import Fit
+
+        return self._models_call(query, Fit(model, protection), dummy=dummy, rows=rows, seed=seed)
+
+    def synthesize(self, query: Query | Plan, protection: Protection, rows: int | None = None,
+                   *, bins: int = 16) -> Any:
+        """DP synthetic rows (``POST /v1/synthesize``): a ``pets.synth.SyntheticData``."""
+        from .mechanisms.models import Synthetic
+
+        return self._models_call(query, Synthetic(protection, rows, bins))
+
+    def _models_call(self, query: Query | Plan, prot: Any, *, explain: bool = False,
+                     dummy: bool = False, rows: int | None = None, seed: int | None = None) -> Any:
+        from .mechanisms.models import Fit
+        from .models import load
+        from .pipeline import plan_of
+        from .mechanisms.models import synthetic_from_json
+
+        plan = plan_of(query)
+        body: dict[str, Any] = {"purpose": self.purpose, "plan": plan.to_dict(),
+                                "protection": prot.dp.to_dict()}
+        if explain:
+            body["explain"] = True
+        if isinstance(prot, Fit):
+            body["model"] = prot.model.spec()
+            if dummy is not False:
+                body["dummy"] = dummy
+            for k, v in (("rows", rows), ("seed", seed)):
+                if v is not None:
+                    body[k] = v
+            d = self._call("POST", "/v1/fit", json=body)
+            if explain:
+                return wire.explanation_from_json(d)
+            m = load(d["model"])
+            m.dummy = bool(d.get("dummy", False))
+            return m
+        body["bins"] = prot.bins
+        if prot.rows is not None:
+            body["rows"] = prot.rows
+        d = self._call("POST", "/v1/synthesize", json=body)
+        if explain:
+            return wire.explanation_from_json(d)
+        return synthetic_from_json(d, plan, prot)
 
     def release(self, query: Query | Plan, protection: Protection, *,
                 ci_levels: Iterable[float] = (0.95,), dummy: bool = False,

@@ -73,8 +73,9 @@ ROLES: tuple[str, ...] = ("identifier", "quasi_identifier", "sensitive", "attrib
 #: homomorphically encrypted aggregation (with DP noise), match/no-match verification,
 #: and ``he_exact`` — exact (noise-free) totals across holders, a distinct form a
 #: policy must name explicitly: never implied by ``he``, never in the default grades.
-FORMS: tuple[str, ...] = ("dp", "kanon", "he", "verify", "he_exact")
-_DEFAULT_FORMS: frozenset[str] = frozenset(f for f in FORMS if f != "he_exact")
+FORMS: tuple[str, ...] = ("dp", "kanon", "he", "verify", "he_exact", "model", "synthetic")
+# models and synthetic data are opt-in: a holder names them in a grade's allow list
+_DEFAULT_FORMS: frozenset[str] = frozenset(f for f in FORMS if f not in ("he_exact", "model", "synthetic"))
 #: Exact federated totals (form ``he_exact``) one analyst may take from a dataset when
 #: the policy does not say ``max_exact_totals``: exact totals allow differencing, so few.
 DEFAULT_MAX_EXACT_TOTALS = 10

@@ -114,6 +114,9 @@ class Explanation:
             return f"refused by rule {self.rule!r}: {self.message}"
         lines = [f"allowed; cost {self.cost}; remaining before it {self.remaining}"]
         for name, s in self.scale.items():
+            if name not in self.ci_width:  # no interval to speak of (a model's noise)
+                lines.append(f"  {name}: noise scale {s:g}")
+                continue
             w = self.ci_width.get(name)
             ws = f"{w:g}" if w is not None else "depends on group size"
             lines.append(f"  {name}: noise scale {s:g}, 95% CI width {ws}")

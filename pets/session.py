@@ -8,7 +8,7 @@ transaction, and only then the result.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 
@@ -113,6 +113,28 @@ class Session:
             raise QueryError(f"dummy must be True or False, not {dummy!r}")
         return self._dummy_release(query, protection, 1000 if rows is None else rows, seed)
 
+    # -- models and synthetic data (pets.mechanisms.models) ----------------------------
+    def fit(self, query: Query | Plan, model: Any, protection: Protection, *,
+            dummy: bool = False, rows: int | None = None, seed: int | None = None) -> Any:
+        """Fit ``model`` (``pets.models.LinearRegression(...)``, ...) on the rows ``query``
+        selects, under ``protection`` (``pets.DP(...)``): a release like any other
+        (policy form ``model``). Returns the fitted model, with ``cost`` and ``audit_id``.
+        ``s.explain(query, pets.models.Fit(model, dp))`` says what it costs."""
+        from .mechanisms.models import Fit
+
+        return self.release(query, Fit(model, protection), dummy=dummy, rows=rows, seed=seed)  # type: ignore[arg-type]
+
+    def synthesize(self, query: Query | Plan, protection: Protection, rows: int | None = None,
+                   *, bins: int = 16) -> Any:
+        """Synthetic rows of the columns ``query`` selects, under ``protection``
+        (``pets.DP(...)``), by MST (policy form ``synthetic``). ``rows``: how many (default:
+        the noisy row count). Returns ``pets.synth.SyntheticData`` (``df``, ``error``,
+        ``spent``, ``audit_id``). ``s.explain(query, pets.synth.Synthetic(dp, rows=n))``
+        says what it costs."""
+        from .mechanisms.models import Synthetic
+
+        return self.release(query, Synthetic(protection, rows, bins))  # type: ignore[arg-type]
+
     # -- dummy tables ----------------------------------------------------------------
     def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:
         """A fake table with ``dataset``'s columns, types, bounds and public keys, to
@@ -175,6 +197,9 @@ class Session:
                           accounting=budget.accounting)  # type: ignore[attr-defined]
             result = pipeline.release(scratch.session(self.analyst, purpose=self.purpose),
                                       plan, protection)
+        if not dataclasses.is_dataclass(result):  # a fitted model (pets.models)
+            result.dummy, result.audit_id = True, 0  # type: ignore[attr-defined]
+            return result  # type: ignore[no-any-return]
         changes: dict[str, object] = {"dummy": True, "audit_id": 0}
         if isinstance(result, Extract):
             changes["extracts_left"] = None

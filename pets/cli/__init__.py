@@ -8,6 +8,8 @@
     pets query  --analyst A --purpose P --epsilon 0.1 [--explain] [--format json] "SELECT ..."
     pets extract DATASET --analyst A --purpose P --columns age,sex --k 5 -o out.csv
     pets he query --member a=HOME_A --member b=HOME_B --analyst A --purpose P [--epsilon E] "SELECT ..."
+    pets fit --analyst A --purpose P --dataset D --model logistic --target T --features a,b --epsilon 1
+    pets synthesize --analyst A --purpose P --dataset D --columns a,b,c --rows N --epsilon 1
     pets anonymize in.csv --qi age,sex --k 5 [--hierarchies DIR] -o out.csv   (offline, ungoverned)
     pets serve | keys issue|list|revoke | audit verify|head|list | federation deal|join
 
@@ -55,6 +57,7 @@ _COMMAND_MODULES = (
     "pets.cli.tools_cmds",     # demo, anonymize, serve, federation deal|join
     "pets.cli.holder_cmds",    # register, datasets, grant, revoke, grants, budget, keys, audit
     "pets.cli.analyst_cmds",   # query, extract, he query
+    "pets.cli.models_cmds",    # fit, synthesize
 )
 
 for _m in _COMMAND_MODULES:

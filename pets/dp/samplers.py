@@ -31,6 +31,9 @@ __all__ = [
     "gaussian_threshold",
     "zcdp_epsilon",
     "zcdp_rho",
+    "float_laplace",
+    "float_gaussian",
+    "gamma_norm_vector",
 ]
 
 dp.enable_features("contrib")
@@ -253,3 +256,51 @@ def _smallest_threshold(ok: Any, linf: int, scale: float, delta: float) -> int:
             f"no threshold reaches delta={delta:g} at this noise scale; allow a larger delta"
         )
     return smallest(ok, linf - 1, max(1, linf, int(scale)))
+
+
+# -- continuous noise for models (objective perturbation) ---------------------------------
+
+
+@lru_cache(maxsize=64)
+def _float_laplace(scale: float) -> Any:
+    """OpenDP's vectorised Laplace on f64 vectors (CSPRNG; OpenDP samples the exact
+    Laplace on a fine lattice and rounds, so no floating-point attack applies)."""
+    return dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                             dp.l1_distance(T=float), float(scale))
+
+
+@lru_cache(maxsize=64)
+def _float_gaussian(sigma: float) -> Any:
+    """OpenDP's vectorised Gaussian on f64 vectors (CSPRNG, lattice sampling)."""
+    return dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                              dp.l2_distance(T=float), float(sigma))
+
+
+def float_laplace(scale: float, size: int) -> np.ndarray:
+    """``size`` draws of continuous Laplace noise with ``scale`` from OpenDP (float64)."""
+    if not (scale > 0 and math.isfinite(scale)):
+        raise QueryError(f"scale must be a finite number > 0, got {scale!r}")
+    return np.asarray(_float_laplace(float(scale))([0.0] * int(size)), dtype=np.float64)
+
+
+def float_gaussian(sigma: float, size: int) -> np.ndarray:
+    """``size`` draws of N(0, sigma²) from OpenDP (float64)."""
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise QueryError(f"sigma must be a finite number > 0, got {sigma!r}")
+    return np.asarray(_float_gaussian(float(sigma))([0.0] * int(size)), dtype=np.float64)
+
+
+def gamma_norm_vector(beta: float, dim: int) -> np.ndarray:
+    """A vector b in R^dim with density ∝ exp(−beta·‖b‖₂) (the noise of objective
+    perturbation, Chaudhuri, Monteleoni & Sarwate 2011): its norm is Gamma(dim, 1/beta) —
+    the sum of dim exponentials, each the absolute value of a Laplace(1/beta) draw — and
+    its direction uniform on the sphere (a normalised standard Gaussian vector). Every
+    draw comes from OpenDP's samplers."""
+    if not (beta > 0 and math.isfinite(beta)) or dim < 1:
+        raise QueryError(f"beta must be a finite number > 0 and dim >= 1, got {beta!r}, {dim!r}")
+    norm = float(np.abs(float_laplace(1.0 / beta, dim)).sum())
+    while True:
+        g = float_gaussian(1.0, dim)
+        length = float(np.linalg.norm(g))
+        if length > 0:
+            return g / length * norm

@@ -517,6 +517,9 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
     from .federation import install as install_federation
 
     install_federation(app, holder, caller, run)
+    from .models_api import install as install_models  # /v1/fit, /v1/synthesize
+
+    install_models(app, holder, caller, run)
     return app
 
 

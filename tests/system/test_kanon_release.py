@@ -221,7 +221,7 @@ def test_mondrian_extract_passes_pycanon(med) -> None:
     "columns,k,rule,column,message",
     [
         (("age", "sex", "occupation"), 5, "grade", "occupation",
-         "column 'occupation' is grade 3, which does not allow 'kanon' releases (grade 3 allows: dp, he, verify)"),
+         "column 'occupation' is grade 3, which does not allow 'kanon' releases (grade 3 allows: dp, he, model, synthetic, verify)"),
         (("age", "sex"), 3, "min_k", "age",
          "k=3 is below the policy's minimum k of 5 for column 'age' (grade 2); ask for k >= 5"),
         (("age", "fnlwgt"), 5, "negative_list", "fnlwgt",

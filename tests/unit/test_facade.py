@@ -57,8 +57,10 @@ PUBLIC_NAMES = [
     "example_policy",
     "histogram",
     "mean",
+    "models",
     "quantile",
     "sum",
+    "synth",
     "variance",
 ]
 

@@ -97,8 +97,8 @@ def test_api_minimum_schema_loads_with_its_values(tmp_path: Path) -> None:
     assert Path(age.hierarchy).is_absolute()  # type: ignore[arg-type]
     sex = p.columns["sex"]
     assert (sex.role, sex.grade, sex.keys, sex.bounds) == ("quasi_identifier", 1, ("Female", "Male"), None)
-    assert p.grades[1].allow == frozenset(FORMS) - {"he_exact"}
-    assert p.grades[2].allow == frozenset(FORMS) - {"he_exact"} and p.grades[2].min_k == 5
+    assert p.grades[1].allow == frozenset(FORMS) - {"he_exact", "model", "synthetic"}
+    assert p.grades[2].allow == frozenset(FORMS) - {"he_exact", "model", "synthetic"} and p.grades[2].min_k == 5
     assert p.grades[3] == GradeRule(3, frozenset({"dp", "he", "verify"}), max_epsilon=1.0, min_group_size=10)
     assert p.grades[4].allow == frozenset()
     assert p.grade_rule(3).max_epsilon == 1.0
@@ -229,7 +229,7 @@ CASES = [
      r"grades\.5: there is no grade '5'; grade tables are \[grades\.1\] … \[grades\.4\]"),
     ("[grades.4]", "[grades.x]", "grades.x", "[grades.x]", r"grades\.x: there is no grade 'x'"),
     ('allow = ["dp", "he", "verify"]', 'allow = ["dp", "kanonymity"]', "grades.3.allow", '"kanonymity"',
-     r"grades\.3\.allow: unknown form 'kanonymity'.*accepted: dp, kanon, he, verify, he_exact \(or \"none\"\)"),
+     r"grades\.3\.allow: unknown form 'kanonymity'.*accepted: dp, kanon, he, verify, he_exact, model, synthetic \(or \"none\"\)"),
     ('allow = ["dp", "he", "verify"]', 'allow = ["none", "dp"]', "grades.3.allow", '"none"',
      r"grades\.3\.allow: \"none\" allows nothing and cannot be combined"),
     ('allow = ["dp", "he", "verify"]', 'allow = "dp"', "grades.3.allow", 'allow = "dp"',
@@ -441,7 +441,8 @@ def test_to_dict_from_dict_round_trip(source: str, tmp_path: Path) -> None:
     d = p.to_dict()
     assert Policy.from_dict(d) == p
     assert json.loads(json.dumps(d)) == d  # plain JSON-able
-    assert d["grades"]["3"] == {"allow": ["dp", "he", "verify"], "max_epsilon": 1.0, "min_group_size": 10}
+    allow = ["dp", "he", "verify"] + (["model", "synthetic"] if source == "adult" else [])
+    assert d["grades"]["3"] == {"allow": allow, "max_epsilon": 1.0, "min_group_size": 10}
 
 
 @pytest.mark.parametrize("source", ["api", "adult"])
