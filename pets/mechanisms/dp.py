@@ -82,10 +82,17 @@ class CompiledDPRelease(Compiled):
     def result(self, payload: Any, audit_id: int, spent: Cost, repeat_of: int | None) -> Release:
         c = self.compiled
         res = NoisyResult(c, payload)
+        df, ci = res.values(), res.ci
+        plan = self.ctx.plan
+        if plan.post is not None:  # HAVING, ORDER BY, LIMIT, expressions: on the noisy values
+            from ..post import apply
+
+            df, ci = apply(plan.post, df, ci, tuple(g.column for g in plan.group_by),
+                           tuple(a.name for a in plan.aggs))
         return Release(
-            df=res.values(), spent=spent, audit_id=audit_id, plan=self.ctx.plan,
+            df=df, spent=spent, audit_id=audit_id, plan=plan,
             protection=self.ctx.protection, scale=c.output_scales(),
-            suppressed=int(res.suppressed.sum()), _ci=res.ci, repeat_of=repeat_of,
+            suppressed=int(res.suppressed.sum()), _ci=ci, repeat_of=repeat_of,
         )
 
 
@@ -93,6 +100,8 @@ class DPMechanism(Mechanism):
     """Central DP: exact aggregates in the engine, discrete Laplace / Gaussian noise."""
 
     protection_type = DP
+    #: the plan's post-processing (pets.post) is applied to the released table
+    post_processing = True
 
     def form(self, protection: DP) -> str:
         return "dp"
