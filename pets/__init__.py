@@ -27,7 +27,8 @@ from .policy import Policy
 from .federation import FederatedSession, Federation
 from .protections import DP, HE, KAnonymity
 from .query import (Expression, Query, case, col, count, count_distinct, histogram, mean, quantile,
-                    sum, variance)
+                    stddev, sum, variance)
+from .post import out
 from .release import Explanation, Extract, Release
 from .session import Session
 from .client import RemoteSession, connect
@@ -75,7 +76,9 @@ __all__ = [
     "example_policy",
     "histogram",
     "mean",
+    "out",
     "quantile",
+    "stddev",
     "sum",
     "variance",
 ]

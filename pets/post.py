@@ -745,3 +745,132 @@ def _post_ci(post: Post, values: pd.DataFrame, ci: Callable[[float], pd.DataFram
         return base.assign(aggregate=pd.Series(dtype=object), value=np.nan, lower=np.nan,
                            upper=np.nan).iloc[:0]
     return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------------ the builder
+class Output:
+    """A column of the released table, for the Python builder's ``having``,
+    ``order_by`` and ``compute``: build with :func:`out` and combine with ``+ - * /``,
+    ``**``, unary ``-``, comparisons, ``&``, ``|``, ``~``, :meth:`isin`,
+    :meth:`is_null`, :meth:`sqrt`, :meth:`abs`, :meth:`round`, :meth:`ln`,
+    :meth:`exp`. Computed from the noisy values after the release, at no cost.
+
+    >>> e = (out("total") / out("n")).round(1)
+    >>> post_text(e.node)
+    'ROUND("total" / n, 1)'
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: PostExpr) -> None:
+        self.node = node
+
+    def _call(self, fn: str, *args: Any) -> "Output":
+        return Output(Call(fn, tuple(to_post(a) for a in args)))
+
+    def __add__(self, o: Any) -> "Output": return self._call("+", self, o)  # noqa: E704
+    def __radd__(self, o: Any) -> "Output": return self._call("+", o, self)  # noqa: E704
+    def __sub__(self, o: Any) -> "Output": return self._call("-", self, o)  # noqa: E704
+    def __rsub__(self, o: Any) -> "Output": return self._call("-", o, self)  # noqa: E704
+    def __mul__(self, o: Any) -> "Output": return self._call("*", self, o)  # noqa: E704
+    def __rmul__(self, o: Any) -> "Output": return self._call("*", o, self)  # noqa: E704
+    def __truediv__(self, o: Any) -> "Output": return self._call("/", self, o)  # noqa: E704
+    def __rtruediv__(self, o: Any) -> "Output": return self._call("/", o, self)  # noqa: E704
+    def __pow__(self, o: Any) -> "Output": return self._call("power", self, o)  # noqa: E704
+    def __neg__(self) -> "Output": return self._call("neg", self)  # noqa: E704
+    def __eq__(self, o: Any) -> "Output": return self._call("=", self, o)  # type: ignore[override]  # noqa: E704
+    def __ne__(self, o: Any) -> "Output": return self._call("!=", self, o)  # type: ignore[override]  # noqa: E704
+    def __lt__(self, o: Any) -> "Output": return self._call("<", self, o)  # noqa: E704
+    def __le__(self, o: Any) -> "Output": return self._call("<=", self, o)  # noqa: E704
+    def __gt__(self, o: Any) -> "Output": return self._call(">", self, o)  # noqa: E704
+    def __ge__(self, o: Any) -> "Output": return self._call(">=", self, o)  # noqa: E704
+    def __and__(self, o: Any) -> "Output": return self._call("and", self, o)  # noqa: E704
+    def __or__(self, o: Any) -> "Output": return self._call("or", self, o)  # noqa: E704
+    def __invert__(self) -> "Output": return self._call("not", self)  # noqa: E704
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __bool__(self) -> bool:
+        raise QueryError("an output expression has no truth value; combine conditions with "
+                         "& | ~ and put each comparison in parentheses")
+
+    def sqrt(self) -> "Output":
+        return self._call("sqrt", self)
+
+    def abs(self) -> "Output":
+        return self._call("abs", self)
+
+    def ln(self) -> "Output":
+        return self._call("ln", self)
+
+    def exp(self) -> "Output":
+        return self._call("exp", self)
+
+    def round(self, digits: int = 0) -> "Output":
+        return self._call("round", self, digits) if digits else self._call("round", self)
+
+    def isin(self, values: Any) -> "Output":
+        if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+            raise QueryError("isin() takes a list of values")
+        return Output(Call("in", (self.node,) + tuple(Const(v) for v in values)))
+
+    def is_null(self) -> "Output":
+        return self._call("is_null", self)
+
+    def __repr__(self) -> str:
+        return f"out({post_text(self.node)})"
+
+
+def out(name: str) -> Output:
+    """A column of the released table — a group key or an aggregate's output name — for
+    ``Query.having``, ``Query.order_by`` and ``Query.compute``: ``out("n") > 100``."""
+    return Output(Ref(name))
+
+
+def to_post(x: Any) -> PostExpr:
+    """An :class:`Output`, a builder expression over output names (``col("n") > 100``:
+    ``col`` names an output here) or a plain value, as a post-processing expression."""
+    from . import plan as P
+    from .query import Expression
+
+    if isinstance(x, Output):
+        return x.node
+    if isinstance(x, Expression):
+        return _from_plan_expr(x.node)
+    if isinstance(x, (Ref, Const, Call)):
+        return x
+    if x is None or isinstance(x, (bool, int, float, str)) or callable(getattr(x, "item", None)):
+        return Const(x)
+    raise QueryError(f"expected an output expression (pets.out('n') > 100) or a value, got "
+                     f"{type(x).__name__}")
+
+
+def _from_plan_expr(e: Any) -> PostExpr:
+    from . import plan as P
+
+    if isinstance(e, P.Col):
+        return Ref(e.name)
+    if isinstance(e, P.Lit):
+        return Const(e.value)
+    if isinstance(e, P.Compare):
+        return Call({"==": "="}.get(e.op, e.op), (_from_plan_expr(e.left), _from_plan_expr(e.right)))
+    if isinstance(e, P.Arith):
+        return Call(e.op, (_from_plan_expr(e.left), _from_plan_expr(e.right)))
+    if isinstance(e, (P.And, P.Or)):
+        return Call("and" if isinstance(e, P.And) else "or",
+                    (_from_plan_expr(e.left), _from_plan_expr(e.right)))
+    if isinstance(e, P.Not):
+        return Call("not", (_from_plan_expr(e.operand),))
+    if isinstance(e, P.Neg):
+        return Call("neg", (_from_plan_expr(e.operand),))
+    if isinstance(e, P.IsNull):
+        return Call("is_null", (_from_plan_expr(e.operand),))
+    if isinstance(e, P.IsIn):
+        return Call("in", (_from_plan_expr(e.operand),) + tuple(Const(v) for v in e.values))
+    if isinstance(e, P.Case):
+        args: list[PostExpr] = []
+        for c, v in e.whens:
+            args += [_from_plan_expr(c), _from_plan_expr(v)]
+        args.append(_from_plan_expr(e.default) if e.default is not None else Const(None))
+        return Call("case", tuple(args))
+    raise QueryError(f"not an expression: {type(e).__name__}")  # pragma: no cover

@@ -57,7 +57,9 @@ PUBLIC_NAMES = [
     "example_policy",
     "histogram",
     "mean",
+    "out",
     "quantile",
+    "stddev",
     "sum",
     "variance",
 ]
