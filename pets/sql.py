@@ -713,6 +713,8 @@ class _Select:
         offset: int | None = None
         node = sel.args.get("limit")
         fetch = sel.args.get("fetch")
+        if isinstance(node, exp.Fetch):
+            fetch, node = node, None
         if node is not None:
             limit = _count_of(node.expression, "LIMIT", node)
         elif fetch is not None:
