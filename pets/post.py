@@ -688,6 +688,8 @@ def _plain(s: pd.Series) -> pd.Series:
     """Nullable floats back to numpy float64 (NaN for NULL), as the other outputs."""
     if s.dtype == "Float64":
         return s.astype("float64")
+    if s.dtype == "boolean" or s.dtype == object:  # NULL as None (travels as JSON null)
+        return s.astype(object).where(s.notna(), None)
     return s
 
 

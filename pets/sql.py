@@ -464,10 +464,10 @@ class _Select:
             return Q.Ref(self.aggregate(node))
         if isinstance(node, exp.Column):
             name = node.name
-            if not node.table and outputs is not None and name in outputs:
-                return Q.Ref(outputs[name])
             if not node.table and name in self.group_alias:
                 return Q.Ref(self.group_alias[name])
+            if not node.table and outputs is not None and name in outputs:
+                return Q.Ref(outputs[name])
             col = _column_name(node)
             if col in {g.column for g in self.group_keys}:
                 return Q.Ref(col)
@@ -963,7 +963,8 @@ def _case(node: exp.Expression) -> P.Case:
             if isinstance(test, exp.Null):
                 raise _refuse(node, "CASE x WHEN NULL (it never matches; write "
                                     "CASE WHEN x IS NULL THEN ...)", at=subject)
-            cond: P.Expr = P.Compare("==", *_coerce_pair(_operand(subject), _operand(test), test))
+            cond: P.Expr = P.Compare("==", *_coerce_pair(_operand(subject), _operand(test),
+                                                          subject, test))
         else:
             cond = _expr(test, "CASE WHEN")
         whens.append((cond, _operand(value)))
@@ -986,7 +987,7 @@ def _expr(node: exp.Expression, ctx: str = "WHERE") -> P.Expr:
                     f"comparison with NULL is never true{_where(node)}; write IS NULL or IS NOT NULL"
                 )
             left, right = _operand(node.this), _operand(node.expression)
-            return P.Compare(op, *_coerce_pair(left, right, node))
+            return P.Compare(op, *_coerce_pair(left, right, node.this, node.expression))
     if isinstance(node, exp.In):
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
             raise _refuse(node, "IN with a sub-query")
@@ -1028,12 +1029,13 @@ _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
 
 
-def _coerce_pair(left: P.Expr, right: P.Expr, at: exp.Expression) -> tuple[P.Expr, P.Expr]:
+def _coerce_pair(left: P.Expr, right: P.Expr, at_left: exp.Expression,
+                 at_right: exp.Expression) -> tuple[P.Expr, P.Expr]:
     """A column compared with a literal: the literal converted to the column's type."""
     if isinstance(right, P.Lit):
-        right = P.Lit(_coerce(left, right.value, at))
+        right = P.Lit(_coerce(left, right.value, at_right))
     elif isinstance(left, P.Lit):
-        left = P.Lit(_coerce(right, left.value, at))
+        left = P.Lit(_coerce(right, left.value, at_left))
     return left, right
 
 
@@ -1050,7 +1052,7 @@ def _coerce(target: P.Expr, value: Any, at: exp.Expression) -> Any:
     if t in ("int", "float"):
         if isinstance(value, bool):
             raise QueryError(f"column {name!r} holds numbers; it cannot be compared with "
-                             f"{'TRUE' if value else 'FALSE'}{_where(at)}")
+                             f"{'TRUE' if value else 'FALSE'}{_near(at)}")
         if isinstance(value, str):
             text = value.strip()
             try:
@@ -1064,13 +1066,13 @@ def _coerce(target: P.Expr, value: Any, at: exp.Expression) -> Any:
             if math.isfinite(f):
                 return f
             raise QueryError(f"{value!r} is not a number, and column {name!r} holds numbers"
-                             f"{_where(at)}; write a number, e.g. {name} = 8")
+                             f"{_near(at)}; write a number, e.g. {name} = 8")
         return value
     if t == "str":
         if isinstance(value, bool) or isinstance(value, (int, float)):
             shown = ("TRUE" if value else "FALSE") if isinstance(value, bool) else repr(value)
             raise QueryError(
-                f"column {name!r} holds text; it cannot be compared with {shown}{_where(at)}: "
+                f"column {name!r} holds text; it cannot be compared with {shown}{_near(at)}: "
                 f"write the value as text in single quotes, e.g. '{str(value).lower() if isinstance(value, bool) else value}'"
             )
         return value
@@ -1080,10 +1082,19 @@ def _coerce(target: P.Expr, value: Any, at: exp.Expression) -> Any:
             if low in _TRUE or low in _FALSE:
                 return low in _TRUE
             raise QueryError(f"{value!r} is not a boolean, and column {name!r} holds booleans"
-                             f"{_where(at)}; write TRUE or FALSE")
+                             f"{_near(at)}; write TRUE or FALSE")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if value in (0, 1):
                 return bool(value)
             raise QueryError(f"column {name!r} holds booleans; write TRUE or FALSE, not "
-                             f"{value!r}{_where(at)}")
+                             f"{value!r}{_near(at)}")
     return value
+
+
+def _near(node: exp.Expression) -> str:
+    """Where ``node`` is, or (TRUE / FALSE carry no position) where its parent is."""
+    w = _where(node)
+    while not w and node.parent is not None:
+        node = node.parent
+        w = _where(node)
+    return w
