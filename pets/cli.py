@@ -198,7 +198,8 @@ def _query(args: argparse.Namespace) -> int:
     prot = pets.DP(epsilon=args.epsilon, delta=args.delta, noise=args.noise)
     from .sql import parse_sql
 
-    plan = parse_sql(args.sql, schema=s._sql_schema)
+    text = sys.stdin.read() if args.sql == "-" else args.sql  # "-": the SQL from stdin
+    plan = parse_sql(text, schema=s._sql_schema)
     if args.explain:
         print(s.explain(plan, prot))
         return 0
@@ -474,7 +475,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--ci", action="store_true", help="print confidence intervals")
     q.add_argument("--level", type=float, default=0.95, help="confidence level for --ci")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    q.add_argument("sql")
+    q.add_argument("sql", help="the SELECT statement, or - to read it from standard input")
     q.set_defaults(fn=_query)
 
     an = sub.add_parser("anonymize", help="write a k-anonymous version of a CSV file")
