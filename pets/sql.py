@@ -219,12 +219,27 @@ def _parse(text: str, schema: Callable[[str], Mapping[str, str] | None] | None) 
             if isinstance(node, exp.Expression):
                 raise _refuse(node, label)
             raise QueryError(f"unsupported SQL: {label}")
+    # anything else the parser understood but pets does not: refused, never ignored
+    for key, v in sel.args.items():
+        if v and key not in _SELECT_ARGS and key not in _CLAUSES:
+            node = v[0] if isinstance(v, list) else v
+            raise QueryError(f"unsupported SQL: {key.rstrip('_').upper().replace('_', ' ')}"
+                             f"{_where(node) if isinstance(node, exp.Expression) else ''}")
+    group = sel.args.get("group")
+    if group is not None:
+        for key, v in group.args.items():
+            if v and key != "expressions":
+                raise QueryError(f"unsupported SQL: GROUP BY {key.upper().replace('_', ' ')}"
+                                 f"{_where_word('GROUP')}")
     frm = sel.args.get("from_") or sel.args.get("from")
     if frm is None:
         raise QueryError(f"the query needs FROM <dataset>{_where(sel)}")
     table = frm.this
     if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
         raise _refuse(table, "FROM other than one dataset name")
+    for key, v in table.args.items():
+        if v and key not in ("this", "alias"):
+            raise QueryError(f"unsupported SQL: {key.upper()} in FROM{_where(table)}")
     dataset = table.name
     _QUALIFIER.set((table.alias or dataset, dataset if table.alias else None))
     types = schema(dataset) if schema is not None else None
@@ -251,6 +266,9 @@ def _hint_at(text: str, err: dict[str, Any]) -> str:
         return " (double quotes name a column; write text in single quotes: 'Male')"
     return ""
 
+
+_SELECT_ARGS = {"expressions", "from", "from_", "where", "group", "having", "order", "limit",
+                "offset", "distinct", "kind"}
 
 _QUALIFIER: contextvars.ContextVar[tuple[str, str | None]] = contextvars.ContextVar(
     "pets_sql_qualifier", default=("", None))
@@ -471,7 +489,7 @@ class _Select:
             col = _column_name(node)
             if col in {g.column for g in self.group_keys}:
                 return Q.Ref(col)
-            if not self.group_keys and not self.sel.args.get("group"):
+            if ctx == "SELECT" and not self.group_keys and not self.sel.args.get("group"):
                 raise QueryError(
                     f"column {col!r} is selected but not in GROUP BY{_where(node)}; "
                     "a DP release returns aggregates per group"
@@ -747,7 +765,7 @@ def _where_word(word: str) -> str:
     except sqlglot.errors.SqlglotError:
         return ""
     for tok in tokens:
-        if tok.text.upper() == word:
+        if (tok.text.upper().split() or [""])[0] == word:
             line = text.count("\n", 0, tok.start) + 1
             return f" at line {line}, column {tok.start - (text.rfind(chr(10), 0, tok.start) + 1) + 1}"
     return ""

@@ -34,3 +34,23 @@ def test_sql_from_stdin_with_having_order_and_limit(tmp_path: Path) -> None:
     assert 'double quotes: "hours-per-week"' in p.stderr and "Traceback" not in p.stderr
     p = _pets(*base, stdin='SELECT COUNT(*) FROM adult WHERE sex = "Male"')
     assert p.returncode == 2 and "write text in single quotes: 'Male'" in p.stderr
+
+
+def test_the_sql_guide_runs_as_written() -> None:
+    import re
+
+    md = Path(__file__).resolve().parents[2] / "docs" / "sql.md"
+    blocks = re.findall(r"```python\n(.*?)```", md.read_text(), flags=re.S)
+    assert len(blocks) >= 3
+    ns: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/sql.md", "exec"), ns)
+    top = ns["top"]
+    assert list(top.df.columns) == ["education", "n", "mean_age"] and len(top.df) == 3
+    assert top.spent == pets.Cost(0.5)
+    ci = ns["ci"]
+    band = ci[ci["aggregate"] == "band"]
+    assert band["lower"].isna().all()
+    m = ci[ci["aggregate"] == "mean_age"]
+    assert ((m["lower"] <= m["value"]) & (m["value"] <= m["upper"])).all()
+    b = ns["b"]
+    assert list(b.df.columns) == ["education", "n", "total", "sd", "mean_age"]

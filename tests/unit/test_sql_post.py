@@ -165,6 +165,10 @@ LOC = re.compile(r"at line (\d+), column (\d+)")
     "SELECT DISTINCT age + 1 FROM adult",
     "SELECT age, COUNT(*) FROM adult",
     "SELECT COUNT(*) FROM adult; SELECT 1",
+    "SELECT sex, COUNT(*) FROM adult GROUP BY sex WITH ROLLUP",
+    "SELECT COUNT(*) FROM adult TABLESAMPLE (10%)",
+    "SELECT COUNT(*) FROM adult CLUSTER BY age",
+    "SELECT COUNT(*) FILTER (WHERE age > 3) FROM adult",
 ])
 def test_every_refusal_has_a_position(text):
     with pytest.raises(QueryError) as info:
