@@ -24,10 +24,17 @@ _SELECTED = "__selected__"
 
 
 def answer_key(ctx: Context) -> str:
-    """Per analyst and purpose: a shared answer would tell one analyst what another asked."""
+    """Per analyst and purpose: a shared answer would tell one analyst what another asked.
+
+    The plan's post-processing (HAVING, ORDER BY, LIMIT, expressions) is left out: it
+    is applied to the recorded noisy measurements, so the same aggregates sorted or
+    filtered another way are the same answer, at no cost."""
+    import dataclasses
+
+    plan = dataclasses.replace(ctx.plan, post=None) if ctx.plan.post is not None else ctx.plan
     text = json.dumps(
         {"dataset": ctx.plan.dataset, "version": ctx.dataset.version,
-         "policy": ctx.policy.to_dict(), "plan": ctx.plan.to_dict(),
+         "policy": ctx.policy.to_dict(), "plan": plan.to_dict(),
          "protection": ctx.protection.to_dict(), "analyst": ctx.analyst,
          "purpose": ctx.purpose},
         sort_keys=True, separators=(",", ":"), default=str,

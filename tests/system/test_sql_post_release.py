@@ -73,3 +73,16 @@ def test_post_processing_is_refused_for_other_forms(session):
     plan = Plan("adult", aggs=(Aggregation("n", "count"),), post=Post(limit=1))
     with pytest.raises(pets.QueryError, match="apply to DP releases"):
         session.release(plan, pets.KAnonymity(k=5))
+
+
+def test_the_same_aggregates_post_processed_another_way_are_free(session):
+    first = session.sql("SELECT race, COUNT(*) AS n, SUM(age) AS s FROM adult GROUP BY race",
+                        pets.DP(epsilon=0.3))
+    again = session.sql("SELECT race, COUNT(*) AS n, SUM(age) AS s, SUM(age) / COUNT(*) AS m "
+                        "FROM adult GROUP BY race HAVING n > 1000 ORDER BY n DESC",
+                        pets.DP(epsilon=0.3))
+    assert first.spent == pets.Cost(0.3)
+    assert again.spent == pets.Cost() and again.repeat_of == first.audit_id
+    want = first.df[first.df["n"] > 1000].sort_values("n", ascending=False, kind="stable")
+    assert again.df["race"].tolist() == want["race"].tolist()
+    np.testing.assert_allclose(again.df["m"], want["s"] / want["n"])
