@@ -501,17 +501,7 @@ def evaluate(e: PostExpr, frame: pd.DataFrame) -> Any:
 def _comparable(x: Any, y: Any) -> tuple[Any, Any]:
     """Refuse comparing numbers with text (the error PostgreSQL gives)."""
     def kind(v: Any) -> str:
-        if isinstance(v, pd.Series):
-            if v.dtype == "Float64":
-                return "num"
-            if v.dtype == "boolean":
-                return "bool"
-            return "other"
-        if isinstance(v, bool):
-            return "bool"
-        if isinstance(v, (int, float)):
-            return "num"
-        return "str"
+        return {"number": "num", "boolean": "bool", "text": "str"}.get(_kind(v) or "", "other")
     kx, ky = kind(x), kind(y)
     if {kx, ky} == {"num", "str"} or {kx, ky} == {"num", "bool"}:
         raise QueryError("a comparison of a number with text or a boolean over released values")
@@ -525,9 +515,32 @@ def _na_like(a: list[Any], frame: pd.DataFrame, boolean: bool = False) -> Any:
     return pd.NA
 
 
+def _kind(v: Any) -> str | None:
+    """'number', 'text' or 'boolean' of a value or Series; None for NULL / unknown."""
+    if isinstance(v, pd.Series):
+        if v.dtype == "Float64" or v.dtype.kind in "iuf":
+            return "number"
+        if v.dtype == "boolean" or v.dtype == bool:
+            return "boolean"
+        kinds = {_kind(x) for x in v.tolist()} - {None}
+        return kinds.pop() if len(kinds) == 1 else None
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    return "text"
+
+
 def _case(e: Call, frame: pd.DataFrame) -> Any:
     args = list(e.args)
     default = args.pop() if len(args) % 2 == 1 else Const(None)
+    results = [evaluate(args[i + 1], frame) for i in range(0, len(args) - 1, 2)]
+    kinds = {_kind(v) for v in results + [evaluate(default, frame)]} - {None}
+    if len(kinds) > 1:  # as PostgreSQL: the branches of a CASE have one type
+        raise QueryError(f"the results of a CASE mix {' and '.join(sorted(kinds))} values; "
+                         "use one kind")
     out: Any = evaluate(default, frame)
     out = out if isinstance(out, pd.Series) else pd.Series([out] * len(frame), index=frame.index,
                                                             dtype=_dtype_of(out))
@@ -876,3 +889,20 @@ def _from_plan_expr(e: Any) -> PostExpr:
         args.append(_from_plan_expr(e.default) if e.default is not None else Const(None))
         return Call("case", tuple(args))
     raise QueryError(f"not an expression: {type(e).__name__}")  # pragma: no cover
+
+
+def dry_run(post: Post, groups: dict[str, Any], aggregates: tuple[str, ...]) -> None:
+    """Apply ``post`` to a made-up released table of one row — each group column holding
+    ``groups[name]`` (a public key, or a value of the column's type), each aggregate 1.0
+    — and to its intervals: the type errors post-processing can raise depend on the
+    plan and the schema only, so they come out here, before any charge, never after."""
+    row = {name: [v] for name, v in groups.items()}
+    row.update({a: [1.0] for a in aggregates})
+    values = pd.DataFrame(row)
+
+    def ci(level: float) -> pd.DataFrame:
+        return pd.DataFrame([{**{g: v for g, v in groups.items()}, "aggregate": a, "value": 1.0,
+                              "lower": 0.5, "upper": 1.5} for a in aggregates])
+
+    _, post_ci = apply(post, values, ci, tuple(groups), aggregates)
+    post_ci(0.95)

@@ -119,4 +119,11 @@ class DPMechanism(Mechanism):
     def compile(self, ctx: Context) -> CompiledDPRelease:
         compiled = compile_dp(ctx.plan, ctx.policy, ctx.schema, ctx.protection,
                               grant_epsilon=float(ctx.grant.epsilon))
+        if ctx.plan.post is not None:  # its type errors now, before the charge
+            from ..post import dry_run
+
+            _TYPED = {"int": 1, "float": 1.0, "bool": True, "str": "a"}
+            groups = {c: (k[0] if k else _TYPED.get(ctx.schema.get(c, "str"), "a"))
+                      for c, k in zip(compiled.group_columns, compiled.keys)}
+            dry_run(ctx.plan.post, groups, tuple(a.name for a in ctx.plan.aggs))
         return CompiledDPRelease(ctx, compiled)

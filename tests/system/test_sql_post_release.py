@@ -86,3 +86,20 @@ def test_the_same_aggregates_post_processed_another_way_are_free(session):
     want = first.df[first.df["n"] > 1000].sort_values("n", ascending=False, kind="stable")
     assert again.df["race"].tolist() == want["race"].tolist()
     np.testing.assert_allclose(again.df["m"], want["s"] / want["n"])
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("SELECT sex, CASE WHEN COUNT(*) > 5 THEN 'big' ELSE 0 END AS b FROM adult GROUP BY sex",
+     "CASE mix number and text"),
+    ("SELECT sex, sex + 1 AS b, COUNT(*) FROM adult GROUP BY sex", "arithmetic on a text column"),
+    ("SELECT sex, COUNT(*) FROM adult GROUP BY sex HAVING COUNT(*) AND sex = 'Male'",
+     "a value used as a condition"),
+    ("SELECT sex, COUNT(*) FROM adult GROUP BY sex HAVING sex = 3", "comparison of a number with text"),
+])
+def test_type_errors_of_post_processing_come_before_the_charge(session, text, msg):
+    from pets.sql import parse_sql
+
+    before = session.remaining("adult")
+    with pytest.raises(pets.QueryError, match=msg):
+        session.sql(text, pets.DP(epsilon=0.1))
+    assert session.remaining("adult") == before
