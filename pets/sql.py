@@ -329,14 +329,19 @@ def _check_names(sel: exp.Expression, types: Mapping[str, str]) -> None:
                                 f"columns; a column name with hyphens must be in double quotes: "
                                 f'"{joined}"'
                             )
-        elif isinstance(node, exp.Column) and not node.table:
-            ident = node.this
-            if isinstance(ident, exp.Identifier) and ident.quoted and node.name not in types \
-                    and node.name not in aliases:
+        elif isinstance(node, exp.Column) and node.name not in types and (
+                node.table or node.name not in aliases) and isinstance(node.this, exp.Identifier):
+            if node.this.quoted and not node.table:
                 raise QueryError(
                     f'unknown column "{node.name}"{_where(node)}: double quotes name a column; '
                     f"write text in single quotes: '{node.name}'"
                 )
+            import difflib
+
+            near = difflib.get_close_matches(node.name, list(types), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise QueryError(f"unknown column {node.name!r} in dataset {_QUALIFIER.get()[1] or _QUALIFIER.get()[0]!r}"
+                             f"{_where(node)}{hint}")
 
 
 _FUNC_POST = {exp.Sqrt: "sqrt", exp.Abs: "abs", exp.Floor: "floor", exp.Ceil: "ceil",

@@ -174,3 +174,11 @@ def test_every_refusal_has_a_position(text):
     with pytest.raises(QueryError) as info:
         sql(text)
     assert LOC.search(str(info.value)), str(info.value)
+
+
+def test_an_unknown_column_says_where_and_what_was_meant():
+    with pytest.raises(QueryError, match=r"unknown column 'agee' in dataset 'adult' at line 2, "
+                       r"column 12; did you mean 'age'\?"):
+        sql("SELECT sex,\n       AVG(agee) FROM adult GROUP BY sex")
+    # names of outputs are not columns
+    assert sql("SELECT COUNT(*) AS n FROM adult HAVING n > 1 ORDER BY n").post is not None
