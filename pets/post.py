@@ -772,7 +772,7 @@ class Output:
 
     >>> e = (out("total") / out("n")).round(1)
     >>> post_text(e.node)
-    'ROUND("total" / n, 1)'
+    'ROUND(total / n, 1)'
     """
 
     __slots__ = ("node",)
@@ -845,7 +845,6 @@ def out(name: str) -> Output:
 def to_post(x: Any) -> PostExpr:
     """An :class:`Output`, a builder expression over output names (``col("n") > 100``:
     ``col`` names an output here) or a plain value, as a post-processing expression."""
-    from . import plan as P
     from .query import Expression
 
     if isinstance(x, Output):

@@ -10,8 +10,18 @@ expression: ``+ - *``, unary minus, ``/`` by a nonzero number, numeric literals 
 ``CASE`` whose results are all literals can be a group key: name it in SELECT
 (``CASE ... END AS band``) and ``GROUP BY band``; its keys are those literals. Bounds
 and public keys come from the policy (an expression's bounds follow from its columns'
-bounds). Anything else is refused with a :class:`QueryError` that names the construct
-and where it is.
+bounds).
+
+Over the released aggregates (post-processing, :mod:`pets.post`, on the noisy values
+after the release, at no cost): ``HAVING``, ``ORDER BY`` (names, positions,
+expressions), ``LIMIT`` / ``OFFSET`` / ``TOP n`` / ``FETCH FIRST``, and expressions in
+the SELECT list (arithmetic, ``POWER``, ``SQRT``, ``ROUND``, ``ABS``, ``CASE``,
+constants, ...). Also ``VAR`` / ``STD`` and their spellings, ``SELECT col … GROUP BY
+col`` (a DP list of groups), ``SELECT DISTINCT col``, CASE groups not named in SELECT,
+renamed group columns, qualifiers checked against the FROM alias, and literals coerced
+to the column's type as PostgreSQL and DuckDB do. Anything else is refused with a
+:class:`QueryError` that names the construct and where it is (docs/sql.md has the
+table).
 
 >>> parse_sql("SELECT sex, COUNT(*) AS n FROM adult GROUP BY sex").group_by[0].column
 'sex'
