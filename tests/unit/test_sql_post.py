@@ -182,3 +182,11 @@ def test_an_unknown_column_says_where_and_what_was_meant():
         sql("SELECT sex,\n       AVG(agee) FROM adult GROUP BY sex")
     # names of outputs are not columns
     assert sql("SELECT COUNT(*) AS n FROM adult HAVING n > 1 ORDER BY n").post is not None
+
+
+def test_a_case_over_an_ungrouped_column_in_select_says_which_column():
+    # was "expression in SELECT"; a CASE over aggregates is fine now, over a raw column not
+    with pytest.raises(QueryError, match=r"column 'age' is selected but not in GROUP BY at "
+                       r"line 1, column 18"):
+        sql("SELECT CASE WHEN age < 30 THEN 'y' ELSE 'o' END AS b, COUNT(*) FROM adult")
+    assert sql("SELECT SUM(age) + 1 FROM adult").post.outputs[0][0] == "SUM(age) + 1"
