@@ -22,8 +22,9 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from .holder import Holder
     from .policy import Policy
     from .protections import DP, HE, KAnonymity
+    from .post import out
     from .query import (Expression, Query, case, col, count, count_distinct, histogram, mean,
-                        quantile, sum, variance)
+                        quantile, stddev, sum, variance)
     from .release import Explanation, Extract, Release
     from .remote_federation import RemoteFederatedSession, RemoteFederation
     from .session import Session
@@ -41,7 +42,8 @@ _WHERE = {
     "FederatedSession": ".federation", "Federation": ".federation",
     "DP": ".protections", "HE": ".protections", "KAnonymity": ".protections",
     **dict.fromkeys(["Expression", "Query", "case", "col", "count", "count_distinct",
-                     "histogram", "mean", "quantile", "sum", "variance"], ".query"),
+                     "histogram", "mean", "quantile", "stddev", "sum", "variance"], ".query"),
+    "out": ".post",
     "Explanation": ".release", "Extract": ".release", "Release": ".release",
     "Session": ".session",
     "RemoteSession": ".client", "connect": ".client",
@@ -112,7 +114,9 @@ __all__ = [
     "histogram",
     "mean",
     "models",
+    "out",
     "quantile",
+    "stddev",
     "sum",
     "synth",
     "variance",

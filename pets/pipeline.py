@@ -177,6 +177,11 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
     _check_protection(protection)
     _check_size(plan)
     mech = mechanism_for(protection, federated=federated)
+    if plan.post is not None and not getattr(mech, "post_processing", False):
+        raise QueryError(
+            f"HAVING, ORDER BY, LIMIT and expressions over aggregates apply to DP releases; "
+            f"a {type(protection).__name__} release does not support them"
+        )
     mech.check_request(plan, protection)
     store = s._holder._store
     if store.get_dataset(plan.dataset) is None:

@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
-AGG_KINDS = ("count", "sum", "mean", "variance", "quantile", "histogram", "count_distinct")
+AGG_KINDS = ("count", "sum", "mean", "variance", "stddev", "quantile", "histogram",
+             "count_distinct")
 #: most bins one histogram may have (each bin is one exact count per cell)
 MAX_BINS = 1000
 ARITH_OPS = ("+", "-", "*", "/")
@@ -603,6 +604,9 @@ class Plan:
     select: tuple[str, ...] | None = None
     group_by: tuple[GroupKey, ...] = ()
     aggs: tuple[Aggregation, ...] = field(default_factory=tuple)
+    # post-processing of the released table (pets.post): computed outputs, HAVING,
+    # ORDER BY, LIMIT — run on the noisy values after the release, at no cost
+    post: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset:
@@ -654,6 +658,22 @@ class Plan:
                     f"output name {h.name!r} is the histogram's column, which labels its bins; "
                     "choose another name"
                 )
+        if self.post is not None:
+            from .post import Post
+
+            if not isinstance(self.post, Post):
+                raise QueryError(f"a plan's post-processing must be a pets.post.Post, got "
+                                 f"{type(self.post).__name__}")
+            if hist:
+                raise QueryError(
+                    "a histogram's result has one row per cell and bin: HAVING, ORDER BY, "
+                    "LIMIT and expressions over it are not supported; ask for counts per "
+                    "CASE group instead"
+                )
+            if not self.aggs:
+                raise QueryError("HAVING, ORDER BY, LIMIT and expressions apply to aggregates; "
+                                 "this query has none")
+            self.post.check([g.column for g in self.group_by] + [a.name for a in self.aggs])
 
     def columns(self) -> list[str]:
         """Every column the plan refers to, in order of first appearance."""
@@ -705,6 +725,7 @@ class Plan:
                 }
                 for a in self.aggs
             ],
+            **({"post": self.post.to_dict()} if self.post is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -734,6 +755,7 @@ class Plan:
                     )
                     for a in d.get("aggs", [])
                 ),
+                post=_post_from_dict(d["post"]) if d.get("post") is not None else None,
             )
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
             if isinstance(e, QueryError):
@@ -757,6 +779,12 @@ class Plan:
         if not isinstance(d, dict):
             raise QueryError(f"malformed plan JSON: expected an object, got {type(d).__name__}")
         return cls.from_dict(d)
+
+
+def _post_from_dict(d: Any) -> Any:
+    from .post import Post
+
+    return Post.from_dict(d)
 
 
 def _expr_to_dict(e: Expr) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from . import plan as P
 from .errors import QueryError
 
 __all__ = ["Expression", "col", "lit", "case", "Query", "AggSpec", "count", "sum", "mean",
-           "variance", "quantile", "histogram", "count_distinct"]
+           "variance", "stddev", "quantile", "histogram", "count_distinct"]
 
 
 class Expression:
@@ -247,6 +247,12 @@ def variance(column: "str | Expression", bounds: Sequence[float] | None = None) 
     return AggSpec("variance", column, bounds)
 
 
+def stddev(column: "str | Expression", bounds: Sequence[float] | None = None) -> AggSpec:
+    """Population standard deviation: the square root of :func:`variance`, released from
+    the same noisy measurements (its interval is the square root of the variance's)."""
+    return AggSpec("stddev", column, bounds)
+
+
 def quantile(column: "str | Expression", q: float, bounds: Sequence[float] | None = None) -> AggSpec:
     """The ``q``-quantile (0.5: the median) of a numeric column within ``bounds``, chosen
     among 65 evenly spaced candidates by the exponential mechanism (report noisy max)."""
@@ -279,7 +285,7 @@ def count_distinct(column: str | None = None) -> AggSpec:
 class Query:
     """An immutable description of a question about one dataset."""
 
-    __slots__ = ("_dataset", "_filters", "_select", "_group_by", "_aggs")
+    __slots__ = ("_dataset", "_filters", "_select", "_group_by", "_aggs", "_post")
 
     def __init__(
         self,
@@ -288,6 +294,7 @@ class Query:
         _select: tuple[str, ...] | None = None,
         _group_by: tuple[P.GroupKey, ...] = (),
         _aggs: tuple[P.Aggregation, ...] = (),
+        _post: Any = None,
     ) -> None:
         if not isinstance(dataset, str) or not dataset:
             raise QueryError("a dataset name must be a non-empty string")
@@ -296,10 +303,12 @@ class Query:
         self._select = _select
         self._group_by = _group_by
         self._aggs = _aggs
+        self._post = _post
 
     def _with(self, **kw: Any) -> "Query":
         args: dict[str, Any] = dict(
-            _filters=self._filters, _select=self._select, _group_by=self._group_by, _aggs=self._aggs
+            _filters=self._filters, _select=self._select, _group_by=self._group_by, _aggs=self._aggs,
+            _post=self._post,
         )
         args.update(kw)
         return Query(self._dataset, **args)
@@ -412,11 +421,74 @@ class Query:
             select=self._select,
             group_by=self._group_by,
             aggs=self._aggs,
+            post=self._post,
         )
 
     @classmethod
     def from_plan(cls, plan: P.Plan) -> "Query":
-        return cls(plan.dataset, plan.filters, plan.select, plan.group_by, plan.aggs)
+        return cls(plan.dataset, plan.filters, plan.select, plan.group_by, plan.aggs, plan.post)
+
+    # -- post-processing of the released table (pets.post): after the noise, no cost ---
+    def _post_with(self, **kw: Any) -> "Query":
+        import dataclasses
+
+        from .post import Post
+
+        base = self._post if self._post is not None else Post()
+        return self._with(_post=dataclasses.replace(base, **kw))
+
+    def having(self, condition: Any) -> "Query":
+        """Keep the released cells where ``condition`` holds, computed on the **noisy**
+        values: ``having(pets.out("n") > 100)`` (``col("n")`` names the output too).
+        Several calls are AND-ed. Costs nothing; a cell whose exact value passes may be
+        dropped and one whose exact value fails may be kept."""
+        from .post import Call, to_post
+
+        cond = to_post(condition)
+        old = self._post.having if self._post is not None else None
+        q = self._post_with(having=Call("and", (old, cond)) if old is not None else cond)
+        return q._checked()
+
+    def order_by(self, *keys: Any, descending: bool | Sequence[bool] = False,
+                 nulls_first: bool = False) -> "Query":
+        """Sort the released cells by output names or expressions over them, on the
+        noisy values (ties keep the key order; suppressed cells last unless
+        ``nulls_first``): ``order_by("n", descending=True)``."""
+        from .post import Ref, to_post
+
+        if not keys:
+            raise QueryError("order_by() needs at least one output name or expression")
+        desc = [descending] * len(keys) if isinstance(descending, bool) else list(descending)
+        if len(desc) != len(keys) or not all(isinstance(d, bool) for d in desc):
+            raise QueryError("descending= is True/False, or one True/False per key")
+        if not isinstance(nulls_first, bool):
+            raise QueryError("nulls_first= is True or False")
+        items = tuple((Ref(k) if isinstance(k, str) else to_post(k), d, nulls_first)
+                      for k, d in zip(keys, desc))
+        return self._post_with(order_by=items)._checked()
+
+    def limit(self, n: int, offset: int = 0) -> "Query":
+        """Keep ``n`` released cells (after ``offset``), in the order of :meth:`order_by`."""
+        return self._post_with(limit=n, offset=offset)._checked()
+
+    def compute(self, **outputs: Any) -> "Query":
+        """Add outputs computed from the released ones, after the noise, at no cost:
+        ``compute(avg=pets.out("total") / pets.out("n"))``. Their intervals are
+        propagated where well defined (``Release.ci``), NaN where not."""
+        from .post import Ref, to_post
+
+        if not outputs:
+            raise QueryError("compute() needs at least one named output, e.g. "
+                             "compute(avg=pets.out('total') / pets.out('n'))")
+        base = self._post.outputs if self._post is not None and self._post.outputs else tuple(
+            (n, Ref(n)) for n in [g.column for g in self._group_by] + [a.name for a in self._aggs])
+        new = tuple((name, to_post(e)) for name, e in outputs.items())
+        return self._post_with(outputs=base + new)._checked()
+
+    def _checked(self) -> "Query":
+        if self._aggs:
+            _ = self.plan  # validates the references against the outputs
+        return self
 
     def __repr__(self) -> str:
         return f"Query({self.plan.to_json()})"

@@ -526,8 +526,8 @@ class NoisyResult:
         if o.agg.kind == "mean":
             return np.clip(mid + s / n, o.lower, o.upper)
         q = nz[o.keys["sumsq"]] / (o.factor * o.factor)
-        var = q / n - (s / n) ** 2
-        return np.clip(var, 0.0, ((o.upper - o.lower) / 2.0) ** 2)
+        var = np.clip(q / n - (s / n) ** 2, 0.0, ((o.upper - o.lower) / 2.0) ** 2)
+        return np.sqrt(var) if o.agg.kind == "stddev" else var
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Per released cell: the value and an interval that covers the exact (clamped,
@@ -609,6 +609,8 @@ class NoisyResult:
         vmax = ((o.upper - o.lower) / 2.0) ** 2
         lo = np.where(valid, np.clip(q_lo / n_hi - sq_max, 0.0, vmax), 0.0)
         hi = np.where(valid, np.clip(q_hi / n_lo_safe - sq_min, 0.0, vmax), vmax)
+        if o.agg.kind == "stddev":  # sqrt is increasing: the interval maps end to end
+            return np.sqrt(lo), np.sqrt(hi)
         return lo, hi
 
 
@@ -880,7 +882,7 @@ def _compile_moments(b: _Builder, a: P.Aggregation, f: int, ref: Any, lo: float,
     center = _round_half_away((lo + hi) / 2 * f)
     ks = {"count": b.measure("present", _presence(ref)),
           "sum": b.measure("sum", ref, lo, hi, f, center)}
-    if a.kind == "variance":
+    if a.kind in ("variance", "stddev"):
         ks["sumsq"] = b.measure("sumsq", ref, lo, hi, f, center)
     b.outputs.append(_Output(a, ks, f, center, lo, hi))
 
@@ -891,6 +893,7 @@ def _compile_mean(b: _Builder, a: P.Aggregation) -> None:
     _compile_moments(b, a, sum_factor(lo, hi, ctype, b.policy.row_limit), ref, lo, hi)
 
 
+@_aggregation("stddev")  # the square root of the variance (post-processing)
 @_aggregation("variance")
 def _compile_variance(b: _Builder, a: P.Aggregation) -> None:
     ref, lo, hi, ctype = _bounded_value(b, a)
@@ -1010,7 +1013,7 @@ def _check_fits(b: _Builder, max_rows: int) -> dict[str, int]:
 def _refuse_overflow(o: _Output, max_rows: int) -> None:
     a = o.agg
     per_row = EXACT_LIMIT // max_rows  # the largest value one row may add, in F units
-    if a.kind == "variance":
+    if a.kind in ("variance", "stddev"):
         allowed: float = math.isqrt(per_row) / o.factor
         what = f"narrow the bounds so that (upper − lower)/2 is at most {_edge_label(allowed)}"
     else:

@@ -24,10 +24,17 @@ _SELECTED = "__selected__"
 
 
 def answer_key(ctx: Context) -> str:
-    """Per analyst and purpose: a shared answer would tell one analyst what another asked."""
+    """Per analyst and purpose: a shared answer would tell one analyst what another asked.
+
+    The plan's post-processing (HAVING, ORDER BY, LIMIT, expressions) is left out: it
+    is applied to the recorded noisy measurements, so the same aggregates sorted or
+    filtered another way are the same answer, at no cost."""
+    import dataclasses
+
+    plan = dataclasses.replace(ctx.plan, post=None) if ctx.plan.post is not None else ctx.plan
     text = json.dumps(
         {"dataset": ctx.plan.dataset, "version": ctx.dataset.version,
-         "policy": ctx.policy.to_dict(), "plan": ctx.plan.to_dict(),
+         "policy": ctx.policy.to_dict(), "plan": plan.to_dict(),
          "protection": ctx.protection.to_dict(), "analyst": ctx.analyst,
          "purpose": ctx.purpose},
         sort_keys=True, separators=(",", ":"), default=str,
@@ -82,10 +89,17 @@ class CompiledDPRelease(Compiled):
     def result(self, payload: Any, audit_id: int, spent: Cost, repeat_of: int | None) -> Release:
         c = self.compiled
         res = NoisyResult(c, payload)
+        df, ci = res.values(), res.ci
+        plan = self.ctx.plan
+        if plan.post is not None:  # HAVING, ORDER BY, LIMIT, expressions: on the noisy values
+            from ..post import apply
+
+            df, ci = apply(plan.post, df, ci, tuple(g.column for g in plan.group_by),
+                           tuple(a.name for a in plan.aggs))
         return Release(
-            df=res.values(), spent=spent, audit_id=audit_id, plan=self.ctx.plan,
+            df=df, spent=spent, audit_id=audit_id, plan=plan,
             protection=self.ctx.protection, scale=c.output_scales(),
-            suppressed=int(res.suppressed.sum()), _ci=res.ci, repeat_of=repeat_of,
+            suppressed=int(res.suppressed.sum()), _ci=ci, repeat_of=repeat_of,
         )
 
 
@@ -93,6 +107,8 @@ class DPMechanism(Mechanism):
     """Central DP: exact aggregates in the engine, discrete Laplace / Gaussian noise."""
 
     protection_type = DP
+    #: the plan's post-processing (pets.post) is applied to the released table
+    post_processing = True
 
     def form(self, protection: DP) -> str:
         return "dp"
@@ -103,4 +119,11 @@ class DPMechanism(Mechanism):
     def compile(self, ctx: Context) -> CompiledDPRelease:
         compiled = compile_dp(ctx.plan, ctx.policy, ctx.schema, ctx.protection,
                               grant_epsilon=float(ctx.grant.epsilon))
+        if ctx.plan.post is not None:  # its type errors now, before the charge
+            from ..post import dry_run
+
+            _TYPED = {"int": 1, "float": 1.0, "bool": True, "str": "a"}
+            groups = {c: (k[0] if k else _TYPED.get(ctx.schema.get(c, "str"), "a"))
+                      for c, k in zip(compiled.group_columns, compiled.keys)}
+            dry_run(ctx.plan.post, groups, tuple(a.name for a in ctx.plan.aggs))
         return CompiledDPRelease(ctx, compiled)

@@ -414,6 +414,26 @@ CASES: list[Case] = [
          sql("SELECT sex, COUNT(*) AS n, AVG(age) AS a FROM adult WHERE age >= 25 GROUP BY sex",
              dp_half),
          RELEASED, public_shape=True, why="SQL text"),
+    # post-processing (pets.post): HAVING / ORDER BY / LIMIT act on the noisy values only,
+    # so the rows kept may differ between D and D' (no public_shape) but explain, cost,
+    # scales and columns may not
+    case("sql_having_order_limit_expr", adult, adult_setup(),
+         sql("SELECT education, COUNT(*) AS n, SUM(age) / COUNT(*) AS m, STDDEV(age) AS sd "
+             "FROM adult GROUP BY education HAVING COUNT(*) > 400 ORDER BY n DESC, m LIMIT 5",
+             dp_half),
+         RELEASED, why="SQL HAVING, ORDER BY, LIMIT and an expression over aggregates"),
+    case("sql_list_of_groups", adult, adult_setup(),
+         sql("SELECT race AS r FROM adult WHERE age > 80 GROUP BY race", dp_half),
+         RELEASED, why="SELECT col GROUP BY col: the groups whose noisy count is positive"),
+    case("builder_having_compute", adult, adult_setup(),
+         release(lambda s: s.table("adult").group_by("race").agg(n=pets.count(), t=pets.sum("age"))
+                 .compute(avg=pets.out("t") / pets.out("n")).having(pets.out("n") > 50)
+                 .order_by("avg", descending=True).limit(2), dp_half),
+         RELEASED, why="builder having / order_by / limit / compute"),
+    case("refuse_post_on_kanon", adult, adult_setup(),
+         release(lambda s: s.table("adult").select("age", "sex").limit(3),
+                 pets.KAnonymity(k=5)),
+         refused(pets.QueryError), why="post-processing is for DP releases"),
 
     # ---------------------------------------------------------------- DP refusals
     case("refuse_negative_list", adult, adult_setup(),

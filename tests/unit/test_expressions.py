@@ -567,13 +567,8 @@ REFUSED = [
      "THEN age", r"CASE in GROUP BY whose result is not a literal"),
     ("SELECT CASE WHEN age < 30 THEN 'y' ELSE 1 END AS b, COUNT(*) FROM adult GROUP BY b",
      "ELSE 1", r"CASE in GROUP BY whose results mix text and number"),
-    ("SELECT COUNT(*) FROM adult GROUP BY CASE WHEN age < 30 THEN 'y' ELSE 'o' END",
-     "CASE WHEN age < 30 THEN 'y' ELSE 'o' END", r"GROUP BY on a CASE without a name"),
     ("SELECT age + 1 AS a1, COUNT(*) FROM adult GROUP BY a1", "age + 1",
      r"GROUP BY on an expression other than a column or a CASE"),
-    ("SELECT CASE WHEN age < 30 THEN 'y' ELSE 'o' END AS b, COUNT(*) FROM adult",
-     "CASE WHEN age < 30 THEN 'y' ELSE 'o' END", r"expression in SELECT"),
-    ("SELECT SUM(age) + 1 FROM adult", "SUM(age) + 1", r"expression in SELECT"),
     ("SELECT SUM(2 * 3) FROM adult", "SUM(2 * 3)", r"SUM of a constant"),
     ("SELECT COUNT(1 + 1) FROM adult", "COUNT(1 + 1)", r"COUNT of a constant"),
 ]

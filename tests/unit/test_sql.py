@@ -143,7 +143,7 @@ def test_duplicate_default_names_ask_for_an_alias():
 
 
 def test_output_named_like_a_group_column_is_refused():
-    with pytest.raises(QueryError, match="output name 'sex' is used twice"):
+    with pytest.raises(QueryError, match="output name 'sex' is already used by a group-by column"):
         parse_sql("SELECT sex, COUNT(*) AS sex FROM adult GROUP BY sex")
 
 
@@ -165,10 +165,6 @@ LOC = re.compile(r"at line (\d+), column (\d+)")
 # must fall inside the offending text.
 REFUSED_WITH_LOCATION = [
     ("SELECT COUNT(*) FROM adult a JOIN b ON a.x = b.x", "JOIN b ON a.x = b.x", r"unsupported SQL: JOIN"),
-    ("SELECT COUNT(*) FROM adult ORDER BY 1", "ORDER BY 1", r"unsupported SQL: ORDER BY"),
-    ("SELECT COUNT(*) FROM adult LIMIT 5", "LIMIT 5", r"unsupported SQL: LIMIT"),
-    ("SELECT sex, COUNT(*) FROM adult GROUP BY sex HAVING COUNT(*) > 5",
-     "HAVING COUNT(*) > 5", r"unsupported SQL: HAVING"),
     ("SELECT SUM(DISTINCT age) FROM adult", "SUM(DISTINCT age)",
      r"unsupported SQL: DISTINCT inside an aggregate"),
     ("SELECT COUNT(DISTINCT sex, race) FROM adult", "COUNT(DISTINCT sex, race)",
@@ -179,19 +175,27 @@ REFUSED_WITH_LOCATION = [
      "age IN (SELECT age FROM adult)", r"unsupported SQL: IN with a sub-query"),
     ("SELECT MAX(age) FROM adult", "MAX(age)", r"unsupported SQL: aggregate MAX"),
     ("SELECT MIN(age) FROM adult", "MIN(age)", r"unsupported SQL: aggregate MIN"),
-    ("SELECT STDDEV(age) FROM adult", "STDDEV(age)", r"unsupported SQL: aggregate STDDEV"),
     ("SELECT COUNT(*) FROM adult WHERE age % 2 = 1", "age % 2", r"unsupported SQL: modulo \(%\) \(age % 2\)"),
     ("SELECT COUNT(*) FROM adult WHERE lower(sex) = 'male'", "lower(sex)", r"unsupported SQL: function LOWER"),
     ("SELECT COUNT(*) FROM adult WHERE sex LIKE 'M%'", "sex LIKE 'M%'", r"unsupported SQL: LIKE in WHERE"),
-    ("SELECT SUM(age) * 2 FROM adult", "SUM(age) * 2", r"unsupported SQL: expression in SELECT"),
     ("SELECT SUM(age + 1 > 2) FROM adult", "age + 1 > 2", r"unsupported SQL: a condition used as a value"),
     ("SELECT SUM(2) FROM adult", "SUM(2)", r"unsupported SQL: SUM of a constant"),
     ("SELECT sex, COUNT(*) FROM adult", "sex", r"column 'sex' is selected but not in GROUP BY"),
-    ("SELECT sex AS s, COUNT(*) FROM adult GROUP BY sex", "sex AS s",
-     r"unsupported SQL: renaming a GROUP BY column"),
     ("SELECT COUNT(*) FROM adult GROUP BY age + 1", "age + 1", r"unsupported SQL: GROUP BY on an expression"),
     ("SELECT COUNT(*) FROM main.adult", "main.adult", r"unsupported SQL: FROM other than one dataset name"),
-    ("SELECT COUNT(*) FROM adult WHERE adult.age > 3", "adult.age", r"unsupported SQL: qualified column name"),
+    ("SELECT COUNT(*) FROM adult WHERE x.age > 3", "x.age", r"unknown table 'x' in x.age"),
+    ("SELECT COUNT(*) FROM adult AS p WHERE adult.age > 3", "adult.age", r"unknown table 'adult'.*refer to the table as p"),
+    ("SELECT COUNT(*) FROM adult ORDER BY 2", "2", r"unsupported SQL: ORDER BY position"),
+    ("SELECT COUNT(*) FROM adult LIMIT 'a'", "LIMIT 'a'", r"unsupported SQL: LIMIT other than a whole number"),
+    ("SELECT sex, COUNT(*) FROM adult GROUP BY sex HAVING age > 5", "age", r"column 'age' in HAVING is neither a GROUP BY column nor inside an aggregate"),
+    ("SELECT MAX(age) * 2 FROM adult", "MAX(age)", r"unsupported SQL: aggregate MAX"),
+    ("SELECT SUM(age) % 2 FROM adult", "SUM(age) % 2", r"unsupported SQL: modulo"),
+    ("SELECT UPPER('a'), COUNT(*) FROM adult", "UPPER('a')", r"unsupported SQL: function UPPER"),
+    ("SELECT COUNT(*) OVER () FROM adult", "COUNT(*) OVER ()", r"unsupported SQL: window function"),
+    ("SELECT DISTINCT sex, COUNT(*) FROM adult GROUP BY sex", "DISTINCT", r"SELECT DISTINCT with GROUP BY"),
+    ("SELECT * FROM adult", "*", r"SELECT \* returns rows; ask for aggregates such as COUNT\(\*\)"),
+    ("SELECT COUNT(*)", "SELECT COUNT(*)", r"the query needs FROM <dataset>"),
+    ("SELECT 3 AS three FROM adult", "SELECT 3 AS three FROM adult", r"select at least one aggregate"),
     ("WITH t AS (SELECT 1) SELECT COUNT(*) FROM t", "WITH t AS (SELECT 1)", r"unsupported SQL: WITH"),
     ("INSERT INTO adult VALUES (1)", "INSERT INTO adult VALUES (1)",
      r"unsupported SQL: statement other than SELECT"),
@@ -220,11 +224,7 @@ def test_unsupported_sql_is_refused_naming_the_construct_and_where(sql, where, p
 
 
 REFUSED_WITHOUT_LOCATION = [
-    ("SELECT DISTINCT sex FROM adult", r"unsupported SQL: SELECT DISTINCT"),
-    ("SELECT * FROM adult", r"SELECT \* returns rows; ask for aggregates such as COUNT\(\*\)"),
     ("SELECT COUNT(*) FROM adult; SELECT COUNT(*) FROM adult", r"give exactly one SQL statement, got 2"),
-    ("SELECT sex FROM adult GROUP BY sex", r"select at least one aggregate"),
-    ("SELECT COUNT(*)", r"the query needs FROM <dataset>"),
 ]
 
 
