@@ -594,6 +594,24 @@ def _check_case_key(name: str, e: Any) -> None:
         )
 
 
+
+_PLAN_KEYS = frozenset({"dataset", "filters", "select", "group_by", "aggs", "post"})
+_GROUP_KEYS = frozenset({"column", "keys", "expr"})
+_AGG_KEYS = frozenset({"name", "kind", "column", "bounds", "q", "bins", "expr"})
+
+
+def _known_keys(d: Any, known: frozenset[str], what: str) -> None:
+    if not isinstance(d, dict):
+        raise QueryError(f"malformed plan: a {what} must be a JSON object, "
+                         f"got {type(d).__name__}")
+    unknown = sorted(str(k) for k in d if k not in known)
+    if unknown:
+        raise QueryError(
+            f"malformed plan: unknown key {unknown[0]!r} in the {what} (this pets knows "
+            f"{', '.join(sorted(known))}); the client may be newer than the server: "
+            "upgrade the server, or leave that part out")
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a query asks: a dataset, filters (AND-ed), an optional column selection
@@ -733,6 +751,13 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Plan":
+        # strict: a key this version does not know (a newer client's clause) must be
+        # refused, never dropped — dropping e.g. a HAVING would answer another question
+        _known_keys(d, _PLAN_KEYS, "plan")
+        for g in d.get("group_by") or ():
+            _known_keys(g, _GROUP_KEYS, "group_by entry")
+        for a in d.get("aggs") or ():
+            _known_keys(a, _AGG_KEYS, "aggs entry")
         try:
             return cls(
                 dataset=d["dataset"],

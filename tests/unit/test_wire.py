@@ -44,3 +44,16 @@ def test_empty_frame() -> None:
 def test_integer_column_with_holes_keeps_its_values(values: list) -> None:
     d = {"columns": [{"name": "n", "dtype": "int64"}], "data": [values]}
     assert list(wire.frame_from_json(d)["n"].astype(object).where(lambda s: s.notna(), None)) == values
+
+
+@pytest.mark.parametrize("where", ["plan", "group_by entry", "aggs entry"])
+def test_a_plan_with_a_key_this_version_does_not_know_is_refused(where: str) -> None:
+    """A newer client's clause must never be silently dropped by an older server."""
+    import pets
+    from pets.plan import Plan
+
+    d = pets.Query("adult").group_by("sex").agg(n=pets.count()).plan.to_dict()
+    target = {"plan": d, "group_by entry": d["group_by"][0], "aggs entry": d["aggs"][0]}[where]
+    target["qualify"] = "n > 3"
+    with pytest.raises(pets.QueryError, match=f"unknown key 'qualify' in the {where}"):
+        Plan.from_dict(d)
