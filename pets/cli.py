@@ -572,6 +572,10 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("--last", type=int, help="only the newest N records")
     al.add_argument("--format", choices=("table", "csv", "json"), default="table")
     al.set_defaults(fn=_audit_list)
+
+    from .console.cli import add_parser as console_parser
+
+    console_parser(sub)
     return p
 
 

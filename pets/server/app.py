@@ -517,6 +517,9 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
     from .federation import install as install_federation
 
     install_federation(app, holder, caller, run)
+    from ..console import mount as mount_console
+
+    mount_console(app, holder)  # the holder's console under /console (docs/console.md)
     return app
 
 
