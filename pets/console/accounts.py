@@ -50,6 +50,9 @@ _TABLES = (
         csrf TEXT NOT NULL,
         expires REAL NOT NULL,
         flash TEXT)""",
+    """CREATE TABLE IF NOT EXISTS used_nonces (
+        nonce TEXT PRIMARY KEY,
+        expires REAL NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS verifications (
         id INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
@@ -230,6 +233,20 @@ class Accounts:
                 return None
             con.execute("UPDATE sessions SET flash = NULL WHERE token_hash = ?", (h,))
         return str(row[0])
+
+    def use_nonce(self, nonce: str | None) -> bool:
+        """``True`` the first time a form's one-time ``nonce`` is used, ``False`` after
+        (a reloaded or resubmitted form)."""
+        if not nonce or len(nonce) > 100:
+            return False
+        with self._db() as con:
+            con.execute("DELETE FROM used_nonces WHERE expires < ?", (time.time(),))
+            try:
+                con.execute("INSERT INTO used_nonces (nonce, expires) VALUES (?, ?)",
+                            (nonce, time.time() + 2 * SESSION_SECONDS))
+            except sqlite3.IntegrityError:
+                return False
+        return True
 
     @staticmethod
     def same(a: str | None, b: str | None) -> bool:

@@ -54,7 +54,7 @@ _HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make Origin "null" on posts
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -439,7 +439,8 @@ class Console:
 
     def keys_page(self, request: Request, sess: ConsoleSession) -> Response:
         keys = list(reversed(self.store.list_keys()))
-        return self.page(request, sess, "keys.html", "keys", keys=keys, new_key=None)
+        return self.page(request, sess, "keys.html", "keys", keys=keys, new_key=None,
+                         nonce=secrets.token_urlsafe(16))
 
     def accounts_page(self, request: Request, sess: ConsoleSession) -> Response:
         return self.page(request, sess, "accounts.html", "accounts", accounts=self.accounts.names())
@@ -509,6 +510,11 @@ class Console:
 
         def run() -> Response:
             analyst = form.get("analyst", "").strip()
+            if not self.accounts.use_nonce(form.get("nonce")):  # a reload: issue nothing
+                self.accounts.flash(request.cookies.get(COOKIE),
+                                    "Not done: this form was already sent (a reload?); the key "
+                                    "it issued was shown once. Issue a new key if it was lost.")
+                return RedirectResponse(f"{self.prefix}/keys", status_code=303)
             with self.store.acting_as(sess.account):
                 try:
                     key = self.holder.issue_key(analyst)
@@ -517,7 +523,7 @@ class Console:
                     return RedirectResponse(f"{self.prefix}/keys", status_code=303)
             keys = list(reversed(self.store.list_keys()))
             return self.page(request, sess, "keys.html", "keys", keys=keys, new_key=key,
-                             new_analyst=analyst)
+                             new_analyst=analyst, nonce=secrets.token_urlsafe(16))
 
         return await run_in_threadpool(run)
 

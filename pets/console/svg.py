@@ -54,7 +54,7 @@ def burndown(points: Sequence[tuple[str, float]], total: float, *, label: str, s
         left -= c
         path.append(f"V{y(left)}")
     path.append(f"H{pad_l + iw}")
-    desc = (f"{label}: {len(points)} charges, {_num(max(left, 0.0))} of {_num(total)} left")
+    desc = (f"{label}: {len(points)} charge{'' if len(points) == 1 else 's'}, {_num(max(left, 0.0))} of {_num(total)} left")
     first = datetime.fromtimestamp(t0).strftime("%Y-%m-%d %H:%M") if points or start else ""
     last = datetime.fromtimestamp(t1).strftime("%Y-%m-%d %H:%M") if points else ""
     return (
