@@ -29,7 +29,7 @@ def budget_bar(spent: float, total: float, *, label: str, width: int = 220, heig
 
 
 def burndown(points: Sequence[tuple[str, float]], total: float, *, label: str, start: str | None = None,
-             width: int = 320, height: int = 120) -> str:
+             charges: int | None = None, width: int = 320, height: int = 120) -> str:
     """Budget left over time: ``points`` are (ISO time, amount charged then), oldest
     first; the line steps down from ``total`` at ``start`` (or the first charge)."""
     pad_l, pad_r, pad_t, pad_b = 44, 8, 8, 22
@@ -54,7 +54,8 @@ def burndown(points: Sequence[tuple[str, float]], total: float, *, label: str, s
         left -= c
         path.append(f"V{y(left)}")
     path.append(f"H{pad_l + iw}")
-    desc = (f"{label}: {len(points)} charge{'' if len(points) == 1 else 's'}, {_num(max(left, 0.0))} of {_num(total)} left")
+    n = len(points) if charges is None else charges
+    desc = (f"{label}: {n} charge{'' if n == 1 else 's'}, {_num(max(left, 0.0))} of {_num(total)} left")
     first = datetime.fromtimestamp(t0).strftime("%Y-%m-%d %H:%M") if points or start else ""
     last = datetime.fromtimestamp(t1).strftime("%Y-%m-%d %H:%M") if points else ""
     return (
