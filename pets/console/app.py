@@ -340,7 +340,7 @@ class Console:
                                         if rule.get(k) is not None),
                     "bounds": "" if cp.get("bounds") is None else
                               f"[{_fmt(cp['bounds'][0])}, {_fmt(cp['bounds'][1])}]",
-                    "keys": "" if keys is None else ", ".join(map(str, keys[:12])) +
+                    "public_keys": "" if keys is None else ", ".join(map(str, keys[:12])) +
                             (f" … (+{len(keys) - 12})" if len(keys) > 12 else ""),
                     "negative": col in neg,
                 })

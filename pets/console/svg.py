@@ -14,7 +14,7 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
-def budget_bar(spent: float, total: float, *, label: str, width: int = 220, height: int = 18) -> str:
+def budget_bar(spent: float, total: float, *, label: str, width: int = 160, height: int = 18) -> str:
     """A horizontal bar: the spent share of ``total``, with an accessible title."""
     frac = 0.0 if total <= 0 else min(1.0, max(0.0, spent / total))
     w = round(frac * (width - 2), 1)
@@ -29,7 +29,7 @@ def budget_bar(spent: float, total: float, *, label: str, width: int = 220, heig
 
 
 def burndown(points: Sequence[tuple[str, float]], total: float, *, label: str, start: str | None = None,
-             charges: int | None = None, width: int = 320, height: int = 120) -> str:
+             charges: int | None = None, width: int = 240, height: int = 100) -> str:
     """Budget left over time: ``points`` are (ISO time, amount charged then), oldest
     first; the line steps down from ``total`` at ``start`` (or the first charge)."""
     pad_l, pad_r, pad_t, pad_b = 44, 8, 8, 22

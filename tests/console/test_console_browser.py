@@ -189,7 +189,7 @@ def test_csp_and_security_headers_on_every_page(console, page, shots: Path) -> N
         assert h["x-frame-options"] == "DENY" and h["cache-control"] == "no-store"
         assert h["x-content-type-options"] == "nosniff"
         assert page.locator("script:not([src])").count() == 0  # no inline script at all
-        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"page-{name}.png"))
     # the page of an unknown route and the static files carry the headers too
     r = httpx.get(console.url + "/console/static/console.js")
     assert r.status_code == 200 and r.headers["content-security-policy"] == CSP
@@ -233,6 +233,7 @@ def test_no_protected_value_rendered(console, page) -> None:
     page.goto(f"{console.url}/console/releases?dataset=people")
     html += page.content()
     assert "filtered on income" in html and "filtered on person_id" in html
+    assert "north, south" in html  # public keys are shown: they are in the policy
     for v in SECRET_NAMES:
         assert v not in html
     for x in SECRET_INCOMES:
@@ -248,7 +249,7 @@ def test_tampered_log_is_flagged(console, page, shots: Path) -> None:
     assert _by(console)[-1]["action"] == "verified" and _by(console)[-1]["ok"] is True
     head = page.locator("#head").inner_text()
     assert head == str(console.holder().audit().head())
-    page.screenshot(path=str(shots / "audit.png"), full_page=True)
+    page.screenshot(path=str(shots / "audit.png"))
     # someone edits a grant record in the database behind pets' back
     con = sqlite3.connect(console.home / "pets.db")
     with con:
@@ -260,4 +261,4 @@ def test_tampered_log_is_flagged(console, page, shots: Path) -> None:
     text = page.locator("#verification").inner_text()
     assert text.startswith("✘ FAILED") and f"audit record {rid}" in text
     assert page.locator("#flash").inner_text().startswith("VERIFICATION FAILED")
-    page.screenshot(path=str(shots / "audit-tampered.png"), full_page=True)
+    page.screenshot(path=str(shots / "audit-tampered.png"))
