@@ -63,3 +63,15 @@ def test_cli_add_holder(tmp_path, capsys) -> None:
     assert main(["console", "add-holder", "clerk", "--home", str(home), "--password-file", str(pw)]) == 2
     assert "at least 12 characters" in capsys.readouterr().err
     assert [a["name"] for a in Accounts(home).names()] == ["steward"]
+
+
+def test_console_doc_python_runs() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "console.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    ns: dict = {}
+    exec(compile("\n".join(blocks), "docs/console.md", "exec"), ns)
+    assert ns["holder"].audit().records(kind="console")[-1]["by"] == "steward"
