@@ -217,11 +217,9 @@ class Console:
                            "status": "refused", "rule": rule, "path": request.url.path})
         return self.render("error.html", status, message=message)
 
-    async def act(self, request: Request, fn: Callable[[ConsoleSession, dict[str, str]], str],
-                  back: str) -> Response:
-        """A POST: check the session, origin and CSRF token, then run ``fn`` as the
-        account (its holder acts name the account) and redirect to ``back`` with its
-        message; a :class:`pets.PetsError` becomes the message, changing nothing."""
+    async def checked_post(self, request: Request) -> Response | tuple[ConsoleSession, dict[str, str]]:
+        """A POST's session and form, or the response refusing it: no session (sign in),
+        or another origin or a wrong CSRF token (403, audited, nothing changed)."""
         sess = await run_in_threadpool(self.current, request)
         if sess is None:
             return self.to_login(request)
@@ -231,6 +229,17 @@ class Console:
                 self.refuse, request, "csrf", 403,
                 "This form was stale or did not come from this console (the CSRF check "
                 "failed), so nothing was changed. Reload the page and try again.")
+        return sess, form
+
+    async def act(self, request: Request, fn: Callable[[ConsoleSession, dict[str, str]], str],
+                  back: str) -> Response:
+        """A POST: check the session, origin and CSRF token, then run ``fn`` as the
+        account (its holder acts name the account) and redirect to ``back`` with its
+        message; a :class:`pets.PetsError` becomes the message, changing nothing."""
+        checked = await self.checked_post(request)
+        if isinstance(checked, Response):
+            return checked
+        sess, form = checked
 
         def run() -> str:
             with self.store.acting_as(sess.account):
@@ -568,15 +577,10 @@ class Console:
     async def issue_key(self, request: Request) -> Response:
         """Issuing a key renders the key once, on this response (no redirect: the key
         is never stored where a later page could show it)."""
-        sess = await run_in_threadpool(self.current, request)
-        if sess is None:
-            return self.to_login(request)
-        form = await self.form(request)
-        if not self.same_origin(request) or not self.accounts.same(form.get("csrf"), sess.csrf):
-            return await run_in_threadpool(
-                self.refuse, request, "csrf", 403,
-                "This form was stale or did not come from this console (the CSRF check "
-                "failed), so nothing was changed. Reload the page and try again.")
+        checked = await self.checked_post(request)
+        if isinstance(checked, Response):
+            return checked
+        sess, form = checked
 
         def run() -> Response:
             analyst = form.get("analyst", "").strip()

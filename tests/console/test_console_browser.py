@@ -241,6 +241,31 @@ def test_no_protected_value_rendered(console, page) -> None:
             assert text not in html, text
 
 
+def test_register_a_dataset_from_a_file(console, page, tmp_path) -> None:
+    data, policy = tmp_path / "towns.csv", tmp_path / "towns.policy.toml"
+    data.write_text("region,age\nnorth,30\nsouth,41\nnorth,52\n")
+    policy.write_text('[columns.region]\nrole = "attribute"\ngrade = 1\nkeys = ["north", "south"]\n'
+                      '[grades.1]\nallow = ["dp"]\n')
+    sign_in(page, console.url)
+    page.goto(console.url + "/console/datasets")
+    page.get_by_label("Name").fill("towns")
+    page.get_by_label("Data file path").fill(str(tmp_path / "missing.csv"))
+    page.get_by_label("Policy file path").fill(str(policy))
+    page.get_by_role("button", name="Register").click()
+    assert page.locator("#flash").inner_text().startswith("Not done: source file")
+    assert "towns" not in console.holder().datasets()
+    page.get_by_label("Name").fill("towns")
+    page.get_by_label("Data file path").fill(str(data))
+    page.get_by_label("Policy file path").fill(str(policy))
+    page.get_by_role("button", name="Register").click()
+    assert page.locator("#flash").inner_text() == f"Registered dataset towns from {data}."
+    assert page.get_by_role("heading", name="towns").count() == 1
+    rec = console.holder().audit().records(kind="register", dataset="towns")[-1]
+    assert rec["by"] == ACCOUNT
+    for v in ("30", "41", "52"):  # rows are never shown
+        assert f"<td>{v}</td>" not in page.content()
+
+
 def test_tampered_log_is_flagged(console, page, shots: Path) -> None:
     sign_in(page, console.url)
     page.goto(console.url + "/console/audit")
