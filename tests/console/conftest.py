@@ -71,10 +71,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     home = tmp_path_factory.mktemp("console-home")
     h = pets.Holder(home)
-    h.register("adult", pets.example_data("adult"), pets.example_policy("adult"))
     h.register("people", people(), PEOPLE_POLICY)
-    h.grant("alice", dataset="adult", purpose=PURPOSE, epsilon=2.0)
-    h.grant("alice", dataset="people", purpose=PURPOSE, epsilon=1.0)
+    h.grant("alice", dataset="people", purpose=PURPOSE, epsilon=2.0)
     add_holder(home, ACCOUNT, PASSWORD)
     srv = start(home)
     srv.keys["alice"] = h.issue_key("alice")

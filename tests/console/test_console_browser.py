@@ -54,13 +54,13 @@ def test_grant_watch_a_release_appear_then_revoke(console, page, shots: Path) ->
     sign_in(page, console.url)
     form = page.locator("#grant-form")
     form.get_by_label("Analyst").fill("bob")
-    form.get_by_label("Dataset").select_option("adult")
+    form.get_by_label("Dataset").select_option("people")
     form.get_by_label("Purpose").fill("health-survey")
     form.get_by_label("ε (total)").fill("1.5")
     form.get_by_role("button", name="Grant").click()
-    assert page.locator("#flash").inner_text() == "Granted bob ε=1.5, δ=0 on adult for health-survey."
+    assert page.locator("#flash").inner_text() == "Granted bob ε=1.5, δ=0 on people for health-survey."
     g = console.holder().grants("bob")
-    assert [(x["dataset"], x["purpose"], x["epsilon"]) for x in g] == [("adult", "health-survey", 1.5)]
+    assert [(x["dataset"], x["purpose"], x["epsilon"]) for x in g] == [("people", "health-survey", 1.5)]
     rec = console.holder().audit().records(kind="grant", analyst="bob")[-1]
     assert rec["by"] == ACCOUNT and rec["epsilon"] == 1.5
 
@@ -82,12 +82,12 @@ def test_grant_watch_a_release_appear_then_revoke(console, page, shots: Path) ->
     assert "0 records match" in page.locator("#count").inner_text()
     page.get_by_label("Update live (every 2 s)").check()
     s = pets.connect(console.url, api_key=key, purpose="health-survey")
-    q = s.table("adult").group_by("sex").agg(n=pets.count())
+    q = s.table("people").group_by("region").agg(n=pets.count())
     r = s.release(q, pets.DP(epsilon=0.5))
     row = page.locator(f"#records tr[data-id='{r.audit_id}']")
     row.wait_for(timeout=10_000)
     cells = row.locator("td").all_inner_texts()
-    assert cells[2:7] == ["bob", "adult", "health-survey", "dp", "released"]
+    assert cells[2:7] == ["bob", "people", "health-survey", "dp", "released"]
     assert cells[9] == "ε 0.5" and cells[10] == "2"
     assert cells[11] == f"n: {r.scale['n']:.6g}"
     page.screenshot(path=str(shots / "releases.png"), full_page=True)
@@ -107,7 +107,7 @@ def test_grant_watch_a_release_appear_then_revoke(console, page, shots: Path) ->
     page.once("dialog", lambda d: d.accept())
     page.locator("tr.grant[data-analyst='bob']").get_by_role("button", name=re.compile("Revoke")).click()
     page.wait_for_selector("#flash")
-    assert page.locator("#flash").inner_text() == "Revoked the grant of bob on adult for health-survey."
+    assert page.locator("#flash").inner_text() == "Revoked the grant of bob on people for health-survey."
     assert console.holder().grants("bob") == []
     assert page.locator("tr.grant[data-analyst='bob']").count() == 0
     rec = console.holder().audit().records(kind="revoke", analyst="bob")[-1]
@@ -169,7 +169,7 @@ def test_csrf_refused_and_changes_nothing(console, page, shots: Path) -> None:
     page.goto(console.url.replace("127.0.0.1", "localhost") + "/healthz")  # no console CSP
     page.set_content(
         f'<form method="post" action="{console.url}/console/grants/set">'
-        '<input name="analyst" value="mallory"><input name="dataset" value="adult">'
+        '<input name="analyst" value="mallory"><input name="dataset" value="people">'
         '<input name="purpose" value="x"><input name="epsilon" value="9">'
         '<button id="go">go</button></form>')
     page.click("#go")
