@@ -55,6 +55,12 @@ class Release:
             f"cells={len(self.df)}, suppressed={self.suppressed})\n{self.df!r}"
         )
 
+    def _repr_html_(self) -> str:
+        """Notebook display: each cell with its 95% interval drawn (:mod:`pets.display`)."""
+        from .display import release_html
+
+        return release_html(self)
+
 
 @dataclass(frozen=True)
 class Extract:
@@ -88,6 +94,11 @@ class Extract:
             f"transformation={self.transformation}, audit_id={self.audit_id})"
         )
 
+    def _repr_html_(self) -> str:
+        from .display import extract_html
+
+        return extract_html(self)
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -108,6 +119,11 @@ class Explanation:
     ci_width: dict[str, float | None] = field(default_factory=dict)
     remaining: Cost | None = None
     details: pd.DataFrame | None = field(default=None, repr=False)
+
+    def _repr_html_(self) -> str:
+        from .display import explanation_html
+
+        return explanation_html(self)
 
     def __str__(self) -> str:
         if not self.allowed:

@@ -12,6 +12,7 @@
     pets synthesize --analyst A --purpose P --dataset D --columns a,b,c --rows N --epsilon 1
     pets anonymize in.csv --qi age,sex --k 5 [--hierarchies DIR] -o out.csv   (offline, ungoverned)
     pets serve | keys issue|list|revoke | audit verify|head|list | federation deal|join
+    pets console add-holder NAME [--password-file F]      (an account for the web console)
 
 Every command but ``demo`` and ``anonymize`` takes ``--home DIR`` (or ``PETS_HOME``); only
 ``register`` creates a home. Exit codes (API.md): 0 success, 1 unexpected error, 2 usage
@@ -58,6 +59,7 @@ _COMMAND_MODULES = (
     "pets.cli.holder_cmds",    # register, datasets, grant, revoke, grants, budget, keys, audit
     "pets.cli.analyst_cmds",   # query, extract, he query
     "pets.cli.models_cmds",    # fit, synthesize
+    "pets.cli.console_cmds",   # console add-holder
 )
 
 for _m in _COMMAND_MODULES:

@@ -437,7 +437,8 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
         return {"dataset": dataset, "purpose": purpose,
                 "remaining": wire.cost_to_json(s.remaining(dataset))}
 
-    _HIDDEN = {"answer_digest", "key_ids", "revoked_ids", "record_sha256"}
+    # never shown to analysts: digests, key ids, and which holder staff account acted
+    _HIDDEN = {"answer_digest", "key_ids", "revoked_ids", "record_sha256", "by"}
 
     def history(c: Caller, dataset: str | None, purpose: str | None, kind: str | None,
                 status: str | None, last: int | None) -> dict[str, Any]:
@@ -520,6 +521,9 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
     from .models_api import install as install_models  # /v1/fit, /v1/synthesize
 
     install_models(app, holder, caller, run)
+    from ..console import mount as mount_console
+
+    mount_console(app, holder)  # the holder's console under /console (docs/console.md)
     return app
 
 

@@ -156,7 +156,7 @@ _STATUSES = ("released", "refused", "recorded")
 #: Kinds of the holder's own acts (grants, revocations, API keys, dataset registrations,
 #: the store's own migration): status "recorded", written only by the store's methods,
 #: in the transaction of the change they record.
-_HOLDER_KINDS = frozenset({"grant", "revoke", "key", "register", "migrate"})
+_HOLDER_KINDS = frozenset({"grant", "revoke", "key", "register", "migrate", "console"})
 
 
 def _now() -> str:
@@ -610,10 +610,30 @@ class Store:
         The holder made it (pets has no identities of its own for the holder's staff)."""
         rec, body = self._prepare(
             {"kind": kind, "status": "recorded", "analyst": analyst, "dataset": dataset,
-             "purpose": purpose, "by": "holder", **fields},
+             "purpose": purpose, "by": getattr(self._local, "acting", None) or "holder",
+             **fields},
             _holder=True,
         )
         return self._append(con, rec, body)
+
+    @contextmanager
+    def acting_as(self, account: str) -> Iterator[None]:
+        """Within this block (in this thread), the holder's acts name ``account`` as their
+        ``by`` (e.g. a console account) instead of ``"holder"``."""
+        before = getattr(self._local, "acting", None)
+        self._local.acting = _name(account, "holder account")
+        try:
+            yield
+        finally:
+            self._local.acting = before
+
+    def record_console_act(self, account: str, action: str, **fields: Any) -> int:
+        """An audit record (kind ``"console"``, status ``"recorded"``) of an act of a
+        console account that changes nothing else (signing in or out, verifying the log,
+        adding an account), naming the account."""
+        with self.acting_as(account), self._write() as con:
+            return self._record_holder_act(con, "console", None, None, None, action=action,
+                                           **fields)
 
     @staticmethod
     def _has_charges(con: sqlite3.Connection, analyst: str, dataset: str, purpose: str) -> bool:
