@@ -24,6 +24,7 @@ from .errors import (
 from .examples import example_data, example_policy
 from .holder import Holder
 from .policy import Policy
+from .registration import RegistrationReport, RegistrationWarning
 from .federation import FederatedSession, Federation
 from .protections import DP, HE, KAnonymity
 from .query import (Expression, Query, case, col, count, count_distinct, histogram, mean, quantile,
@@ -58,6 +59,8 @@ __all__ = [
     "PolicyFormatError",
     "Query",
     "QueryError",
+    "RegistrationReport",
+    "RegistrationWarning",
     "Release",
     "RemoteFederatedSession",
     "RemoteFederation",

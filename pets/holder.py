@@ -19,6 +19,7 @@ import threading
 import time
 import unicodedata
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .plan import RESERVED_PREFIX
 from .policy import Policy
+from .registration import RegistrationReport, RegistrationWarning
+from .registration import build as build_report
 from .protections import MAX_EPSILON, MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
 from .store.audit import policy_version as policy_digest
@@ -113,8 +116,8 @@ class Holder:
         *,
         replace: bool = False,
         copy: bool = False,
-    ) -> None:
-        """Register a dataset under a policy.
+    ) -> RegistrationReport:
+        """Register a dataset under a policy; returns what the data showed against it.
 
         ``source`` is a CSV or Parquet path, or a pandas DataFrame. ``policy`` is a TOML
         path, a dict or a :class:`pets.Policy`; it is checked against the data (every
@@ -130,6 +133,11 @@ class Holder:
         stores per-person ordinals (hidden columns) for the person's rows overall and
         for each column with public keys, so that DP releases bound each person's
         contribution without sorting the table (see :class:`pets.engines.Ordinals`).
+
+        Returns a :class:`pets.RegistrationReport` (for the holder only: it names values
+        of the data): declared keys that never occur, rows outside the keys, values the
+        bounds clip, undeclared missing markers. When it found any, a
+        :class:`pets.RegistrationWarning` is also emitted. See docs/policy.md.
         """
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
@@ -148,8 +156,13 @@ class Holder:
             origin: dict[str, Any] = {"kind": "dataframe"}
         elif isinstance(source, (str, os.PathLike)):
             path = Path(source).expanduser().resolve()
+            if path.is_dir():
+                raise DataError(
+                    f"source {str(source)!r} is a folder ({path}); give the path of a CSV or "
+                    "Parquet file, e.g. holder.register(name, 'data/table.csv', policy)"
+                )
             if not path.is_file():
-                raise DataError(f"source file {str(source)!r} does not exist")
+                raise DataError(f"source file {str(source)!r} does not exist ({path})")
             low = path.name.lower()
             if low.endswith(_CSV):
                 kind = "csv"
@@ -178,7 +191,8 @@ class Holder:
         # a declared type, not the one inferred from the rows, is what releases use
         schema = {c: (pol.columns[c].type if c in pol.columns and pol.columns[c].type else t)
                   for c, t in schema.items()}
-        _check_rows(pol, len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src))
+        n_rows = len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src)
+        _check_rows(pol, n_rows)
         _check_hierarchies(pol, lambda c: source[c] if isinstance(source, pd.DataFrame)
                            else self._engine.fetch(src, (c,), ())[c])
         tmp: Path | None = None
@@ -229,6 +243,10 @@ class Holder:
                 tmp.unlink()
         with self._lock:
             self._cache.pop(name, None)
+        report = build_report(self._engine, self._dataset(name).source, name, pol, schema, n_rows)
+        if not report.ok:
+            warnings.warn(RegistrationWarning(str(report), report), stacklevel=2)
+        return report
 
     def datasets(self) -> list[str]:
         """Names of the registered datasets."""
