@@ -56,6 +56,9 @@ _WILDCARDS = frozenset({"*", "any", "all", "every", "everything", "anything", "a
                         "all purposes"})
 #: Longest column name a source may have.
 MAX_COLUMN_NAME = 255
+_GRANT_COLUMNS = ["analyst", "dataset", "purpose", "accounting", "epsilon", "delta",
+                  "spent_epsilon", "spent_delta", "remaining_epsilon", "remaining_delta"]
+_RHO_COLUMNS = ["rho", "spent_rho", "remaining_rho"]
 _CSV = (".csv", ".txt", ".tsv", ".csv.gz")
 _PARQUET = (".parquet", ".pq")
 
@@ -336,8 +339,16 @@ class Holder:
         record with the ``previous`` terms. Revoking a grant that does not exist does nothing."""
         self._store.revoke(analyst, dataset, purpose)
 
-    def grants(self, analyst: str | None = None) -> list[dict[str, Any]]:
-        return self._store.list_grants(analyst)
+    def grants(self, analyst: str | None = None) -> pd.DataFrame:
+        """Every grant (or ``analyst``'s) as a DataFrame, one row per (analyst, dataset,
+        purpose): ``accounting``, the granted ``epsilon`` and ``delta``, what was spent
+        and what is left (``spent_*``, ``remaining_*``), and ``rho`` / ``spent_rho`` /
+        ``remaining_rho`` (NaN for grants with basic accounting). Like
+        ``holder.audit().to_dataframe()``; ``.to_dict("records")`` gives plain dicts."""
+        rows = self._store.list_grants(analyst)
+        df = pd.DataFrame(rows, columns=_GRANT_COLUMNS + [c for c in _RHO_COLUMNS
+                                                          if any(c in r for r in rows)])
+        return df
 
     def remaining(self, analyst: str, *, dataset: str, purpose: str) -> Cost:
         return self._store.remaining(analyst, dataset, purpose)
