@@ -2,7 +2,7 @@
 
 >>> import pets, tempfile
 >>> holder = pets.Holder(tempfile.mkdtemp())
->>> holder.register("adult", pets.example_data("adult"), pets.example_policy("adult"))
+>>> report = holder.register("adult", pets.example_data("adult"), pets.example_policy("adult"))
 >>> holder.grant("alice", dataset="adult", purpose="labour-stats", epsilon=1.0)
 >>> s = holder.session("alice", purpose="labour-stats")
 
