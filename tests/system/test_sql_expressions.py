@@ -12,7 +12,6 @@ scale so a test with the wrong exact value cannot pass by a wide interval.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
