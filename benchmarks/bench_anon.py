@@ -134,7 +134,15 @@ def test_optimal(benchmark: Any, adult: ca.Adult, k: int, s: float, bench_rounds
                    levels=list(levels))
 
 
+def _have_anjana() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("anjana") is not None
+
+
 @pytest.mark.skipif(ANJANA_ROUNDS <= 0, reason="PETS_BENCH_ANJANA_ROUNDS=0")
+@pytest.mark.skipif(not _have_anjana(), reason='ANJANA not installed: pip install -e ".[bench,bench-peers]" '
+                    "in a separate venv (it pins pandas 2.3.3)")
 @pytest.mark.parametrize(("k", "s"), SETTINGS, ids=IDS)
 def test_anjana(benchmark: Any, adult: ca.Adult, anjana_warm: None, k: int, s: float,
                 wait_quiet: Any, summary: _Summary) -> None:

@@ -276,12 +276,14 @@ class Workloads:
             self.df.assign(income=self.df["income"].clip(*BOUNDS)).groupby("region")["income"]
             .sum().sort_index().to_numpy()
         )
+        # ε = 1 over 3 measurements on ≥ 10^4 rows per region (1M rows and up): relative
+        # error ≪ 1%; the quick mode's 100,000 rows (2,000 per region): ≪ 10%
+        small = max(1.0, 1_000_000 / max(self.rows, 1))
         for fn in (self.pets_copy, self.pets_inplace):
             r = fn().set_index("region").sort_index()
             assert len(r) == len(REGIONS)
-            # ε = 1 over 3 measurements on ≥ 10^4 rows per region: relative error ≪ 1%
-            assert np.allclose(r["n"].to_numpy(), d["n"].to_numpy(), rtol=0.01)
-            assert np.allclose(r["total"].to_numpy(), clamped, rtol=0.05)  # sum noise ≪ 5%
+            assert np.allclose(r["n"].to_numpy(), d["n"].to_numpy(), rtol=0.01 * small)
+            assert np.allclose(r["total"].to_numpy(), clamped, rtol=0.05 * small)  # sum noise ≪ 5%
 
     def close(self) -> None:
         self.con.close()  # the engine's connection: this Workloads' holder is done

@@ -4,6 +4,7 @@ Run explicitly from the repository root::
 
     pytest benchmarks/ --benchmark-only                       # 1M and 10M rows
     pytest benchmarks/ --benchmark-only --bench-rows 1000000  # 1M only
+    pytest benchmarks/ --benchmark-only --quick               # minutes: small sizes, 3 rounds
 
 The default run does not reach these files: ``testpaths = ["tests"]``, their names
 (``bench_*.py``) do not match ``test_*.py``, and they carry the ``benchmark`` marker,
@@ -50,6 +51,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="timed rounds per benchmark (default: 15 up to 1M rows, 7 above)",
     )
     g.addoption(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("PETS_BENCH_QUICK", "") not in ("", "0"),
+        help="a quick run that finishes in minutes (env PETS_BENCH_QUICK=1): 100,000 rows, "
+             "3 rounds, no waiting for quiet, 2048-bit HE only, 100,000 synthetic rows for "
+             "Mondrian, one ANJANA round; sizes given explicitly still win",
+    )
+    g.addoption(
         "--bench-no-wait",
         action="store_true",
         help="do not wait for other processes to go quiet before each round",
@@ -61,7 +70,20 @@ def _inside_benchmarks(arg: str) -> bool:
     return path == HERE or HERE in path.parents
 
 
+#: What --quick sets, unless the option or environment variable is given explicitly.
+QUICK_ENV = {"PETS_BENCH_HE_BITS": "2048", "PETS_BENCH_ANON_ROWS": "100000",
+             "PETS_BENCH_ANJANA_ROUNDS": "1"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--quick", default=False):
+        # before the bench_*.py modules are imported: they read these at import time
+        for k, v in QUICK_ENV.items():
+            os.environ.setdefault(k, v)
+        if "PETS_BENCH_ROWS" not in os.environ and config.option.bench_rows == "1000000,10000000":
+            config.option.bench_rows = "100000"
+        config.option.bench_rounds = config.option.bench_rounds or 3
+        config.option.bench_no_wait = True
     config.stash[_MEDIANS] = {}
     config.stash[_REGISTER] = {}
     args = [a for a in config.args if not a.startswith("-")]

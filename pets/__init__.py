@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from .federation import FederatedSession, Federation
     from .holder import Holder
     from .policy import Policy
+    from .registration import RegistrationReport, RegistrationWarning
     from .protections import DP, HE, KAnonymity
     from .post import out
     from .query import (Expression, Query, case, col, count, count_distinct, histogram, mean,
@@ -39,6 +40,7 @@ _WHERE = {
     "example_data": ".examples", "example_policy": ".examples",
     "Holder": ".holder",
     "Policy": ".policy",
+    "RegistrationReport": ".registration", "RegistrationWarning": ".registration",
     "FederatedSession": ".federation", "Federation": ".federation",
     "DP": ".protections", "HE": ".protections", "KAnonymity": ".protections",
     **dict.fromkeys(["Expression", "Query", "case", "col", "count", "count_distinct",
@@ -96,6 +98,8 @@ __all__ = [
     "PolicyFormatError",
     "Query",
     "QueryError",
+    "RegistrationReport",
+    "RegistrationWarning",
     "Release",
     "RemoteFederatedSession",
     "RemoteFederation",

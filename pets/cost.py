@@ -50,3 +50,8 @@ class Cost:
     def __str__(self) -> str:
         base = f"epsilon={self.epsilon:g}, delta={self.delta:g}"
         return base + (f", rho={self.rho:g}" if self.rho else "")
+
+    def __repr__(self) -> str:
+        # the same numbers as str(): r.spent, holder.remaining(...) and s.remaining()
+        # look alike whether printed or shown by a notebook
+        return f"Cost({self})"

@@ -2,7 +2,7 @@
 
 >>> import pets, tempfile
 >>> holder = pets.Holder(tempfile.mkdtemp())
->>> holder.register("adult", pets.example_data("adult"), pets.example_policy("adult"))
+>>> report = holder.register("adult", pets.example_data("adult"), pets.example_policy("adult"))
 >>> holder.grant("alice", dataset="adult", purpose="labour-stats", epsilon=1.0)
 >>> s = holder.session("alice", purpose="labour-stats")
 
@@ -19,6 +19,7 @@ import threading
 import time
 import unicodedata
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ from .engines.duckdb import DuckDBEngine
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .plan import RESERVED_PREFIX
 from .policy import Policy
+from .registration import RegistrationReport, RegistrationWarning
+from .registration import build as build_report
 from .protections import MAX_EPSILON, MAX_GAUSSIAN_EPSILON, check_delta, check_epsilon
 from .store import Store
 from .store.audit import policy_version as policy_digest
@@ -53,6 +56,9 @@ _WILDCARDS = frozenset({"*", "any", "all", "every", "everything", "anything", "a
                         "all purposes"})
 #: Longest column name a source may have.
 MAX_COLUMN_NAME = 255
+_GRANT_COLUMNS = ["analyst", "dataset", "purpose", "accounting", "epsilon", "delta",
+                  "spent_epsilon", "spent_delta", "remaining_epsilon", "remaining_delta"]
+_RHO_COLUMNS = ["rho", "spent_rho", "remaining_rho"]
 _CSV = (".csv", ".txt", ".tsv", ".csv.gz")
 _PARQUET = (".parquet", ".pq")
 
@@ -114,8 +120,8 @@ class Holder:
         replace: bool = False,
         copy: bool = False,
         progress: bool = False,
-    ) -> None:
-        """Register a dataset under a policy.
+    ) -> RegistrationReport:
+        """Register a dataset under a policy; returns what the data showed against it.
 
         ``source`` is a CSV or Parquet path, or a pandas DataFrame. ``policy`` is a TOML
         path, a dict or a :class:`pets.Policy`; it is checked against the data (every
@@ -131,6 +137,11 @@ class Holder:
         stores per-person ordinals (hidden columns) for the person's rows overall and
         for each column with public keys, so that DP releases bound each person's
         contribution without sorting the table (see :class:`pets.engines.Ordinals`).
+
+        Returns a :class:`pets.RegistrationReport` (for the holder only: it names values
+        of the data): declared keys that never occur, rows outside the keys, values the
+        bounds clip, undeclared missing markers. When it found any, a
+        :class:`pets.RegistrationWarning` is also emitted. See docs/policy.md.
 
         ``progress=True`` shows a spinner with the elapsed time on a terminal.
         """
@@ -156,8 +167,13 @@ class Holder:
             origin: dict[str, Any] = {"kind": "dataframe"}
         elif isinstance(source, (str, os.PathLike)):
             path = Path(source).expanduser().resolve()
+            if path.is_dir():
+                raise DataError(
+                    f"source {str(source)!r} is a folder ({path}); give the path of a CSV or "
+                    "Parquet file, e.g. holder.register(name, 'data/table.csv', policy)"
+                )
             if not path.is_file():
-                raise DataError(f"source file {str(source)!r} does not exist")
+                raise DataError(f"source file {str(source)!r} does not exist ({path})")
             low = path.name.lower()
             if low.endswith(_CSV):
                 kind = "csv"
@@ -186,7 +202,8 @@ class Holder:
         # a declared type, not the one inferred from the rows, is what releases use
         schema = {c: (pol.columns[c].type if c in pol.columns and pol.columns[c].type else t)
                   for c, t in schema.items()}
-        _check_rows(pol, len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src))
+        n_rows = len(source) if isinstance(source, pd.DataFrame) else _count_rows(self._engine, src)
+        _check_rows(pol, n_rows)
         _check_hierarchies(pol, lambda c: source[c] if isinstance(source, pd.DataFrame)
                            else self._engine.fetch(src, (c,), ())[c])
         tmp: Path | None = None
@@ -237,6 +254,10 @@ class Holder:
                 tmp.unlink()
         with self._lock:
             self._cache.pop(name, None)
+        report = build_report(self._engine, self._dataset(name).source, name, pol, schema, n_rows)
+        if not report.ok:
+            warnings.warn(RegistrationWarning(str(report), report), stacklevel=2)
+        return report
 
     def datasets(self) -> list[str]:
         """Names of the registered datasets."""
@@ -326,8 +347,16 @@ class Holder:
         record with the ``previous`` terms. Revoking a grant that does not exist does nothing."""
         self._store.revoke(analyst, dataset, purpose)
 
-    def grants(self, analyst: str | None = None) -> list[dict[str, Any]]:
-        return self._store.list_grants(analyst)
+    def grants(self, analyst: str | None = None) -> pd.DataFrame:
+        """Every grant (or ``analyst``'s) as a DataFrame, one row per (analyst, dataset,
+        purpose): ``accounting``, the granted ``epsilon`` and ``delta``, what was spent
+        and what is left (``spent_*``, ``remaining_*``), and ``rho`` / ``spent_rho`` /
+        ``remaining_rho`` (NaN for grants with basic accounting). Like
+        ``holder.audit().to_dataframe()``; ``.to_dict("records")`` gives plain dicts."""
+        rows = self._store.list_grants(analyst)
+        df = pd.DataFrame(rows, columns=_GRANT_COLUMNS + [c for c in _RHO_COLUMNS
+                                                          if any(c in r for r in rows)])
+        return df
 
     def remaining(self, analyst: str, *, dataset: str, purpose: str) -> Cost:
         return self._store.remaining(analyst, dataset, purpose)

@@ -176,7 +176,7 @@ class Session:
 
         from . import pipeline
         from .dummy import check_seed, dummy_frame
-        from .holder import Holder, HierarchyWarning
+        from .holder import Holder, HierarchyWarning, RegistrationWarning
 
         plan = pipeline.plan_of(query)
         pipeline._check_protection(protection)
@@ -191,6 +191,7 @@ class Session:
             with warnings.catch_warnings():
                 # the dummy's values, not the data's, may lack hierarchy leaves
                 warnings.simplefilter("ignore", HierarchyWarning)
+                warnings.simplefilter("ignore", RegistrationWarning)  # a report on the dummy's values
                 scratch.register(plan.dataset, frame, policy)
             scratch.grant(self.analyst, dataset=plan.dataset, purpose=self.purpose,
                           epsilon=granted.epsilon, delta=granted.delta,

@@ -121,12 +121,12 @@ def revoke(analyst: Analyst, dataset: DatasetOpt, purpose: Purpose, home: Home =
 
 
 def _grant_rows(h: Any, analyst: str | None) -> "Any":
-    import pandas as pd
-
-    rows = [{k: printable(v) for k, v in g.items()} for g in h.grants(analyst)]
+    df = h.grants(analyst).copy()  # a DataFrame, one row per grant
+    for c in df.columns:  # names come from the holder's input: never let them drive the terminal
+        if df[c].dtype == object or str(df[c].dtype).startswith(("str", "string")):
+            df[c] = df[c].map(printable)
     cols = ["analyst", "dataset", "purpose", "accounting", "epsilon", "delta", "spent_epsilon",
             "spent_delta", "remaining_epsilon", "remaining_delta"]
-    df = pd.DataFrame(rows)
     return df.reindex(columns=cols + [c for c in df.columns if c not in cols])
 
 

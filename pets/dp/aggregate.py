@@ -349,8 +349,19 @@ class CompiledDP:
                 "noise_scale": sc[o.agg.name],
                 "ci95_half_width": hw[o.agg.name],
             }
+            if o.agg.kind in ("mean", "variance"):
+                # what a mean's expected error at a group size needs (Explanation.
+                # expected_error): the 95% half-widths of its count and centred sum at
+                # the union-bound level its interval uses, and half the bounds' range
+                lvl = 1.0 - 0.05 / len(set(o.keys.values()))
+                row["count_half_width95"] = self.half_width(o.keys["count"], lvl)
+                row["sum_half_width95"] = self.half_width(o.keys["sum"], lvl) / o.factor
             if o.agg.kind == "quantile":  # accuracy of a chosen candidate: in rows
-                row["rank_error95"] = self._quantile(o).rank_error(0.95)
+                qt = self._quantile(o)
+                row["rank_error95"] = qt.rank_error(0.95)
+                row["q"] = o.agg.q
+                row["step"] = (float(np.max(np.diff(qt.candidates.astype(np.float64))))
+                               if len(qt.candidates) > 1 else 0.0)
             if self.noise_kind == "gaussian":  # each output's share of ρ (ε above: its
                 row["epsilon"] = None  # share of the release's ε is not defined)
                 row["rho"] = self.rho_each * parts
@@ -452,9 +463,19 @@ class CompiledDP:
                 continue
             counts[json.dumps([_plain(c) for c in combo])] = int(row[list(exact.columns).index(rows_engine)])
         out = self.threshold(counts) if counts else {}
-        chosen = sorted(out.items())
-        self.selected = [tuple(json.loads(k)) for k, _ in chosen]
+        # the released keys in their natural order: numbers numerically (2 before 10),
+        # then text (post-processing of what the threshold released)
+        chosen = sorted(((tuple(json.loads(k)), v) for k, v in out.items()),
+                        key=lambda kv: tuple(_natural(x) for x in kv[0]))
+        self.selected = [k for k, _ in chosen]
         return np.asarray([v for _, v in chosen], dtype=np.int64)
+
+
+def _natural(x: Any) -> tuple[int, float, str]:
+    """Sort key of a released group key: numbers by value before text."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return (0, float(x), "")
+    return (1, 0.0, str(x))
 
 
 @dataclass
@@ -496,17 +517,18 @@ class NoisyResult:
         if h is not None:
             df = self._long_frame(h)
             df[h.agg.name] = self._bins(h)
-            if self.suppressed.any():
-                df[h.agg.name] = df[h.agg.name].astype("float64")
-                df.loc[self.suppressed, h.agg.name] = np.nan
+            if self.suppressed.any():  # counts stay integers: a withheld bin is <NA>
+                df[h.agg.name] = df[h.agg.name].astype("Int64")
+                df.loc[self.suppressed, h.agg.name] = pd.NA
             return df
         df = c.cell_frame()
         for o in c.outputs:
             df[o.agg.name] = self._value(o)
         if self.suppressed.any():
             for o in c.outputs:
-                df[o.agg.name] = df[o.agg.name].astype("float64")
-                df.loc[self.suppressed, o.agg.name] = np.nan
+                counted = o.agg.kind in ("count", "count_distinct")
+                df[o.agg.name] = df[o.agg.name].astype("Int64" if counted else "float64")
+                df.loc[self.suppressed, o.agg.name] = pd.NA if counted else np.nan
         if not c.group_columns:
             df = df.reset_index(drop=True)
         return df

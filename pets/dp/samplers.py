@@ -11,8 +11,10 @@ so the noise is exactly distributed and the privacy map is exact.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Any
+import threading
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 import numpy as np
 import opendp.prelude as dp
@@ -36,7 +38,32 @@ __all__ = [
     "gamma_norm_vector",
 ]
 
-dp.enable_features("contrib")
+# OpenDP gates its constructors behind ``enable_features("contrib")``, a process-wide
+# switch. pets never flips it for the whole process (``import pets`` changes no global
+# state of other libraries): each constructor below runs with "contrib" switched on for
+# its duration only, and the switch is put back as the caller left it. Measurements,
+# once built, run and map without the feature flag.
+_F = TypeVar("_F", bound=Callable[..., Any])
+_contrib_lock = threading.RLock()
+
+
+def _with_contrib(fn: _F) -> _F:
+    @wraps(fn)
+    def scoped(*args: Any, **kwargs: Any) -> Any:
+        from opendp.mod import GLOBAL_FEATURES
+
+        with _contrib_lock:  # RLock: nested constructors; threads wait (short, CPU-only)
+            had = "contrib" in GLOBAL_FEATURES
+            if not had:
+                GLOBAL_FEATURES.add("contrib")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if not had:
+                    GLOBAL_FEATURES.discard("contrib")
+
+    return scoped  # type: ignore[return-value]
+
 
 _I64 = "i64"
 # Beyond this scale the noise alone could overflow 64-bit integers: refuse, don't saturate.
@@ -44,6 +71,7 @@ _MAX_SCALE = 2.0**40
 
 
 @lru_cache(maxsize=256)
+@_with_contrib
 def _laplace(scale: float) -> Any:
     """OpenDP's vectorised discrete Laplace on i64 vectors under the L1 distance:
     ε-DP for inputs at L1 distance d with ε = d / scale (pure DP)."""
@@ -100,6 +128,7 @@ def discrete_laplace(scale: float, size: int) -> np.ndarray:
     return add_discrete_laplace(np.zeros(int(size), dtype=np.int64), scale)
 
 
+@_with_contrib
 def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, delta: float,
                       with_threshold: bool = False) -> Any:
     """OpenDP's Laplace-threshold measurement on a map of group → count: releases the
@@ -122,6 +151,7 @@ def laplace_threshold(scale: float, d_in: tuple[int, int, int], epsilon: float, 
     return (make(t), t) if with_threshold else make(t)  # with_threshold: (measurement, t)
 
 
+@_with_contrib
 def noisy_max(sensitivity: int, epsilon: float) -> tuple[Any, float]:
     """OpenDP's report-noisy-max (exact exponential noise) over i64 score vectors whose
     entries one person changes by at most ``sensitivity``: ε-DP for ε = its privacy map.
@@ -141,6 +171,7 @@ def noisy_max(sensitivity: int, epsilon: float) -> tuple[Any, float]:
 
 
 @lru_cache(maxsize=256)
+@_with_contrib
 def _gaussian(sigma: float) -> Any:
     """OpenDP's vectorised discrete Gaussian on i64 vectors (exact sampler, CSPRNG)."""
     return dp.m.make_gaussian(
@@ -185,6 +216,7 @@ def add_discrete_gaussian(values: np.ndarray, sigma: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
+@_with_contrib
 def zcdp_epsilon(rho: float, delta: float) -> float:
     """The ε of the (ε, δ)-DP guarantee that ρ-zCDP implies at ``delta``, by OpenDP's
     conversion (Canonne, Kamath & Steinke 2020, Prop. 12 / Cor. 13 — tighter than
@@ -226,6 +258,7 @@ def zcdp_rho(epsilon: float, delta: float) -> float:
     return lo
 
 
+@_with_contrib
 def gaussian_threshold(sigma: float, d_in: tuple[int, int, int], rho: float, delta: float,
                        with_threshold: bool = False) -> Any:
     """OpenDP's Gaussian-threshold measurement on a map of group → count (releases the
@@ -262,6 +295,7 @@ def _smallest_threshold(ok: Any, linf: int, scale: float, delta: float) -> int:
 
 
 @lru_cache(maxsize=64)
+@_with_contrib
 def _float_laplace(scale: float) -> Any:
     """OpenDP's vectorised Laplace on f64 vectors (CSPRNG; OpenDP samples the exact
     Laplace on a fine lattice and rounds, so no floating-point attack applies)."""
@@ -270,6 +304,7 @@ def _float_laplace(scale: float) -> Any:
 
 
 @lru_cache(maxsize=64)
+@_with_contrib
 def _float_gaussian(sigma: float) -> Any:
     """OpenDP's vectorised Gaussian on f64 vectors (CSPRNG, lattice sampling)."""
     return dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T=float, nan=False)),

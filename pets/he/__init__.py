@@ -24,6 +24,7 @@ array([6])
 from .keycheck import weak_keys_allowed
 from .packing import PackedVector, Packer
 from .paillier import EncryptedVector, PrivateKey, PublicKey, generate_keypair
+from .phe_interop import from_phe, to_phe
 from .threshold import (
     KeyShare,
     PartialDecryption,
@@ -47,6 +48,8 @@ from .serialize import (
 )
 
 __all__ = [
+    "from_phe",
+    "to_phe",
     "KeyShare",
     "PartialDecryption",
     "ThresholdKey",

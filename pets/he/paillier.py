@@ -384,6 +384,21 @@ class PublicKey:
     def __repr__(self) -> str:
         return f"<pets.he.PublicKey {self.bits} bits {self.fingerprint}>"
 
+    @classmethod
+    def from_phe(cls, key: Any) -> "PublicKey":
+        """The same key from a ``phe.PaillierPublicKey`` (its n)."""
+        from .phe_interop import from_phe
+
+        if not is_phe(key):
+            raise QueryError("PublicKey.from_phe takes a phe.PaillierPublicKey")
+        return from_phe(key)
+
+    def to_phe(self) -> Any:
+        """This key as a ``phe.PaillierPublicKey``."""
+        from .phe_interop import to_phe
+
+        return to_phe(self)
+
     # Pickling exists only for spawned pool workers (never store keys this way). A key
     # below 2048 bits could only have been built inside weak_keys_allowed(): the worker
     # rebuilds it the same way.
@@ -527,6 +542,8 @@ class PrivateKey:
     """
 
     def __init__(self, public_key: PublicKey, p: int, q: int) -> None:
+        if is_phe(public_key):  # phe's PaillierPublicKey: the same n
+            public_key = PublicKey(public_key.n)
         if not isinstance(public_key, PublicKey):
             raise QueryError("public_key must be a pets.he.PublicKey")
         p = _as_int(p, "p")
@@ -550,6 +567,21 @@ class PrivateKey:
         self._p2_inv_q2 = gmpy2.invert(self._p2, self._q2)
         self._tables: dict[int, tuple[_FixedBase, _FixedBase]] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_phe(cls, key: Any) -> "PrivateKey":
+        """The same key from a ``phe.PaillierPrivateKey`` (its p and q)."""
+        from .phe_interop import from_phe
+
+        if not is_phe(key):
+            raise QueryError("PrivateKey.from_phe takes a phe.PaillierPrivateKey")
+        return from_phe(key)
+
+    def to_phe(self) -> Any:
+        """This key as a ``phe.PaillierPrivateKey``."""
+        from .phe_interop import to_phe
+
+        return to_phe(self)
 
     @staticmethod
     def _h(g: Any, x: Any, x2: Any) -> Any:
@@ -607,8 +639,12 @@ class PrivateKey:
 
         if isinstance(vector, PackedVector):
             return vector.decrypt(self)
+        if is_phe(vector) or (isinstance(vector, (list, tuple)) and vector and all(map(is_phe, vector))):
+            from .phe_interop import from_phe
+
+            vector = from_phe(vector)  # phe EncryptedNumber(s): the same ciphertexts
         if not isinstance(vector, EncryptedVector):
-            raise QueryError("decrypt_many takes an EncryptedVector or a PackedVector")
+            raise QueryError("decrypt_many takes an EncryptedVector, a PackedVector or phe EncryptedNumbers")
         if vector.public_key.n != self.public_key.n:
             raise DataError("the vector was encrypted under another public key")
         plain = self.raw_decrypt_many(vector._c)
@@ -694,6 +730,11 @@ class PrivateKey:
 # --------------------------------------------------------------------------- vectors
 
 
+def is_phe(obj: Any) -> bool:
+    """True for python-paillier's objects (checked by module, without importing phe)."""
+    return type(obj).__module__.split(".")[0] == "phe"
+
+
 def _check_ciphertexts(public_key: PublicKey, ciphertexts: Iterable[Any]) -> list[int]:
     n, n2 = public_key._n, public_key._n2
     out = []
@@ -741,6 +782,8 @@ class EncryptedVector:
         validate: bool = False,
         _fresh: bool = False,
     ) -> None:
+        if is_phe(public_key):  # phe's PaillierPublicKey: the same n
+            public_key = PublicKey(public_key.n)
         if not isinstance(public_key, PublicKey):
             raise QueryError("public_key must be a pets.he.PublicKey")
         self.public_key = public_key
@@ -754,6 +797,20 @@ class EncryptedVector:
     @property
     def ciphertexts(self) -> list[int]:
         return list(self._c)
+
+    @classmethod
+    def from_phe(cls, numbers: Any) -> "EncryptedVector":
+        """A vector of phe ``EncryptedNumber``s (one key), their ciphertexts unchanged
+        (:func:`pets.he.from_phe`)."""
+        from .phe_interop import from_phe
+
+        return from_phe(numbers)
+
+    def to_phe(self, public_key: Any = None) -> list[Any]:
+        """These ciphertexts as phe ``EncryptedNumber``s (:func:`pets.he.to_phe`)."""
+        from .phe_interop import to_phe
+
+        return to_phe(self, public_key)
 
     @property
     def needs_rerandomize(self) -> bool:

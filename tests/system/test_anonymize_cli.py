@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pycanon import anonymity
+from _crosscheck import anonymity
 
 from pets.anon import Hierarchy, anonymize, load_hierarchies
 

@@ -359,7 +359,7 @@ def test_the_default_key_is_private_to_the_holder_and_verifiable_with_the_public
     with pytest.raises(pets.AuditError, match="is a public key: it verifies the log but cannot "
                        "sign"):
         view.grant("bob", dataset="adult", purpose=PURPOSE, epsilon=1.0)
-    assert holder.grants("bob") == []
+    assert holder.grants("bob").empty
 
 
 def test_the_key_can_live_elsewhere_by_argument_or_environment(

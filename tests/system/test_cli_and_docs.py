@@ -175,7 +175,7 @@ def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
 
 def test_homomorphic_guide_examples_run() -> None:
     blocks = _python_blocks(ROOT / "docs" / "homomorphic.md")
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     ns: dict[str, object] = {}
     exec(compile("\n".join(blocks), "docs/homomorphic.md", "exec"), ns)
     exact, noisy = ns["exact"], ns["noisy"]

@@ -137,7 +137,7 @@ def _inspect_in_process(home: str, results: Any) -> None:
         h = pets.Holder(home)
         out: dict[str, Any] = {
             "datasets": h.datasets(),
-            "grants": sorted((g["analyst"], g["dataset"], g["purpose"]) for g in h.grants()),
+            "grants": sorted((g["analyst"], g["dataset"], g["purpose"]) for g in h.grants().to_dict("records")),
             "remaining_syn": h.remaining(ANALYST, dataset="syn", purpose=PURPOSE),
             "audit_len": len(h.audit()),
             "verify": h.audit().verify(),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from pycanon import anonymity
+from _crosscheck import anonymity
 
 import pets
 from pets import col

@@ -229,7 +229,8 @@ def test_a_declared_type_makes_explain_independent_of_one_fractional_value(tmp_p
             h.register("t", df, _typed(t))
             h.grant(ANALYST, dataset="t", purpose=PURPOSE, epsilon=1.0)
             s = h.session(ANALYST, purpose=PURPOSE)
-            seen[t, name] = str(s.explain(s.table("t").agg(total=pets.sum("x")), pets.DP(epsilon=0.5)))
+            e = s.explain(s.table("t").agg(total=pets.sum("x")), pets.DP(epsilon=0.5))
+            seen[t, name] = e.details.to_json()  # every number explain states, unrounded
     assert seen[None, "ints"] != seen[None, "frac"]  # inferred: the residual the docs name
     assert seen["float", "ints"] == seen["float", "frac"]
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pycanon import anonymity
+from _crosscheck import anonymity
 
 import pets
 from pets.anon import Hierarchy, anonymize, load_hierarchies

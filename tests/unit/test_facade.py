@@ -40,6 +40,8 @@ PUBLIC_NAMES = [
     "PolicyFormatError",
     "Query",
     "QueryError",
+    "RegistrationReport",
+    "RegistrationWarning",
     "Release",
     "RemoteFederatedSession",
     "RemoteFederation",

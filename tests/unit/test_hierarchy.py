@@ -618,3 +618,25 @@ def test_encode_speed_1m_rows(col, adult, hierarchies):
         as_float = big.astype(float)
         assert _best_of(lambda: h.encode(as_str)) < 1.0
         assert _best_of(lambda: h.encode(as_float)) < 1.0
+
+
+def test_encoding_raises_no_pandas_deprecation_warning() -> None:
+    """pandas 3 deprecates what pandas 4 removes (Pandas4Warning): encoding text, number,
+    categorical and pandas-3 ``str`` columns — with values outside the hierarchy — warns
+    nothing (issue #14: 11 such warnings on a plain install before)."""
+    import warnings
+
+    h = Hierarchy.from_rows([["a", "*"], ["b", "*"], ["1", "*"], ["2", "*"]])
+    cols = [pd.Series(["a", "b", "zz"]), pd.Series(["a", "b", "zz"], dtype="string"),
+            pd.Series(["a", "b", "zz"], dtype="category"), pd.Series([1, 2, 3]),
+            pd.Series([1.0, 2.0, 3.5])]
+    if hasattr(pd, "StringDtype"):
+        cols.append(pd.Series(["a", "b", "zz"]).astype(str))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        for s in cols:
+            try:
+                h.encode(s)
+            except QueryError:
+                pass  # a value outside the hierarchy is named: not a warning

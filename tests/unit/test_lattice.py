@@ -33,8 +33,7 @@ from pets.anon.models import (
 )
 from pets.errors import QueryError
 
-pycanon = pytest.importorskip("pycanon")
-from pycanon import anonymity
+from _crosscheck import anonymity
 
 ADULT = Path(__file__).resolve().parents[1] / "data" / "adult-arx"
 ADULT_QIS = ["sex", "age", "race", "marital-status", "education", "native-country",

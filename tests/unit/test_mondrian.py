@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pycanon import anonymity
+from _crosscheck import anonymity
 
 from pets.anon.models import (
     DistinctLDiversity,
