@@ -22,6 +22,7 @@ from .release import Explanation, Extract, Release
 
 if TYPE_CHECKING:
     from .holder import Holder
+    from .verify.results import BatchVerification, Verification
 
 __all__ = ["Session"]
 
@@ -112,6 +113,30 @@ class Session:
         if dummy is not True:
             raise QueryError(f"dummy must be True or False, not {dummy!r}")
         return self._dummy_release(query, protection, 1000 if rows is None else rows, seed)
+
+    # -- verification (核验) -----------------------------------------------------------
+    def verify(self, dataset: str, subject: dict[str, object], claim: object, *,
+               explain: bool = False) -> "Verification | Explanation":
+        """Whether the record of ``subject`` (``{"person_id": "P-00042"}``) satisfies
+        ``claim`` (``col("age") >= 30``; ``==``, ranges, ``isin``, ``&``): a
+        :class:`pets.verify.Verification` with ``match`` True/False and nothing else,
+        through the one release pipeline under the policy's ``[verify]`` section,
+        counted against its quotas and audited. ``explain=True``: what it would do, on
+        no data. See docs/verification.md."""
+        from .verify.api import ask
+        from .verify import Verify
+
+        return ask(self, dataset, claim, Verify(subject=subject), explain)  # type: ignore[no-any-return]
+
+    def verify_batch(self, dataset: str, subjects: pd.DataFrame, claim: object, *,
+                     explain: bool = False) -> "BatchVerification | Explanation":
+        """:meth:`verify` for every row of ``subjects`` (a DataFrame of subject-key
+        columns) in one request: a :class:`pets.verify.BatchVerification` whose ``match``
+        has one answer per row, in order."""
+        from .verify.api import ask
+        from .verify import Verify
+
+        return ask(self, dataset, claim, Verify(subjects=subjects), explain)  # type: ignore[no-any-return]
 
     # -- dummy tables ----------------------------------------------------------------
     def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:

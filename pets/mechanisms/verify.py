@@ -1,0 +1,293 @@
+"""Verification answers (核验, ``pets.Verify``): match / no match, nothing else.
+
+Guarantee: for each subject the verifier names, the release is one answer —
+``match`` if every record with that subject key satisfies the claim, ``no_match``
+otherwise, and for a subject with no record ``no_match`` (policy ``membership =
+"hide"``) or ``no_subject`` (``"reveal"``). No value of the record leaves. What a set of
+answers can reveal is bounded by the policy: at most ``max_per_subject`` claims per
+subject per period, from all verifiers together, each at most one bit, and claims on a
+column with a ``granularity`` can only tell apart the classes its grid defines (the
+bound in bits is :meth:`pets.verify.policy.VerifyPolicy.bits_per_subject`, see
+docs/verification.md). No DP noise: answers are exact, so the protection is the quota
+and the claim rules, not a privacy budget. Every answer is audited; the subjects are
+counted in the ledger in the same transaction (:mod:`pets.verify.ledger`).
+
+The engine is asked only for the key columns of the rows with the subject's key, and of
+those rows that also satisfy the claim: the claimed columns' values never leave it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pandas as pd
+
+from .. import plan as P
+from ..cost import Cost
+from ..errors import PetsError, PolicyError, QueryError
+from ..governance import _check_types
+from ..protections import Protection
+from ..release import Explanation
+from .base import Charge, Compiled, Context, Mechanism
+
+__all__ = ["Verify", "VerifyMechanism", "verify_plan"]
+
+#: batches up to this size filter the engine's scan on their keys; larger ones read the
+#: key column once and match in memory
+_FILTER_LIMIT = 200
+_SCALARS = (str, int, float, bool)
+
+
+def _scalar(v: Any, where: str) -> Any:
+    if hasattr(v, "item") and callable(v.item) and not isinstance(v, _SCALARS):
+        v = v.item()
+    if v is None or (isinstance(v, float) and v != v):
+        raise QueryError(f"{where} is missing (None/NaN); every subject needs a key value")
+    if not isinstance(v, _SCALARS):
+        raise QueryError(f"{where} must be a string, number or boolean, not {type(v).__name__}")
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        raise QueryError(f"{where} must be finite")
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class Verify(Protection):
+    """Verification of a claim about named subjects (policy form ``verify``).
+
+    ``subject={"person_id": "P-00042"}`` names one subject; ``subjects=`` a DataFrame
+    whose columns are subject keys names many (one answer per row). Use
+    :meth:`pets.Session.verify` and :meth:`pets.Session.verify_batch` rather than this
+    directly. See :mod:`pets.mechanisms.verify` for the guarantee.
+    """
+
+    subject: Mapping[str, Any] | None = None
+    subjects: pd.DataFrame | None = None
+    keys: tuple[str, ...] = field(init=False, default=())
+    rows: tuple[tuple[Any, ...], ...] = field(init=False, default=(), repr=False)
+    form = "verify"
+
+    def __post_init__(self) -> None:
+        if (self.subject is None) == (self.subjects is None):
+            raise QueryError("name the subject: subject={'person_id': ...} for one, or "
+                             "subjects=<DataFrame of key columns> for a batch")
+        if self.subject is not None:
+            if not isinstance(self.subject, Mapping) or not self.subject:
+                raise QueryError("subject must be a dict of key column → value, e.g. "
+                                 "{'person_id': 'P-00042'}")
+            keys = tuple(self.subject)
+            for k in keys:
+                if not isinstance(k, str) or not k:
+                    raise QueryError(f"subject key columns are names (strings), not {k!r}")
+            rows = (tuple(_scalar(self.subject[k], f"subject[{k!r}]") for k in keys),)
+        else:
+            df = self.subjects
+            if not isinstance(df, pd.DataFrame):
+                raise QueryError("subjects must be a pandas DataFrame whose columns are "
+                                 f"subject keys, not {type(df).__name__}")
+            if len(df.columns) == 0 or len(df) == 0:
+                raise QueryError("subjects has no columns or no rows; give one row per "
+                                 "subject and one column per subject key")
+            keys = tuple(df.columns)
+            if not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):
+                raise QueryError("subjects' columns must be distinct column names (strings)")
+            cols = []
+            for k in keys:
+                s = df[k]
+                if s.isna().any():
+                    i = int(s.isna().to_numpy().nonzero()[0][0])
+                    raise QueryError(f"subjects[{k!r}] is missing in row {i}; every subject "
+                                     "needs a key value")
+                vals = s.tolist()
+                bad = next((v for v in vals if not isinstance(v, _SCALARS)), None)
+                if bad is not None:
+                    raise QueryError(f"subjects[{k!r}] must hold strings, numbers or "
+                                     f"booleans, not {type(bad).__name__}")
+                cols.append(vals)
+            rows = tuple(zip(*cols))
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "rows", rows)
+
+    @property
+    def batch(self) -> bool:
+        return self.subjects is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        # the subjects are audited as keyed digests, never as given
+        return {"form": "verify", "keys": list(self.keys), "subjects": len(self.rows),
+                "batch": self.batch}
+
+
+def verify_plan(dataset: str, claim: Any, keys: tuple[str, ...]) -> P.Plan:
+    """The plan of a verification: the claim as its filter, the key columns selected."""
+    from ..query import Expression
+
+    if isinstance(claim, Expression):
+        claim = claim.node
+    if not P.is_expr(claim):
+        raise QueryError("claim must be an expression such as col('age') >= 30, "
+                         f"not {type(claim).__name__}")
+    return P.Plan(dataset, filters=(claim,), select=tuple(keys))
+
+
+class CompiledVerify(Compiled):
+    def __init__(self, ctx: Context, vp: Any, terms: list[Any], types: dict[str, str]) -> None:
+        self.ctx, self.vp, self.terms, self.types = ctx, vp, terms, types
+        self.digests: list[str] = []
+        self.prot: Verify = ctx.protection  # type: ignore[assignment]
+        self.charge = Charge()
+        self.left: int | None = None
+
+    # -- before the data ---------------------------------------------------------------
+    def check_ledger(self, store: Any) -> None:
+        from ..verify import ledger
+
+        self.digests = ledger.subject_digests(store.home, self.ctx.plan.dataset,
+                                              self.prot.keys, self.prot.rows)
+        self.left = ledger.used(store, self.vp, self.ctx.analyst, self.ctx.plan.dataset,
+                                self.digests)
+
+    def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
+        bits = self.vp.bits_per_subject(self.ctx.policy)
+        rows = []
+        for col, op, vals in self.terms:
+            rule = self.vp.claims[col]
+            b = bits["columns"].get(col)
+            rows.append({"column": col, "operator": op, "values": len(vals),
+                         "granularity": rule.granularity,
+                         "column_bits": None if b is None else round(b, 3)})
+        return Explanation(
+            allowed=True, cost=Cost(), remaining=remaining,
+            message=(f"{len(self.prot.rows)} answer(s); {self.left} answer(s) left to this "
+                     f"analyst this {self.vp.period}; at most {bits['bound']:.3g} bits per "
+                     f"subject per {self.vp.period} (membership: {self.vp.membership})"),
+            details=pd.DataFrame(rows),
+        )
+
+    def record(self) -> dict[str, Any]:
+        from ..verify.ledger import batch_digest
+
+        r: dict[str, Any] = {"kind": "verify", "subjects": len(self.digests)}
+        if len(self.digests) == 1:
+            r["subject"] = self.digests[0]
+        else:
+            r["subjects_digest"] = batch_digest(self.digests)
+        return r
+
+    # -- inside the holder's domain ----------------------------------------------------
+    def run(self, engine: Any, source: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        keys = self.prot.keys
+        flt: tuple[P.Expr, ...] = ()
+        if len(self.prot.rows) <= _FILTER_LIMIT:
+            flt = tuple(
+                P.IsIn(P.Col(k), tuple(dict.fromkeys(r[i] for r in self.prot.rows)))
+                for i, k in enumerate(keys)
+            )
+        present = engine.fetch(source, keys, flt)
+        matched = engine.fetch(source, keys, flt + self.ctx.plan.filters)
+        return present, matched
+
+    def _norm(self, df: pd.DataFrame) -> pd.DataFrame:
+        df = df.dropna()
+        out = {}
+        for k in self.prot.keys:
+            t = self.types[k]
+            s = df[k]
+            out[k] = (s.astype("float64") if t in ("int", "float")
+                      else s.astype(bool) if t == "bool" else s.astype(str))
+        return pd.DataFrame(out, index=df.index)
+
+    def finish(self, exact: tuple[pd.DataFrame, pd.DataFrame]) -> list[str]:
+        present, matched = exact
+        keys = list(self.prot.keys)
+        subj = self._norm(pd.DataFrame(list(self.prot.rows), columns=keys))
+        n_p = self._norm(present).groupby(keys, sort=False).size().rename("_p").reset_index()
+        n_m = self._norm(matched).groupby(keys, sort=False).size().rename("_m").reset_index()
+        del present, matched
+        m = subj.merge(n_p, on=keys, how="left").merge(n_m, on=keys, how="left")
+        p = m["_p"].fillna(0).to_numpy()
+        k = m["_m"].fillna(0).to_numpy()
+        absent = "no_subject" if self.vp.membership == "reveal" else "no_match"
+        return ["match" if pi > 0 and ki == pi else (absent if pi == 0 else "no_match")
+                for pi, ki in zip(p, k)]
+
+    def record_result(self, answers: list[str]) -> dict[str, Any]:
+        return {}  # the answers stay out of the log: it records what was asked
+
+    # -- the commit ----------------------------------------------------------------------
+    def commit(self, store: Any, record: dict[str, Any]) -> int:
+        from ..verify import ledger
+
+        audit_id, self.left = ledger.commit(store, self.vp, record, self.digests)
+        return audit_id
+
+    def result(self, answers: list[str], audit_id: int, spent: Cost, repeat_of: int | None) -> Any:
+        from ..verify.results import BatchVerification, Verification
+
+        if not self.prot.batch:
+            a = answers[0]
+            return Verification(match=a == "match", answer=a, audit_id=audit_id,
+                                answers_left=self.left)
+        df = self.prot.subjects.copy()  # type: ignore[union-attr]
+        df["match"] = [a == "match" for a in answers]
+        df["answer"] = answers
+        return BatchVerification(df=df, audit_id=audit_id, answers_left=self.left)
+
+    def failure(self, audit_id: int) -> PetsError:
+        from ..errors import DataError
+
+        return DataError(
+            "this verification could not be computed on the holder's data; it was counted "
+            f"against the quotas and nothing was released (audit record {audit_id}). The "
+            "holder's log has the cause."
+        )
+
+
+class VerifyMechanism(Mechanism):
+    protection_type = Verify
+
+    def form(self, protection: Verify) -> str:
+        return "verify"
+
+    def check_request(self, plan: P.Plan, protection: Verify) -> None:
+        if plan.aggs or plan.group_by or len(plan.filters) != 1 or \
+                tuple(plan.select or ()) != protection.keys:
+            raise QueryError("a verification is asked with s.verify(dataset, subject=..., "
+                             "claim=...) or s.verify_batch(dataset, subjects=..., claim=...)")
+
+    def compile(self, ctx: Context) -> CompiledVerify:
+        from ..verify.claims import check_claim
+        pol, prot = ctx.policy, ctx.protection
+        assert isinstance(prot, Verify)
+        vp = pol.verify
+        if vp is None:
+            raise PolicyError(
+                f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
+                "[verify] section (the holder names the subject keys and claimable columns "
+                "there)", rule="verify",
+            )
+        for k in prot.keys:
+            if k not in vp.subject_keys:
+                raise PolicyError(
+                    f"column {k!r} is not a subject key of this dataset (the policy's "
+                    f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
+                    rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
+                )
+        if len(prot.rows) > vp.max_batch:
+            raise PolicyError(
+                f"this batch names {len(prot.rows):,} subjects; the policy allows at most "
+                f"{vp.max_batch:,} per batch: split it",
+                rule="verify_max_batch", allowed=vp.max_batch,
+            )
+        types = {k: ctx.schema[k] for k in prot.keys}
+        for i, k in enumerate(prot.keys):
+            if types[k] not in ("int", "float", "str", "bool"):
+                raise QueryError(f"subject key {k!r} holds {types[k]} values; subject keys "
+                                 "must be numbers, text or booleans")
+            seen: set[type] = set()
+            for r in prot.rows:
+                if type(r[i]) not in seen:
+                    seen.add(type(r[i]))
+                    _check_types(P.Compare("==", P.Col(k), P.Lit(r[i])), ctx.schema)
+        terms = check_claim(vp, pol, ctx.schema, ctx.plan.filters[0])
+        return CompiledVerify(ctx, vp, terms, types)
