@@ -566,6 +566,9 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("--last", type=int, help="only the newest N records")
     al.add_argument("--format", choices=("table", "csv", "json"), default="table")
     al.set_defaults(fn=_audit_list)
+    from .cli_verify import add_parsers  # pets verify, pets deid
+
+    add_parsers(sub)
     return p
 
 
