@@ -138,6 +138,16 @@ class Session:
 
         return ask(self, dataset, claim, Verify(subjects=subjects), explain)  # type: ignore[no-any-return]
 
+    def verify_psi(self, dataset: str, pairs: pd.DataFrame, keys: list[str], *,
+                   explain: bool = False) -> "BatchVerification | Explanation":
+        """Private set intersection (``pip install 'pets[psi]'``): which rows of ``pairs``
+        — subject-key columns ``keys`` and claimed columns (the rest) — equal a record of
+        the holder's, while the holder sees only a blinded request and learns only how
+        many pairs were asked. See docs/verification.md."""
+        from .verify.api import ask_psi
+
+        return ask_psi(self, dataset, pairs, keys, explain)  # type: ignore[no-any-return]
+
     # -- dummy tables ----------------------------------------------------------------
     def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:
         """A fake table with ``dataset``'s columns, types, bounds and public keys, to

@@ -10,7 +10,7 @@ from .base import Charge, Compiled, Context, Mechanism
 from .dp import DPMechanism
 from .he import HEContribution
 from .kanon import KAnonymityMechanism
-from .verify import VerifyMechanism
+from .verify import PSIMechanism, VerifyMechanism
 
 __all__ = ["Charge", "Compiled", "Context", "Mechanism", "mechanism_for", "register_mechanism"]
 
@@ -36,5 +36,6 @@ def mechanism_for(protection: Any, *, federated: bool = False) -> Mechanism:
     return mech
 
 
-for _m in (DPMechanism(), KAnonymityMechanism(), HEContribution(), VerifyMechanism()):
+for _m in (DPMechanism(), KAnonymityMechanism(), HEContribution(), VerifyMechanism(),
+           PSIMechanism()):
     register_mechanism(_m)

@@ -31,7 +31,7 @@ from ..protections import Protection
 from ..release import Explanation
 from .base import Charge, Compiled, Context, Mechanism
 
-__all__ = ["Verify", "VerifyMechanism", "verify_plan"]
+__all__ = ["PSI", "PSIAnswer", "PSIMechanism", "Verify", "VerifyMechanism", "verify_plan"]
 
 #: batches up to this size filter the engine's scan on their keys; larger ones read the
 #: key column once and match in memory
@@ -291,3 +291,173 @@ class VerifyMechanism(Mechanism):
                     _check_types(P.Compare("==", P.Col(k), P.Lit(r[i])), ctx.schema)
         terms = check_claim(vp, pol, ctx.schema, ctx.plan.filters[0])
         return CompiledVerify(ctx, vp, terms, types)
+
+
+# ------------------------------------------------------------------------ private set intersection
+@dataclass(frozen=True, eq=False)
+class PSI(Protection):
+    """A PSI verification request (policy form ``verify``): the verifier's blinded
+    request (bytes of the library's ``Request``), the subject-key columns and the
+    claimed columns its pairs hold. Built by :class:`PSIVerifier`; the holder never
+    sees the pairs themselves."""
+
+    request: bytes
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    items: int = field(init=False, default=0)
+    form = "verify"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request, (bytes, bytearray)) or not self.request:
+            raise QueryError("PSI(request=...) takes the bytes of a PSI request")
+        for what, cols in (("keys", self.keys), ("columns", self.columns)):
+            if isinstance(cols, str) or not isinstance(cols, (tuple, list)) or not cols or \
+                    not all(isinstance(c, str) and c for c in cols):
+                raise QueryError(f"PSI({what}=...) is a non-empty list of column names")
+            object.__setattr__(self, what, tuple(cols))
+        if set(self.keys) & set(self.columns):
+            raise QueryError("a column cannot be both a subject key and a claimed column")
+        from ..verify.psi import library
+
+        req = library().Request()
+        try:
+            req.ParseFromString(bytes(self.request))
+        except Exception:  # noqa: BLE001 - the library's DecodeError
+            raise QueryError("PSI(request=...) is not a PSI request message") from None
+        n = len(req.encrypted_elements)
+        if n == 0 or not req.reveal_intersection:
+            raise QueryError("the PSI request must hold at least one item and ask to reveal "
+                             "the intersection (PSIVerifier builds such requests)")
+        object.__setattr__(self, "items", n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": "verify", "mode": "psi", "keys": list(self.keys),
+                "columns": list(self.columns), "subjects": self.items}
+
+
+@dataclass(frozen=True)
+class PSIAnswer:
+    """The holder's answer to a PSI request: the library's server setup and response
+    (bytes), to be finished by the verifier's :class:`pets.verify.psi.PSIVerifier`."""
+
+    setup: bytes
+    response: bytes
+    audit_id: int
+    answers_left: int | None
+    items: int
+    spent: Cost = field(default_factory=Cost)
+
+
+class CompiledPSI(Compiled):
+    def __init__(self, ctx: Context, vp: Any) -> None:
+        self.ctx, self.vp = ctx, vp
+        self.prot: PSI = ctx.protection  # type: ignore[assignment]
+        self.charge = Charge()
+        self.left: int | None = None
+
+    def check_ledger(self, store: Any) -> None:
+        from ..verify import ledger
+
+        self.left = ledger.used(store, self.vp, self.ctx.analyst, self.ctx.plan.dataset, [],
+                                self.prot.items)
+
+    def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
+        bits = self.vp.bits_per_subject(self.ctx.policy)["columns"]
+        return Explanation(
+            allowed=True, cost=Cost(), remaining=remaining,
+            message=(f"private set intersection of {self.prot.items} pair(s) on "
+                     f"{', '.join(self.prot.columns)}; {self.left} answer(s) left to this "
+                     f"analyst this {self.vp.period}; the holder cannot count claims per "
+                     "subject here, so what one subject's pairs reveal is bounded by the "
+                     "columns' granularity: " + ", ".join(
+                         f"{c} {'unbounded' if bits.get(c) is None else format(bits[c], '.3g') + ' bits'}"
+                         for c in self.prot.columns)),
+            details=pd.DataFrame([{"column": c, "granularity": self.vp.claims[c].granularity,
+                                   "column_bits": bits.get(c)} for c in self.prot.columns]),
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": "verify", "mode": "psi", "subjects": self.prot.items}
+
+    def run(self, engine: Any, source: Any) -> pd.DataFrame:
+        cols = self.prot.keys + self.prot.columns
+        return engine.fetch(source, cols, tuple(P.Not(P.IsNull(P.Col(c))) for c in cols))
+
+    def finish(self, rows: pd.DataFrame) -> tuple[bytes, bytes]:
+        from ..verify.psi import encode_pairs, holder_answer
+
+        keys, cols = list(self.prot.keys), list(self.prot.columns)
+        items = encode_pairs(rows[keys].to_numpy(dtype=object).tolist(),
+                             rows[cols].to_numpy(dtype=object).tolist(),
+                             [self.vp.claims[c].granularity for c in cols])
+        del rows
+        return holder_answer(bytes(self.prot.request), self.prot.items, items)
+
+    def commit(self, store: Any, record: dict[str, Any]) -> int:
+        from ..verify import ledger
+
+        audit_id, self.left = ledger.commit(store, self.vp, record, [], self.prot.items)
+        return audit_id
+
+    def result(self, payload: tuple[bytes, bytes], audit_id: int, spent: Cost,
+               repeat_of: int | None) -> PSIAnswer:
+        return PSIAnswer(payload[0], payload[1], audit_id, self.left, self.prot.items)
+
+    def failure(self, audit_id: int) -> PetsError:
+        from ..errors import DataError
+
+        return DataError(
+            "this private set intersection could not be computed on the holder's data; it "
+            f"was counted against the quotas and nothing was released (audit record {audit_id})."
+        )
+
+
+class PSIMechanism(Mechanism):
+    """Verification by private set intersection (:mod:`pets.verify.psi`)."""
+
+    protection_type = PSI
+
+    def form(self, protection: Any) -> str:
+        return "verify"
+
+    def check_request(self, plan: P.Plan, protection: Any) -> None:
+        if plan.aggs or plan.group_by or plan.filters or \
+                tuple(plan.select or ()) != protection.keys + protection.columns:
+            raise QueryError("a PSI verification is asked with s.verify_psi(dataset, pairs, keys=...)")
+
+    def compile(self, ctx: Context) -> CompiledPSI:
+        pol, prot = ctx.policy, ctx.protection
+        vp = pol.verify
+        if vp is None:
+            raise PolicyError(
+                f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
+                "[verify] section", rule="verify",
+            )
+        for k in prot.keys:
+            if k not in vp.subject_keys:
+                raise PolicyError(
+                    f"column {k!r} is not a subject key of this dataset (the policy's "
+                    f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
+                    rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
+                )
+        for c in prot.columns:
+            rule = vp.claims.get(c)
+            if rule is None:
+                raise PolicyError(
+                    f"column {c!r} may not be claimed about in a verification (the policy's "
+                    f"[verify.claims] allow: {', '.join(sorted(vp.claims)) or 'none'})",
+                    rule="verify_claims", column=c, allowed=sorted(vp.claims),
+                )
+            if "==" not in rule.operators:
+                raise PolicyError(
+                    f"a PSI pair claims equality (at the granularity), and '==' is not allowed "
+                    f"in claims about column {c!r} (allowed: {', '.join(rule.operators)})",
+                    rule="verify_operators", column=c, allowed=list(rule.operators),
+                )
+        if prot.items > vp.max_batch:
+            raise PolicyError(
+                f"this request holds {prot.items:,} pairs; the policy allows at most "
+                f"{vp.max_batch:,} per batch: split it",
+                rule="verify_max_batch", allowed=vp.max_batch,
+            )
+        return CompiledPSI(ctx, vp)

@@ -22,3 +22,46 @@ def ask(session: Any, dataset: str, claim: Any, protection: Verify, explain: boo
     if explain:
         return pipeline.explain(session, plan, protection)
     return pipeline.release(session, plan, protection)
+
+
+def ask_psi(session: Any, dataset: str, pairs: Any, keys: Any, explain: bool) -> Any:
+    """Private set intersection of ``pairs`` with the holder's (key, value) pairs: the
+    verifier's side blinds them, the holder's mechanism answers through the pipeline,
+    the verifier's side reads the matches. Only the blinded request reaches the holder."""
+    import pandas as pd
+
+    from .. import pipeline
+    from ..errors import QueryError
+    from ..plan import Plan
+    from .psi import PSIVerifier
+    from .results import BatchVerification
+
+    if not isinstance(dataset, str) or not dataset:
+        raise QueryError(f"dataset must be a dataset name (a string), not {dataset!r}")
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(pairs, pd.DataFrame):
+        raise QueryError(f"pairs must be a pandas DataFrame, not {type(pairs).__name__}")
+    if not isinstance(keys, (list, tuple)) or not keys:
+        raise QueryError("keys= names the subject-key columns of pairs, e.g. keys=['person_id']")
+    columns = [c for c in pairs.columns if c not in keys]
+    if not columns:
+        raise QueryError("pairs needs at least one claimed column besides the keys")
+    verifier = PSIVerifier(pairs, keys, columns)
+    protection = verifier.request()
+    plan = Plan(dataset, select=tuple(keys) + tuple(columns))
+    if explain:
+        return pipeline.explain(session, plan, protection)
+    answer = pipeline.release(session, plan, protection)
+    return finish_psi(verifier, answer)
+
+
+def finish_psi(verifier: Any, answer: Any) -> Any:
+    """The verifier reads the holder's answer: one match per pair."""
+    from .results import BatchVerification
+
+    hit = verifier.matches(answer.setup, answer.response)
+    df = verifier.pairs.copy()
+    df["match"] = hit
+    df["answer"] = ["match" if h else "no_match" for h in hit]
+    return BatchVerification(df=df, audit_id=answer.audit_id, answers_left=answer.answers_left)

@@ -34,7 +34,7 @@ SECRET_FILE = "verify-subject.key"
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS verify_claims (audit_id INTEGER NOT NULL, dataset TEXT NOT NULL, "
-    "analyst TEXT NOT NULL, period TEXT NOT NULL, subject TEXT NOT NULL)",
+    "analyst TEXT NOT NULL, period TEXT NOT NULL, subject TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 1)",
     "CREATE INDEX IF NOT EXISTS verify_claims_subject ON verify_claims (dataset, period, subject)",
     "CREATE INDEX IF NOT EXISTS verify_claims_analyst ON verify_claims (dataset, analyst, period)",
 )
@@ -110,7 +110,7 @@ def _ensure(con: Any) -> None:
 def _counts(con: Any, dataset: str, analyst: str, period: str,
             digests: Sequence[str]) -> tuple[int, dict[str, int]]:
     (mine,) = con.execute(
-        "SELECT COUNT(*) FROM verify_claims WHERE dataset = ? AND analyst = ? AND period = ?",
+        "SELECT COALESCE(SUM(n), 0) FROM verify_claims WHERE dataset = ? AND analyst = ? AND period = ?",
         (dataset, analyst, period)).fetchone()
     per: dict[str, int] = {}
     uniq = list(dict.fromkeys(digests))
@@ -124,8 +124,7 @@ def _counts(con: Any, dataset: str, analyst: str, period: str,
 
 
 def _check(vp: Any, analyst: str, dataset: str, mine: int, per: dict[str, int],
-           digests: Sequence[str]) -> None:
-    n = len(digests)
+           digests: Sequence[str], n: int) -> None:
     if mine + n > vp.max_per_analyst:
         raise PolicyError(
             f"analyst {analyst!r} has had {mine} of the {vp.max_per_analyst} verification "
@@ -145,32 +144,43 @@ def _check(vp: Any, analyst: str, dataset: str, mine: int, per: dict[str, int],
         )
 
 
-def used(store: Any, vp: Any, analyst: str, dataset: str, digests: Sequence[str]) -> int:
+def used(store: Any, vp: Any, analyst: str, dataset: str, digests: Sequence[str],
+         n: int | None = None) -> int:
     """Check the quotas without writing (explain, and the early refusal); returns the
-    answers the analyst has left in this period before this request."""
+    answers the analyst has left in this period before this request. ``n``: answers
+    asked when the subjects are not known to the holder (PSI; ``digests`` empty)."""
+    n = len(digests) if n is None else n
     period = period_of(vp.period)
     try:
         with store._read() as con:
             mine, per = _counts(con, dataset, analyst, period, digests)
     except sqlite3.OperationalError:  # no verification yet: no table
         mine, per = 0, {}
-    _check(vp, analyst, dataset, mine, per, digests)
+    _check(vp, analyst, dataset, mine, per, digests, n)
     return vp.max_per_analyst - mine
 
 
-def commit(store: Any, vp: Any, record: dict[str, Any], digests: Sequence[str]) -> tuple[int, int]:
+def commit(store: Any, vp: Any, record: dict[str, Any], digests: Sequence[str],
+           n: int | None = None) -> tuple[int, int]:
     """Check the quotas, append the audit record and count the subjects, in one
-    transaction. Returns ``(audit id, answers left to the analyst this period)``."""
+    transaction. Returns ``(audit id, answers left to the analyst this period)``. With
+    ``n`` and no digests (PSI) one row counts ``n`` answers and no subject."""
+    n = len(digests) if n is None else n
     analyst, dataset = record["analyst"], record["dataset"]
     period = period_of(vp.period)
     rec, body = store._prepare({**record, "status": "released", "period": period})
     with store._write() as con:
         _ensure(con)
         mine, per = _counts(con, dataset, analyst, period, digests)
-        _check(vp, analyst, dataset, mine, per, digests)
+        _check(vp, analyst, dataset, mine, per, digests, n)
         audit_id = store._append(con, rec, body)
-        con.executemany(
-            "INSERT INTO verify_claims (audit_id, dataset, analyst, period, subject) "
-            "VALUES (?, ?, ?, ?, ?)",
-            ((audit_id, dataset, analyst, period, d) for d in digests))
-    return audit_id, vp.max_per_analyst - mine - len(digests)
+        if digests:
+            con.executemany(
+                "INSERT INTO verify_claims (audit_id, dataset, analyst, period, subject) "
+                "VALUES (?, ?, ?, ?, ?)",
+                ((audit_id, dataset, analyst, period, d) for d in digests))
+        else:
+            con.execute("INSERT INTO verify_claims (audit_id, dataset, analyst, period, "
+                        "subject, n) VALUES (?, ?, ?, ?, '', ?)",
+                        (audit_id, dataset, analyst, period, n))
+    return audit_id, vp.max_per_analyst - mine - n
