@@ -148,6 +148,17 @@ class Session:
 
         return ask_psi(self, dataset, pairs, keys, explain)  # type: ignore[no-any-return]
 
+    def verify_hidden(self, dataset: str, subject: dict[str, object], column: str,
+                      value: object, *, verifier: object = None,
+                      explain: bool = False) -> "Verification | Explanation":
+        """A hidden equality claim: whether ``subject``'s ``column`` equals ``value``,
+        with ``value`` encrypted under the verifier's own Paillier key
+        (``verifier=pets.verify.HiddenVerifier(...)``, default a new 2048-bit key), so
+        the holder never sees it. See docs/verification.md."""
+        from .verify.api import ask_hidden
+
+        return ask_hidden(self, dataset, subject, column, value, verifier, explain)  # type: ignore[no-any-return]
+
     # -- dummy tables ----------------------------------------------------------------
     def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:
         """A fake table with ``dataset``'s columns, types, bounds and public keys, to

@@ -10,7 +10,7 @@ from .base import Charge, Compiled, Context, Mechanism
 from .dp import DPMechanism
 from .he import HEContribution
 from .kanon import KAnonymityMechanism
-from .verify import PSIMechanism, VerifyMechanism
+from .verify import HiddenMechanism, PSIMechanism, VerifyMechanism
 
 __all__ = ["Charge", "Compiled", "Context", "Mechanism", "mechanism_for", "register_mechanism"]
 
@@ -37,5 +37,5 @@ def mechanism_for(protection: Any, *, federated: bool = False) -> Mechanism:
 
 
 for _m in (DPMechanism(), KAnonymityMechanism(), HEContribution(), VerifyMechanism(),
-           PSIMechanism()):
+           PSIMechanism(), HiddenMechanism()):
     register_mechanism(_m)

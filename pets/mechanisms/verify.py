@@ -31,7 +31,7 @@ from ..protections import Protection
 from ..release import Explanation
 from .base import Charge, Compiled, Context, Mechanism
 
-__all__ = ["PSI", "PSIAnswer", "PSIMechanism", "Verify", "VerifyMechanism", "verify_plan"]
+__all__ = ["HiddenAnswer", "HiddenClaim", "HiddenMechanism", "PSI", "PSIAnswer", "PSIMechanism", "Verify", "VerifyMechanism", "verify_plan"]
 
 #: batches up to this size filter the engine's scan on their keys; larger ones read the
 #: key column once and match in memory
@@ -461,3 +461,140 @@ class PSIMechanism(Mechanism):
                 rule="verify_max_batch", allowed=vp.max_batch,
             )
         return CompiledPSI(ctx, vp)
+
+
+# ------------------------------------------------------------------------ hidden equality claims
+@dataclass(frozen=True, eq=False)
+class HiddenClaim(Protection):
+    """A hidden equality claim (policy form ``verify``): ``subject`` as for
+    :class:`Verify`, the claimed ``column``, the verifier's Paillier ``public_key``
+    (a :class:`pets.he.PublicKey` or its modulus n) and ``ciphertext`` = Enc(claimed
+    value) under it. See :mod:`pets.verify.hidden`."""
+
+    subject: Mapping[str, Any]
+    column: str
+    public_key: Any
+    ciphertext: int
+    keys: tuple[str, ...] = field(init=False, default=())
+    rows: tuple[tuple[Any, ...], ...] = field(init=False, default=(), repr=False)
+    form = "verify"
+
+    def __post_init__(self) -> None:
+        from ..he import PublicKey
+
+        v = Verify(subject=self.subject)
+        object.__setattr__(self, "keys", v.keys)
+        object.__setattr__(self, "rows", v.rows)
+        if not isinstance(self.column, str) or not self.column:
+            raise QueryError("column= names the claimed column")
+        pk = self.public_key
+        if not isinstance(pk, PublicKey):
+            if isinstance(pk, bool) or not isinstance(pk, int):
+                raise QueryError("public_key= is the verifier's pets.he.PublicKey (or its n)")
+            pk = PublicKey(pk)
+            object.__setattr__(self, "public_key", pk)
+        c = self.ciphertext
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 < c < pk.nsquare:
+            raise QueryError("ciphertext= is Enc(claimed value) under public_key: an integer "
+                             "in (0, n²)")
+        import gmpy2
+
+        if gmpy2.gcd(c, pk.n) != 1:
+            raise QueryError("ciphertext= is not a valid Paillier ciphertext (shares a factor with n)")
+
+    @property
+    def batch(self) -> bool:
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": "verify", "mode": "hidden", "keys": list(self.keys), "subjects": 1,
+                "column": self.column, "key_fingerprint": self.public_key.fingerprint}
+
+
+class CompiledHidden(CompiledVerify):
+    def run(self, engine: Any, source: Any) -> pd.DataFrame:
+        keys = self.prot.keys
+        flt = tuple(P.IsIn(P.Col(k), (self.prot.rows[0][i],)) for i, k in enumerate(keys))
+        return engine.fetch(source, keys + (self.prot.column,), flt)  # type: ignore[attr-defined]
+
+    def finish(self, rows: pd.DataFrame) -> int:  # type: ignore[override]
+        from ..verify.hidden import encode_value, holder_response
+
+        prot: HiddenClaim = self.prot  # type: ignore[assignment]
+        vals = rows[prot.column]  # the scan kept only the subject's records
+        self.present = len(vals) > 0
+        x = None
+        if self.present and vals.notna().all():
+            g = self.vp.claims[prot.column].granularity
+            enc = {encode_value(v, g, prot.public_key.n) for v in vals.tolist()}
+            if len(enc) == 1:
+                x = enc.pop()
+        del rows, vals
+        return holder_response(prot.public_key, prot.ciphertext, x)
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "mode": "hidden"}
+
+    def result(self, answer: int, audit_id: int, spent: Cost, repeat_of: int | None) -> Any:  # type: ignore[override]
+        absent = self.vp.membership == "reveal" and not self.present
+        return HiddenAnswer(answer, absent, audit_id, self.left)
+
+
+@dataclass(frozen=True)
+class HiddenAnswer:
+    """The holder's answer to a hidden claim: Enc(r·(x − c)) under the verifier's key
+    (``ciphertext``), and ``no_subject`` where the policy reveals membership."""
+
+    ciphertext: int
+    no_subject: bool
+    audit_id: int
+    answers_left: int | None
+    spent: Cost = field(default_factory=Cost)
+
+
+class HiddenMechanism(VerifyMechanism):
+    """Hidden equality claims (:mod:`pets.verify.hidden`)."""
+
+    protection_type = HiddenClaim
+
+    def check_request(self, plan: P.Plan, protection: Any) -> None:
+        if plan.aggs or plan.group_by or plan.filters or \
+                tuple(plan.select or ()) != protection.keys + (protection.column,):
+            raise QueryError("a hidden claim is asked with s.verify_hidden(dataset, subject, "
+                             "column, value)")
+
+    def compile(self, ctx: Context) -> CompiledHidden:  # type: ignore[override]
+        pol, prot = ctx.policy, ctx.protection
+        vp = pol.verify
+        if vp is None:
+            raise PolicyError(
+                f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
+                "[verify] section", rule="verify",
+            )
+        for k in prot.keys:
+            if k not in vp.subject_keys:
+                raise PolicyError(
+                    f"column {k!r} is not a subject key of this dataset (the policy's "
+                    f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
+                    rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
+                )
+        rule = vp.claims.get(prot.column)
+        if rule is None:
+            raise PolicyError(
+                f"column {prot.column!r} may not be claimed about in a verification (the "
+                f"policy's [verify.claims] allow: {', '.join(sorted(vp.claims)) or 'none'})",
+                rule="verify_claims", column=prot.column, allowed=sorted(vp.claims),
+            )
+        if "==" not in rule.operators:
+            raise PolicyError(
+                f"a hidden claim is an equality, and '==' is not allowed in claims about "
+                f"column {prot.column!r} (allowed: {', '.join(rule.operators)})",
+                rule="verify_operators", column=prot.column, allowed=list(rule.operators),
+            )
+        types = {k: ctx.schema[k] for k in prot.keys}
+        for i, k in enumerate(prot.keys):
+            if types[k] not in ("int", "float", "str", "bool"):
+                raise QueryError(f"subject key {k!r} holds {types[k]} values; subject keys "
+                                 "must be numbers, text or booleans")
+            _check_types(P.Compare("==", P.Col(k), P.Lit(prot.rows[0][i])), ctx.schema)
+        return CompiledHidden(ctx, vp, [(prot.column, "==", (None,))], types)

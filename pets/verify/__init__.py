@@ -11,7 +11,8 @@ See docs/verification.md for the threat model of each mode and the bound in bits
 from __future__ import annotations
 
 from ..mechanisms.verify import Verify
+from .hidden import HiddenVerifier
 from .policy import ClaimRule, VerifyPolicy
 from .results import ANSWERS, BatchVerification, Verification
 
-__all__ = ["ANSWERS", "BatchVerification", "ClaimRule", "Verification", "Verify", "VerifyPolicy"]
+__all__ = ["ANSWERS", "BatchVerification", "ClaimRule", "HiddenVerifier", "Verification", "Verify", "VerifyPolicy"]

@@ -65,3 +65,30 @@ def finish_psi(verifier: Any, answer: Any) -> Any:
     df["match"] = hit
     df["answer"] = ["match" if h else "no_match" for h in hit]
     return BatchVerification(df=df, audit_id=answer.audit_id, answers_left=answer.answers_left)
+
+
+def ask_hidden(session: Any, dataset: str, subject: Any, column: str, value: Any,
+               verifier: Any, explain: bool) -> Any:
+    """A hidden equality claim: the verifier encrypts ``value`` under its own key, the
+    holder's mechanism answers Enc(r·(x − value)), the verifier decrypts."""
+    from .. import pipeline
+    from ..errors import QueryError
+    from ..mechanisms.verify import HiddenClaim
+    from ..plan import Plan
+    from .hidden import HiddenVerifier
+    from .results import Verification
+
+    if not isinstance(dataset, str) or not dataset:
+        raise QueryError(f"dataset must be a dataset name (a string), not {dataset!r}")
+    if verifier is None:
+        verifier = HiddenVerifier()
+    protection = HiddenClaim(subject=subject, column=column, public_key=verifier.public_key,
+                             ciphertext=verifier.encrypt(value))
+    plan = Plan(dataset, select=tuple(protection.keys) + (column,))
+    if explain:
+        return pipeline.explain(session, plan, protection)
+    answer = pipeline.release(session, plan, protection)
+    if answer.no_subject:
+        return Verification(False, "no_subject", answer.audit_id, answer.answers_left)
+    ok = verifier.match(answer.ciphertext)
+    return Verification(ok, "match" if ok else "no_match", answer.audit_id, answer.answers_left)
