@@ -529,4 +529,7 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
     from .federation import install as install_federation
 
     install_federation(app, holder, caller, run)
+    from .verify import install as install_verify  # /v1/verify...
+
+    install_verify(app, holder, caller, run)
     return app
