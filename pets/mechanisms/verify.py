@@ -197,8 +197,36 @@ class CompiledVerify(Compiled):
                       else s.astype(bool) if t == "bool" else s.astype(str))
         return pd.DataFrame(out, index=df.index)
 
+    def _py_key(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        out = []
+        for k, v in zip(self.prot.keys, row):
+            if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+                return None
+            t = self.types[k]
+            out.append(float(v) if t in ("int", "float") else bool(v) if t == "bool" else str(v))
+        return tuple(out)
+
+    def _finish_small(self, present: pd.DataFrame, matched: pd.DataFrame) -> list[str]:
+        """Few subjects (and so few rows): count in Python, without pandas' overhead."""
+        from collections import Counter
+
+        def counts(df: pd.DataFrame) -> Counter[tuple[Any, ...]]:
+            rows = zip(*(df[k].tolist() for k in self.prot.keys))
+            return Counter(k for k in map(self._py_key, rows) if k is not None)
+
+        n_p, n_m = counts(present), counts(matched)
+        absent = "no_subject" if self.vp.membership == "reveal" else "no_match"
+        out = []
+        for r in self.prot.rows:
+            k = self._py_key(r)
+            p, m = n_p.get(k, 0), n_m.get(k, 0)  # type: ignore[arg-type]
+            out.append("match" if p > 0 and m == p else (absent if p == 0 else "no_match"))
+        return out
+
     def finish(self, exact: tuple[pd.DataFrame, pd.DataFrame]) -> list[str]:
         present, matched = exact
+        if len(self.prot.rows) <= _FILTER_LIMIT:
+            return self._finish_small(present, matched)
         keys = list(self.prot.keys)
         subj = self._norm(pd.DataFrame(list(self.prot.rows), columns=keys))
         n_p = self._norm(present).groupby(keys, sort=False).size().rename("_p").reset_index()

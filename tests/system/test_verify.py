@@ -125,6 +125,11 @@ def test_absent_subject_answers_no_subject_when_membership_is_revealed(tmp_path:
     b = s.verify_batch("adult", pd.DataFrame({"person_id": ["P-00001", "nobody", "P-00004"]}),
                        col("age") >= 30)
     assert list(b.answer) == ["match", "no_subject", "no_match"]  # ages 50, -, 28
+    # the same through the path for large batches (over 200 subjects: one scan, pandas)
+    ids = pd.DataFrame({"person_id": [f"P-{i:05d}" for i in range(150)] + [f"X-{i}" for i in range(100)]})
+    big = s.verify_batch("adult", ids, col("age") >= 30)
+    want = ["match" if a >= 30 else "no_match" for a in adult["age"].head(150)] + ["no_subject"] * 100
+    assert list(big.answer) == want
 
 
 def test_a_missing_claimed_value_is_no_match(bank: pets.Session, adult: pd.DataFrame) -> None:
