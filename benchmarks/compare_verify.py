@@ -120,7 +120,7 @@ def bench_psi(root: Path, client: int, server: int) -> dict:
     from pets.verify.psi import FPR, encode_pairs
 
     df = synthetic(server, seed=3)
-    s = holder_of(df, root, "psi")
+    s = holder_of(df, root, f"psi-{client}-{server}")
     rng = np.random.default_rng(4)
     half = client // 2
     pick = rng.choice(server, half, replace=False)

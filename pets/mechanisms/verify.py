@@ -229,13 +229,20 @@ class CompiledVerify(Compiled):
             return self._finish_small(present, matched)
         keys = list(self.prot.keys)
         subj = self._norm(pd.DataFrame(list(self.prot.rows), columns=keys))
+        absent = "no_subject" if self.vp.membership == "reveal" else "no_match"
+        if len(keys) == 1:  # one key column: hash lookups, no join
+            k0 = keys[0]
+            p = subj[k0].map(self._norm(present)[k0].value_counts()).fillna(0).to_numpy()
+            k = subj[k0].map(self._norm(matched)[k0].value_counts()).fillna(0).to_numpy()
+            del present, matched
+            return ["match" if pi > 0 and ki == pi else (absent if pi == 0 else "no_match")
+                    for pi, ki in zip(p, k)]
         n_p = self._norm(present).groupby(keys, sort=False).size().rename("_p").reset_index()
         n_m = self._norm(matched).groupby(keys, sort=False).size().rename("_m").reset_index()
         del present, matched
         m = subj.merge(n_p, on=keys, how="left").merge(n_m, on=keys, how="left")
         p = m["_p"].fillna(0).to_numpy()
         k = m["_m"].fillna(0).to_numpy()
-        absent = "no_subject" if self.vp.membership == "reveal" else "no_match"
         return ["match" if pi > 0 and ki == pi else (absent if pi == 0 else "no_match")
                 for pi, ki in zip(p, k)]
 

@@ -80,14 +80,26 @@ def _secret(home: Path) -> bytes:
 
 def subject_digests(home: Path, dataset: str, keys: Sequence[str],
                     rows: Iterable[Sequence[Any]]) -> list[str]:
-    """The keyed digest of each subject (a tuple of key values)."""
+    """The keyed digest of each subject (a tuple of key values): HMAC-SHA256 over the
+    dataset, the key columns and the values, each tagged with its kind (so "42" and 42
+    differ, while 42 and 42.0 are one subject)."""
     secret = _secret(home)
-    head = json.dumps([dataset, list(keys)], ensure_ascii=False)
+    head = json.dumps([dataset, list(keys)], ensure_ascii=False) + "\x1e"
+    digest = hmac.digest
     out = []
     for row in rows:
-        msg = head + json.dumps([_plain(v) for v in row], ensure_ascii=False)
-        out.append(hmac.new(secret, msg.encode("utf-8"), hashlib.sha256).hexdigest()[:32])
+        msg = head + "\x1f".join(map(_tagged, row))
+        out.append(digest(secret, msg.encode("utf-8"), "sha256").hex()[:32])
     return out
+
+
+def _tagged(v: Any) -> str:
+    v = _plain(v)
+    if isinstance(v, str):
+        return "s" + v
+    if isinstance(v, bool):
+        return "b" + str(v)
+    return "n" + repr(v)
 
 
 def _plain(v: Any) -> Any:

@@ -10,15 +10,14 @@ false-positive rate is off, see docs/verification.md) and the doubly blinded req
 and the verifier learns which of its pairs are in the holder's set. The holder learns
 the number of pairs asked (the request's size), which is what the quotas count.
 
-Both sets are encoded the same way: the key values, then the claimed values, as JSON
-text (numbers by value, so 42 and 42.0 agree; strings stripped); a value of a column
+Both sets are encoded the same way: the key values, then the claimed values, each
+tagged with its kind (numbers by value, so 42 and 42.0 agree; strings stripped); a value of a column
 with a policy ``granularity`` g is its granule ``floor(v / g) * g``, so a claim of
 ``age = 40`` at granularity 10 means "age in [40, 50)".
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Sequence
 
@@ -58,14 +57,25 @@ def _norm(v: Any, g: float | None) -> Any:
     return str(v).strip()
 
 
+def _tag(v: Any) -> str:
+    if isinstance(v, str):
+        return "s" + v
+    if isinstance(v, bool):
+        return "b" + str(v)
+    if v is None:
+        return "z"
+    return "n" + repr(v)
+
+
 def encode_pairs(keys: Sequence[Sequence[Any]], values: Sequence[Sequence[Any]],
                  granularity: Sequence[float | None]) -> list[str]:
-    """The PSI items of (key, claimed value) rows, as both sides write them."""
+    """The PSI items of (key, claimed value) rows, as both sides write them: each value
+    normalised (:func:`_norm`) and tagged with its kind, keys then values."""
     out = []
+    gs = list(granularity)
     for k, v in zip(keys, values):
-        out.append(json.dumps([[_norm(x, None) for x in k],
-                               [_norm(x, g) for x, g in zip(v, granularity)]],
-                              ensure_ascii=False, separators=(",", ":")))
+        out.append("\x1f".join(_tag(_norm(x, None)) for x in k) + "\x1e"
+                   + "\x1f".join(_tag(_norm(x, g)) for x, g in zip(v, gs)))
     return out
 
 

@@ -425,3 +425,27 @@ def test_quotas_hold_under_concurrent_processes(tmp_path: Path, adult: pd.DataFr
     recs = [r for r in h.audit().records() if r["kind"] == "verify" and r["status"] == "released"]
     assert len(recs) == LIMIT
     assert h.audit().verify()
+
+
+def test_composite_subject_keys(tmp_path: Path, adult: pd.DataFrame) -> None:
+    """A subject named by two key columns (a household and a member number), alone and
+    in a batch large enough for the one-scan path."""
+    df = adult.head(1000).drop(columns="person_id").copy()
+    df.insert(0, "household", [f"H-{i // 4:04d}" for i in range(len(df))])
+    df.insert(1, "member", [i % 4 for i in range(len(df))])
+    pol = verify_policy(subject_keys=["household", "member"])
+    del pol["columns"]["person_id"]
+    pol["columns"]["household"] = {"role": "identifier", "grade": 2}
+    pol["columns"]["member"] = {"role": "attribute", "grade": 1}
+    h = pets.Holder(tmp_path / "h")
+    h.register("adult", df, pol)
+    h.grant(BANK, dataset="adult", purpose=PURPOSE, epsilon=1.0)
+    s = h.session(BANK, purpose=PURPOSE)
+    assert s.verify("adult", {"household": "H-0000", "member": 1}, col("age") >= 45).match  # 50
+    assert not s.verify("adult", {"household": "H-0000", "member": 2}, col("age") >= 45).match
+    ids = df[["household", "member"]].iloc[::-1].reset_index(drop=True)
+    ids.loc[0, "member"] = 9  # nobody
+    b = s.verify_batch("adult", ids, col("age") >= 40)
+    want = (df["age"].iloc[::-1].reset_index(drop=True) >= 40).to_numpy()
+    want[0] = False
+    assert (b.match.to_numpy() == want).all() and len(b.match) == 1000
