@@ -278,6 +278,61 @@ class CompiledVerify(Compiled):
         )
 
 
+def _section(ctx: Context) -> Any:
+    """The policy's [verify] section, or the refusal (rule ``verify``)."""
+    vp = ctx.policy.verify
+    if vp is None:
+        raise PolicyError(
+            f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
+            "[verify] section (the holder names the subject keys and claimable columns "
+            "there)", rule="verify",
+        )
+    return vp
+
+
+def _check_keys(vp: Any, keys: tuple[str, ...]) -> None:
+    for k in keys:
+        if k not in vp.subject_keys:
+            raise PolicyError(
+                f"column {k!r} is not a subject key of this dataset (the policy's "
+                f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
+                rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
+            )
+
+
+def _check_equality_column(vp: Any, column: str, what: str) -> None:
+    """``column`` may be claimed about with ``==`` (PSI pairs and hidden claims)."""
+    rule = vp.claims.get(column)
+    if rule is None:
+        raise PolicyError(
+            f"column {column!r} may not be claimed about in a verification (the policy's "
+            f"[verify.claims] allow: {', '.join(sorted(vp.claims)) or 'none'})",
+            rule="verify_claims", column=column, allowed=sorted(vp.claims),
+        )
+    if "==" not in rule.operators:
+        raise PolicyError(
+            f"{what} claims equality (at the granularity), and '==' is not allowed in claims "
+            f"about column {column!r} (allowed: {', '.join(rule.operators)})",
+            rule="verify_operators", column=column, allowed=list(rule.operators),
+        )
+
+
+def _check_key_values(ctx: Context, keys: tuple[str, ...],
+                      rows: tuple[tuple[Any, ...], ...]) -> dict[str, str]:
+    """Key columns of a usable type and subject values of the column's kind."""
+    types = {k: ctx.schema[k] for k in keys}
+    for i, k in enumerate(keys):
+        if types[k] not in ("int", "float", "str", "bool"):
+            raise QueryError(f"subject key {k!r} holds {types[k]} values; subject keys "
+                             "must be numbers, text or booleans")
+        seen: set[type] = set()
+        for r in rows:
+            if type(r[i]) not in seen:
+                seen.add(type(r[i]))
+                _check_types(P.Compare("==", P.Col(k), P.Lit(r[i])), ctx.schema)
+    return types
+
+
 class VerifyMechanism(Mechanism):
     protection_type = Verify
 
@@ -292,38 +347,18 @@ class VerifyMechanism(Mechanism):
 
     def compile(self, ctx: Context) -> CompiledVerify:
         from ..verify.claims import check_claim
+
         pol, prot = ctx.policy, ctx.protection
         assert isinstance(prot, Verify)
-        vp = pol.verify
-        if vp is None:
-            raise PolicyError(
-                f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
-                "[verify] section (the holder names the subject keys and claimable columns "
-                "there)", rule="verify",
-            )
-        for k in prot.keys:
-            if k not in vp.subject_keys:
-                raise PolicyError(
-                    f"column {k!r} is not a subject key of this dataset (the policy's "
-                    f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
-                    rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
-                )
+        vp = _section(ctx)
+        _check_keys(vp, prot.keys)
         if len(prot.rows) > vp.max_batch:
             raise PolicyError(
                 f"this batch names {len(prot.rows):,} subjects; the policy allows at most "
                 f"{vp.max_batch:,} per batch: split it",
                 rule="verify_max_batch", allowed=vp.max_batch,
             )
-        types = {k: ctx.schema[k] for k in prot.keys}
-        for i, k in enumerate(prot.keys):
-            if types[k] not in ("int", "float", "str", "bool"):
-                raise QueryError(f"subject key {k!r} holds {types[k]} values; subject keys "
-                                 "must be numbers, text or booleans")
-            seen: set[type] = set()
-            for r in prot.rows:
-                if type(r[i]) not in seen:
-                    seen.add(type(r[i]))
-                    _check_types(P.Compare("==", P.Col(k), P.Lit(r[i])), ctx.schema)
+        types = _check_key_values(ctx, prot.keys, prot.rows)
         terms = check_claim(vp, pol, ctx.schema, ctx.plan.filters[0])
         return CompiledVerify(ctx, vp, terms, types)
 
@@ -461,34 +496,11 @@ class PSIMechanism(Mechanism):
             raise QueryError("a PSI verification is asked with s.verify_psi(dataset, pairs, keys=...)")
 
     def compile(self, ctx: Context) -> CompiledPSI:
-        pol, prot = ctx.policy, ctx.protection
-        vp = pol.verify
-        if vp is None:
-            raise PolicyError(
-                f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
-                "[verify] section", rule="verify",
-            )
-        for k in prot.keys:
-            if k not in vp.subject_keys:
-                raise PolicyError(
-                    f"column {k!r} is not a subject key of this dataset (the policy's "
-                    f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
-                    rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
-                )
+        prot = ctx.protection
+        vp = _section(ctx)
+        _check_keys(vp, prot.keys)
         for c in prot.columns:
-            rule = vp.claims.get(c)
-            if rule is None:
-                raise PolicyError(
-                    f"column {c!r} may not be claimed about in a verification (the policy's "
-                    f"[verify.claims] allow: {', '.join(sorted(vp.claims)) or 'none'})",
-                    rule="verify_claims", column=c, allowed=sorted(vp.claims),
-                )
-            if "==" not in rule.operators:
-                raise PolicyError(
-                    f"a PSI pair claims equality (at the granularity), and '==' is not allowed "
-                    f"in claims about column {c!r} (allowed: {', '.join(rule.operators)})",
-                    rule="verify_operators", column=c, allowed=list(rule.operators),
-                )
+            _check_equality_column(vp, c, "a PSI pair")
         if prot.items > vp.max_batch:
             raise PolicyError(
                 f"this request holds {prot.items:,} pairs; the policy allows at most "
@@ -599,37 +611,9 @@ class HiddenMechanism(VerifyMechanism):
                              "column, value)")
 
     def compile(self, ctx: Context) -> CompiledHidden:  # type: ignore[override]
-        pol, prot = ctx.policy, ctx.protection
-        vp = pol.verify
-        if vp is None:
-            raise PolicyError(
-                f"dataset {ctx.plan.dataset!r} answers no verifications: its policy has no "
-                "[verify] section", rule="verify",
-            )
-        for k in prot.keys:
-            if k not in vp.subject_keys:
-                raise PolicyError(
-                    f"column {k!r} is not a subject key of this dataset (the policy's "
-                    f"[verify] subject_keys: {', '.join(vp.subject_keys)})",
-                    rule="verify_subject_keys", column=k, allowed=list(vp.subject_keys),
-                )
-        rule = vp.claims.get(prot.column)
-        if rule is None:
-            raise PolicyError(
-                f"column {prot.column!r} may not be claimed about in a verification (the "
-                f"policy's [verify.claims] allow: {', '.join(sorted(vp.claims)) or 'none'})",
-                rule="verify_claims", column=prot.column, allowed=sorted(vp.claims),
-            )
-        if "==" not in rule.operators:
-            raise PolicyError(
-                f"a hidden claim is an equality, and '==' is not allowed in claims about "
-                f"column {prot.column!r} (allowed: {', '.join(rule.operators)})",
-                rule="verify_operators", column=prot.column, allowed=list(rule.operators),
-            )
-        types = {k: ctx.schema[k] for k in prot.keys}
-        for i, k in enumerate(prot.keys):
-            if types[k] not in ("int", "float", "str", "bool"):
-                raise QueryError(f"subject key {k!r} holds {types[k]} values; subject keys "
-                                 "must be numbers, text or booleans")
-            _check_types(P.Compare("==", P.Col(k), P.Lit(prot.rows[0][i])), ctx.schema)
+        prot = ctx.protection
+        vp = _section(ctx)
+        _check_keys(vp, prot.keys)
+        _check_equality_column(vp, prot.column, "a hidden claim")
+        types = _check_key_values(ctx, prot.keys, prot.rows)
         return CompiledHidden(ctx, vp, [(prot.column, "==", (None,))], types)

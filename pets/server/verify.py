@@ -115,35 +115,38 @@ def install(app: Any, holder: Any, caller: Callable[..., Any], run: Callable[...
         return {"match": [bool(x) for x in r.match], "answer": list(r.answer),
                 "audit_id": r.audit_id, "answers_left": r.answers_left}
 
-    def psi(c: Any, body: VerifyPSIRequest) -> dict[str, Any]:
+    def through(c: Any, body: Any, select: tuple[str, ...], prot: Any) -> Any:
+        """The pipeline's explain (as JSON) or release (the answer object)."""
         from .. import pipeline
-        from ..mechanisms.verify import PSI
         from ..plan import Plan
 
-        prot = PSI(request=_b64(body.request, "request"), keys=tuple(body.keys),
-                   columns=tuple(body.columns))
-        plan = Plan(body.dataset, select=prot.keys + prot.columns)
+        plan = Plan(body.dataset, select=select)
         s = session(c, body.purpose)
         if body.explain:
             return wire.explanation_to_json(pipeline.explain(s, plan, prot))
-        a = pipeline.release(s, plan, prot)
+        return pipeline.release(s, plan, prot)
+
+    def psi(c: Any, body: VerifyPSIRequest) -> dict[str, Any]:
+        from ..mechanisms.verify import PSI
+
+        prot = PSI(request=_b64(body.request, "request"), keys=tuple(body.keys),
+                   columns=tuple(body.columns))
+        a = through(c, body, prot.keys + prot.columns, prot)
+        if body.explain:
+            return a  # type: ignore[no-any-return]
         return {"setup": base64.b64encode(a.setup).decode(),
                 "response": base64.b64encode(a.response).decode(),
                 "audit_id": a.audit_id, "answers_left": a.answers_left, "items": a.items}
 
     def hidden(c: Any, body: VerifyHiddenRequest) -> dict[str, Any]:
-        from .. import pipeline
         from ..mechanisms.verify import HiddenClaim
-        from ..plan import Plan
 
         prot = HiddenClaim(subject=dict(body.subject), column=body.column,
                            public_key=_int(body.n, "n"),
                            ciphertext=_int(body.ciphertext, "ciphertext"))
-        plan = Plan(body.dataset, select=tuple(prot.keys) + (prot.column,))
-        s = session(c, body.purpose)
+        a = through(c, body, tuple(prot.keys) + (prot.column,), prot)
         if body.explain:
-            return wire.explanation_to_json(pipeline.explain(s, plan, prot))
-        a = pipeline.release(s, plan, prot)
+            return a  # type: ignore[no-any-return]
         return {"ciphertext": str(a.ciphertext), "no_subject": a.no_subject,
                 "audit_id": a.audit_id, "answers_left": a.answers_left}
 
