@@ -248,3 +248,105 @@ def _level(x: Any) -> float:
     from .dp.accuracy import check_level
 
     return check_level(x)
+
+
+# -- verification (docs/verification.md) ------------------------------------------------
+def _verify_methods() -> None:
+    """RemoteSession.verify / verify_batch / verify_psi / verify_hidden: the local
+    session's verification methods over ``/v1/verify...``."""
+    from .plan import _expr_to_dict
+
+    def _claim(claim: Any) -> dict[str, Any]:
+        from .query import Expression
+
+        if isinstance(claim, Expression):
+            claim = claim.node
+        from .plan import is_expr
+
+        if not is_expr(claim):
+            raise QueryError("claim must be an expression such as col('age') >= 30")
+        return _expr_to_dict(claim)
+
+    def _answer(self: Any, path: str, body: dict[str, Any], explain: bool) -> Any:
+        out = self._call("POST", path, json={"purpose": self.purpose, **body, "explain": explain})
+        return wire.explanation_from_json(out) if explain else out
+
+    def verify(self: Any, dataset: str, subject: dict[str, Any], claim: Any, *,
+               explain: bool = False) -> Any:
+        """As :meth:`pets.Session.verify` (``POST /v1/verify``)."""
+        from .verify import Verify
+        from .verify.results import Verification
+
+        v = Verify(subject=subject)  # checked here, as locally
+        out = _answer(self, "/v1/verify", {"dataset": dataset, "subject": dict(zip(v.keys, v.rows[0])),
+                                           "claim": _claim(claim)}, explain)
+        if explain:
+            return out
+        return Verification(out["match"], out["answer"], out["audit_id"], out["answers_left"])
+
+    def verify_batch(self: Any, dataset: str, subjects: pd.DataFrame, claim: Any, *,
+                     explain: bool = False) -> Any:
+        """As :meth:`pets.Session.verify_batch` (``POST /v1/verify/batch``)."""
+        from .verify import Verify
+        from .verify.results import BatchVerification
+
+        v = Verify(subjects=subjects)
+        cols = {k: [r[i] for r in v.rows] for i, k in enumerate(v.keys)}
+        out = _answer(self, "/v1/verify/batch", {"dataset": dataset, "subjects": cols,
+                                                 "claim": _claim(claim)}, explain)
+        if explain:
+            return out
+        df = subjects.copy()
+        df["match"], df["answer"] = out["match"], out["answer"]
+        return BatchVerification(df, out["audit_id"], out["answers_left"])
+
+    def verify_psi(self: Any, dataset: str, pairs: pd.DataFrame, keys: Any, *,
+                   explain: bool = False) -> Any:
+        """As :meth:`pets.Session.verify_psi` (``POST /v1/verify/psi``): the pairs are
+        blinded here; only the blinded request goes to the server."""
+        import base64
+
+        from .mechanisms.verify import PSIAnswer
+        from .verify.api import finish_psi
+        from .verify.psi import PSIVerifier
+
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        if not isinstance(pairs, pd.DataFrame):
+            raise QueryError(f"pairs must be a pandas DataFrame, not {type(pairs).__name__}")
+        columns = [c for c in pairs.columns if c not in keys]
+        verifier = PSIVerifier(pairs, keys, columns)
+        prot = verifier.request()
+        out = _answer(self, "/v1/verify/psi", {
+            "dataset": dataset, "keys": keys, "columns": columns,
+            "request": base64.b64encode(bytes(prot.request)).decode()}, explain)
+        if explain:
+            return out
+        a = PSIAnswer(base64.b64decode(out["setup"]), base64.b64decode(out["response"]),
+                      out["audit_id"], out["answers_left"], out["items"])
+        return finish_psi(verifier, a)
+
+    def verify_hidden(self: Any, dataset: str, subject: dict[str, Any], column: str,
+                      value: Any, *, verifier: Any = None, explain: bool = False) -> Any:
+        """As :meth:`pets.Session.verify_hidden` (``POST /v1/verify/hidden``): the value
+        is encrypted here under the verifier's key; only the ciphertext is sent."""
+        from .verify import Verify
+        from .verify.hidden import HiddenVerifier
+        from .verify.results import Verification
+
+        v = Verify(subject=subject)
+        verifier = verifier or HiddenVerifier()
+        out = _answer(self, "/v1/verify/hidden", {
+            "dataset": dataset, "subject": dict(zip(v.keys, v.rows[0])), "column": column,
+            "n": str(verifier.public_key.n), "ciphertext": str(verifier.encrypt(value))}, explain)
+        if explain:
+            return out
+        if out["no_subject"]:
+            return Verification(False, "no_subject", out["audit_id"], out["answers_left"])
+        ok = verifier.match(int(out["ciphertext"]))
+        return Verification(ok, "match" if ok else "no_match", out["audit_id"], out["answers_left"])
+
+    for f in (verify, verify_batch, verify_psi, verify_hidden):
+        setattr(RemoteSession, f.__name__, f)
+
+
+_verify_methods()

@@ -212,6 +212,7 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
                 used = store.count_events(s.analyst, plan.dataset, kind)
                 if used >= limit:  # counted again atomically at the commit
                     raise _quota_error(s.analyst, plan.dataset, kind, used, limit)
+        compiled.check_ledger(store)
     except PolicyError as e:
         if record_refusals:
             _refuse(s, plan, protection, e.rule, e.column, version)
@@ -258,7 +259,10 @@ def execute(p: Prepared) -> Any:
     else:
         record["failed"] = True
     try:
-        if charge.quota is not None:
+        own = c.commit(store, record)
+        if own is not None:
+            audit_id, spent = own, Cost()
+        elif charge.quota is not None:
             kind, limit = charge.quota
             record["kind"] = kind
             audit_id = store.record_counted(record, limit)

@@ -97,7 +97,7 @@ DEFAULT_MAX_CELLS: int = 1_000_000
 #: Largest ``max_cells`` a policy may set.
 MAX_CELLS_LIMIT: int = 2**40
 
-_TOP_KEYS = ("negative_list", "dataset", "columns", "grades")
+_TOP_KEYS = ("negative_list", "dataset", "columns", "grades", "verify")
 _DATASET_KEYS = (
     "privacy_unit",
     "max_groups",
@@ -446,6 +446,8 @@ class Policy:
     max_exact_totals: int | None = None
     max_rows: int | None = None
     max_cells: int | None = None
+    #: the ``[verify]`` section (:class:`pets.verify.policy.VerifyPolicy`), or None
+    verify: Any = None
 
     @property
     def row_limit(self) -> int:
@@ -510,6 +512,12 @@ class Policy:
             _positive_int(("dataset", "max_cells"), self.max_cells, 1, "cells one DP release may ask for")
             if self.max_cells > MAX_CELLS_LIMIT:
                 _fail(("dataset", "max_cells"), f"must be at most 2**40 = {MAX_CELLS_LIMIT}, not {self.max_cells!r}")
+        if self.verify is not None:
+            from .verify.policy import VerifyPolicy
+
+            v = self.verify if isinstance(self.verify, VerifyPolicy) else VerifyPolicy.from_dict(self.verify)
+            v.check_columns(columns, self.negative_list)
+            object.__setattr__(self, "verify", v)
         missing = _str_list(("dataset", "missing"), self.missing, '["?"]')
         object.__setattr__(self, "missing", tuple(dict.fromkeys(missing)))
         for name, c in columns.items():
@@ -746,6 +754,7 @@ class Policy:
             max_exact_totals=dataset.get("max_exact_totals"),
             max_rows=dataset.get("max_rows"),
             max_cells=dataset.get("max_cells"),
+            verify=d.get("verify"),
         )
 
     @classmethod
@@ -789,6 +798,8 @@ class Policy:
             out["dataset"] = dataset
         out["columns"] = {name: c.to_dict() for name, c in self.columns.items()}
         out["grades"] = {str(g): r.to_dict() for g, r in self.grades.items()}
+        if self.verify is not None:
+            out["verify"] = self.verify.to_dict()
         return out
 
     def to_json(self) -> str:

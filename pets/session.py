@@ -22,6 +22,7 @@ from .release import Explanation, Extract, Release
 
 if TYPE_CHECKING:
     from .holder import Holder
+    from .verify.results import BatchVerification, Verification
 
 __all__ = ["Session"]
 
@@ -134,6 +135,50 @@ class Session:
         from .mechanisms.models import Synthetic
 
         return self.release(query, Synthetic(protection, rows, bins))  # type: ignore[arg-type]
+    # -- verification (核验) -----------------------------------------------------------
+    def verify(self, dataset: str, subject: dict[str, object], claim: object, *,
+               explain: bool = False) -> "Verification | Explanation":
+        """Whether the record of ``subject`` (``{"person_id": "P-00042"}``) satisfies
+        ``claim`` (``col("age") >= 30``; ``==``, ranges, ``isin``, ``&``): a
+        :class:`pets.verify.Verification` with ``match`` True/False and nothing else,
+        through the one release pipeline under the policy's ``[verify]`` section,
+        counted against its quotas and audited. ``explain=True``: what it would do, on
+        no data. See docs/verification.md."""
+        from .verify.api import ask
+        from .verify import Verify
+
+        return ask(self, dataset, claim, Verify(subject=subject), explain)  # type: ignore[no-any-return]
+
+    def verify_batch(self, dataset: str, subjects: pd.DataFrame, claim: object, *,
+                     explain: bool = False) -> "BatchVerification | Explanation":
+        """:meth:`verify` for every row of ``subjects`` (a DataFrame of subject-key
+        columns) in one request: a :class:`pets.verify.BatchVerification` whose ``match``
+        has one answer per row, in order."""
+        from .verify.api import ask
+        from .verify import Verify
+
+        return ask(self, dataset, claim, Verify(subjects=subjects), explain)  # type: ignore[no-any-return]
+
+    def verify_psi(self, dataset: str, pairs: pd.DataFrame, keys: list[str], *,
+                   explain: bool = False) -> "BatchVerification | Explanation":
+        """Private set intersection (``pip install 'pets[psi]'``): which rows of ``pairs``
+        — subject-key columns ``keys`` and claimed columns (the rest) — equal a record of
+        the holder's, while the holder sees only a blinded request and learns only how
+        many pairs were asked. See docs/verification.md."""
+        from .verify.api import ask_psi
+
+        return ask_psi(self, dataset, pairs, keys, explain)  # type: ignore[no-any-return]
+
+    def verify_hidden(self, dataset: str, subject: dict[str, object], column: str,
+                      value: object, *, verifier: object = None,
+                      explain: bool = False) -> "Verification | Explanation":
+        """A hidden equality claim: whether ``subject``'s ``column`` equals ``value``,
+        with ``value`` encrypted under the verifier's own Paillier key
+        (``verifier=pets.verify.HiddenVerifier(...)``, default a new 2048-bit key), so
+        the holder never sees it. See docs/verification.md."""
+        from .verify.api import ask_hidden
+
+        return ask_hidden(self, dataset, subject, column, value, verifier, explain)  # type: ignore[no-any-return]
 
     # -- dummy tables ----------------------------------------------------------------
     def dummy(self, dataset: str, rows: int = 1000, seed: int | None = None) -> pd.DataFrame:

@@ -10,6 +10,8 @@
     pets he query --member a=HOME_A --member b=HOME_B --analyst A --purpose P [--epsilon E] "SELECT ..."
     pets fit --analyst A --purpose P --dataset D --model logistic --target T --features a,b --epsilon 1
     pets synthesize --analyst A --purpose P --dataset D --columns a,b,c --rows N --epsilon 1
+    pets verify --analyst A --purpose P --dataset D --subject id=42 --claim "age >= 30"
+    pets deid in.csv -o out.csv --pseudonymize id --secret-file S [--mask C --top-code C:V ...]
     pets anonymize in.csv --qi age,sex --k 5 [--hierarchies DIR] -o out.csv   (offline, ungoverned)
     pets serve | keys issue|list|revoke | audit verify|head|list | federation deal|join
     pets console add-holder NAME [--password-file F]      (an account for the web console)
@@ -59,6 +61,7 @@ _COMMAND_MODULES = (
     "pets.cli.holder_cmds",    # register, datasets, grant, revoke, grants, budget, keys, audit
     "pets.cli.analyst_cmds",   # query, extract, he query
     "pets.cli.models_cmds",    # fit, synthesize
+    "pets.cli.verify_cmds",    # verify, deid
     "pets.cli.console_cmds",   # console add-holder
 )
 
@@ -88,13 +91,12 @@ def _root(
 def _restore_argument_help(cmd: Any) -> None:
     """click 8.5 resets the help text typer gives a positional argument (its Argument
     gained a ``help`` of its own); put the text back from the command's signature."""
-    import click
-
-    if isinstance(cmd, click.Group):
+    if isinstance(getattr(cmd, "commands", None), dict):  # a group (click's or typer's own)
         for sub in cmd.commands.values():
             _restore_argument_help(sub)
         return
-    missing = [p for p in cmd.params if isinstance(p, click.Argument) and not getattr(p, "help", None)]
+    missing = [p for p in cmd.params
+               if getattr(p, "param_type_name", None) == "argument" and not getattr(p, "help", None)]
     if not missing or cmd.callback is None:
         return
     hints = typing.get_type_hints(inspect.unwrap(cmd.callback), include_extras=True)

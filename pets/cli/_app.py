@@ -16,8 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar
 
-import click
 import typer
+
+# typer up to 0.2x runs on the click package; later typers carry their own copy of click.
+# Take click's exception classes from wherever this typer's BadParameter lives, so pets
+# never imports click itself (a plain install may not even have it).
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+UsageError = _click_exceptions.UsageError
+ClickException = _click_exceptions.ClickException
+_PASS_THROUGH = tuple({typer.Exit, typer.Abort, ClickException,
+                       *(getattr(_click_exceptions, n) for n in ("Exit", "Abort")
+                         if hasattr(_click_exceptions, n))})
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +80,7 @@ def command(group: typer.Typer | None = None, name: str | None = None, **kw: Any
         def run(*args: Any, **kwargs: Any) -> None:
             try:
                 code = fn(*args, **kwargs)
-            except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            except _PASS_THROUGH:
                 raise
             except BrokenPipeError:
                 _quiet_stdout()
@@ -169,11 +178,11 @@ def report(e: BaseException) -> int:
     return code
 
 
-def usage_error(message: str, param: str | None = None) -> click.UsageError:
+def usage_error(message: str, param: str | None = None) -> Exception:
     """A usage error (exit code 2) naming the flag at fault."""
     if param:
-        return click.BadParameter(message, param_hint=param)
-    return click.UsageError(message)
+        return typer.BadParameter(message, param_hint=param)
+    return UsageError(message)
 
 
 def printable(value: Any) -> Any:

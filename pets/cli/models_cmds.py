@@ -41,7 +41,7 @@ def fit(
         "--positive", help="Logistic: the positive class (default: the last key).")] = None,
     output: Output = None,
     explain: Explain = False,
-) -> None:
+) -> int:
     """Fit a DP model (linear, logistic, naive Bayes) and write it as JSON (charged, audited)."""
     from ..cli_models import fit as run
 
@@ -49,8 +49,7 @@ def fit(
     code = run(str(h.home), analyst, purpose, dataset, model.value, target, features, epsilon,
                delta=delta, noise=noise.value, log=log, positive=positive, output=output,
                explain=explain)
-    if code:
-        raise typer.Exit(code)
+    return code  # the exit code (0, or what pets.cli_* chose)
 
 
 @command()
@@ -68,12 +67,11 @@ def synthesize(
     bins: Annotated[int, typer.Option("--bins", min=2, help="Bins of a numeric column.")] = 16,
     output: Output = None,
     explain: Explain = False,
-) -> None:
+) -> int:
     """DP synthetic rows by MST, as CSV (charged, audited)."""
     from ..cli_models import synthesize as run
 
     h = open_home(home)
     code = run(str(h.home), analyst, purpose, dataset, columns, epsilon, rows=rows, delta=delta,
                noise=noise.value, bins=bins, output=output, explain=explain)
-    if code:
-        raise typer.Exit(code)
+    return code  # the exit code (0, or what pets.cli_* chose)

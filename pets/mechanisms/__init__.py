@@ -11,6 +11,7 @@ from .dp import DPMechanism
 from .he import HEContribution
 from .kanon import KAnonymityMechanism
 from .models import FitMechanism, SynthesisMechanism
+from .verify import HiddenMechanism, PSIMechanism, VerifyMechanism
 
 __all__ = ["Charge", "Compiled", "Context", "Mechanism", "mechanism_for", "register_mechanism"]
 
@@ -37,5 +38,5 @@ def mechanism_for(protection: Any, *, federated: bool = False) -> Mechanism:
 
 
 for _m in (DPMechanism(), KAnonymityMechanism(), HEContribution(), FitMechanism(),
-           SynthesisMechanism()):
+           SynthesisMechanism(), VerifyMechanism(), PSIMechanism(), HiddenMechanism()):
     register_mechanism(_m)

@@ -108,6 +108,16 @@ class Compiled(ABC):
         """The protected payload: noise, generalisation, encryption. Runs before the
         charge is committed but nothing of it leaves before the commit."""
 
+    def check_ledger(self, store: Any) -> None:
+        """Ledger checks of a form with its own quotas, before anything runs (explain
+        reports them); PolicyError. Nothing here may read the rows."""
+
+    def commit(self, store: Any, record: dict[str, Any]) -> int | None:
+        """A form with its own quotas appends its audit record and counts itself here,
+        in one store transaction, and returns the audit id; None: the pipeline's own
+        commit (budget charge, or ``Charge.quota``)."""
+        return None
+
     def record_result(self, payload: Any) -> dict[str, Any]:
         """Audit fields describing the released payload (sizes, levels; no raw values)."""
         return {}

@@ -524,6 +524,9 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
     from ..console import mount as mount_console
 
     mount_console(app, holder)  # the holder's console under /console (docs/console.md)
+    from .verify import install as install_verify  # /v1/verify...
+
+    install_verify(app, holder, caller, run)
     return app
 
 

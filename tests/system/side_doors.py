@@ -49,8 +49,9 @@ STRANGER = "mallory"  # an analyst with no grant at all
 PURPOSE = "side-doors"
 
 #: audit kinds whose releases are counted against a quota instead of spending ε
-#: (k-anonymous extracts; exact HE totals once the policy can opt columns into them)
-COUNTED_KINDS = ("kanon", "he_exact")
+#: (k-anonymous extracts; exact HE totals once the policy can opt columns into them;
+#: verification answers, counted per analyst and per subject)
+COUNTED_KINDS = ("kanon", "he_exact", "verify")
 
 #: a dataset as the holders keep it: one table per holder (name → table)
 Data = dict[str, pd.DataFrame]
@@ -255,6 +256,9 @@ def release_meta(r: Any, public_shape: bool) -> Any:
     if isinstance(r, pd.DataFrame):
         return ("DataFrame", tuple(map(str, r.columns)), tuple(map(str, r.dtypes)),
                 _frame_view(r))
+    if type(r).__name__ in ("Verification", "BatchVerification"):  # the answers are its output
+        rows = len(r.df) if hasattr(r, "df") else 1
+        return (type(r).__name__, _cost_tuple(r.spent), r.answers_left, rows)
     if isinstance(r, pets.Extract):
         return ("Extract", _cost_tuple(r.spent), r.extracts_left, tuple(map(str, r.df.columns)))
     if isinstance(r, pets.Release):

@@ -154,12 +154,15 @@ def test_bad_input_exits_5_with_a_clear_message(tmp_path: Path, what: str, args:
     assert not out.exists()
 
 
-@pytest.mark.parametrize("k,message", [("five", "'five' is not a valid integer"),
-                                       ("1", "1 is not in the range x>=2")])
-def test_bad_argument_is_a_usage_error(tmp_path: Path, k: str, message: str) -> None:
+@pytest.mark.parametrize("k,messages", [
+    ("five", ("'five' is not a valid integer", "Input should be a valid integer")),
+    ("1", ("1 is not in the range x>=2", "Input should be greater than or equal to 2")),
+])  # the wording of typer's own checks differs between typer releases
+def test_bad_argument_is_a_usage_error(tmp_path: Path, k: str, messages: tuple) -> None:
     p = run(ADULT, "--sep", ";", "--qi", "sex", "--k", k, "-o", str(tmp_path / "o.csv"))
     assert p.returncode == 2  # usage error
-    assert "Invalid value for '--k'" in p.stderr and message in p.stderr
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", p.stderr).split())  # rich's box, unwrapped
+    assert "Invalid value for '--k'" in text and any(m in text for m in messages), text
 
 
 @pytest.mark.parametrize(
