@@ -332,7 +332,7 @@ def post_text(e: PostExpr) -> str:
 def _num(x: Any) -> Any:
     """As nullable floats (NaN → NA), for SQL NULL semantics."""
     if isinstance(x, pd.Series):
-        if x.dtype == object:
+        if x.dtype == object or pd.api.types.is_string_dtype(x.dtype):  # pandas 3: str dtype
             try:
                 return pd.to_numeric(x).astype("Float64")
             except (ValueError, TypeError):

@@ -235,7 +235,8 @@ def _cells(released: pd.DataFrame, exact: pd.DataFrame, ci: pd.DataFrame | None,
         ex = exact.dropna(subset=keys).drop_duplicates(subset=keys)
         merged = released.merge(ex, on=keys, suffixes=("", "__exact"))
     elif len(released) == 1 and len(exact) == 1:
-        merged = released.join(exact, rsuffix="__exact")
+        merged = released.merge(exact, left_index=True, right_index=True, how="left",
+                            suffixes=("", "__exact"))  # join(rsuffix=) warns on pandas 3
     else:
         return
     for c in num:

@@ -448,6 +448,6 @@ def test_composite_subject_keys(tmp_path: Path, adult: pd.DataFrame) -> None:
     ids = df[["household", "member"]].iloc[::-1].reset_index(drop=True)
     ids.loc[0, "member"] = 9  # nobody
     b = s.verify_batch("adult", ids, col("age") >= 40)
-    want = (df["age"].iloc[::-1].reset_index(drop=True) >= 40).to_numpy()
+    want = (df["age"].iloc[::-1].reset_index(drop=True) >= 40).to_numpy().copy()  # writable under pandas 3 copy-on-write
     want[0] = False
     assert (b.match.to_numpy() == want).all() and len(b.match) == 1000
