@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Sequence, TextIO
 
-from .errors import BudgetExceeded, PetsError, PolicyError
+from .errors import PetsError
 
 __all__ = ["fit", "synthesize", "MODEL_NAMES"]
 
@@ -27,11 +27,9 @@ MODEL_NAMES = {"linear": "LinearRegression", "logistic": "LogisticRegression",
 
 
 def _code(e: PetsError) -> int:
-    if isinstance(e, PolicyError):
-        return 3
-    if isinstance(e, BudgetExceeded):
-        return 4
-    return 5
+    from .cli._app import exit_code_of  # the one mapping of errors to exit codes (API.md)
+
+    return exit_code_of(e)
 
 
 def _fail(e: PetsError, err: TextIO) -> int:

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .errors import BudgetExceeded, PetsError, PolicyError
+from .errors import PetsError
 
 __all__ = ["deid", "verify"]
 
@@ -36,11 +36,9 @@ def _err(message: str) -> None:
 
 
 def _code(e: PetsError) -> int:
-    if isinstance(e, PolicyError):
-        return EXIT_POLICY
-    if isinstance(e, BudgetExceeded):
-        return EXIT_BUDGET
-    return EXIT_INPUT
+    from .cli._app import exit_code_of  # the one mapping of errors to exit codes (API.md)
+
+    return exit_code_of(e)
 
 
 def _claim(dataset: str, text: str) -> Any:
