@@ -14,11 +14,13 @@ What it does, in one run:
 2. Starts a real ``pets serve`` on 127.0.0.1 in a subprocess (uvicorn, one process,
    ``--workers`` release threads; limits raised so that none refuses), its JSON log
    going to a file as in production.
-3. **Latency** — the same small DP query (a count by sex with a filter on age, ε near
-   0.01) released alternately in process (``holder.session(...).release``) and through
-   the server (``pets.connect(...).release``), ``--pairs`` times each; every call has a
-   distinct filter and ε so that no answer is recalled from the record (a recalled
-   answer is measured separately, ``recall``). Wall time around the call; medians, the
+3. **Latency** — the same small DP query (a count by sex under three filters, ε = 0.1)
+   released alternately in process (``holder.session(...).release``) and through
+   the server (``pets.connect(...).release``), ``--pairs`` times each; every call has
+   distinct filter thresholds so that no answer is recalled from the record (a recalled
+   answer is measured separately, ``recall``). ``--vary epsilon`` also gives every call
+   a fresh ε (each release then builds and maps a new OpenDP measurement: the worst
+   case, and what runs before 2026-12-02 measured). Wall time around the call; medians, the
    added milliseconds (remote − local, per pair, median) and the ratio of medians.
 4. **Throughput** — N client threads (each its own ``pets.connect``, i.e. its own httpx
    keep-alive connection), each releasing distinct queries back to back for
@@ -55,12 +57,31 @@ PURPOSE = "bench"
 _counter = itertools.count()
 
 
+#: how requests are kept distinct (so that none is recalled from the record):
+#: "filter" (default) — one ε, a distinct combination of three filter thresholds per call,
+#: as an analyst varying a query; "epsilon" — also a distinct ε per call, so that every
+#: release builds and maps a fresh OpenDP measurement (the worst case; earlier runs)
+VARY = ["filter"]
+EPSILON = 0.1
+
+
+def _thresholds(i: int) -> tuple[int, int, int]:
+    """The i-th distinct (age ≥ a, age ≤ b, hours-per-week ≥ h): 134,640 combinations."""
+    return 17 + i % 40, 57 + (i // 40) % 34, 1 + (i // 1360) % 99
+
+
+def _epsilon(i: int) -> float:
+    return EPSILON + i * 1e-9 if VARY[0] == "epsilon" else EPSILON
+
+
 def query(dataset: str) -> tuple[pets.Query, pets.DP]:
-    """A small DP query that is never a repeat: a distinct age filter and ε each call."""
+    """A small DP query (a count by sex under three filters) that is never a repeat."""
     i = next(_counter)
-    q = (pets.Query(dataset).filter(pets.col("age") >= 17 + i % 40)
+    a, b, h = _thresholds(i)
+    q = (pets.Query(dataset)
+         .filter((pets.col("age") >= a) & (pets.col("age") <= b) & (pets.col("hours-per-week") >= h))
          .group_by("sex").agg(n=pets.count()))
-    return q, pets.DP(epsilon=0.01 + i * 1e-9)
+    return q, pets.DP(epsilon=_epsilon(i))
 
 
 def free_port() -> int:
@@ -186,13 +207,15 @@ def raw_throughput(url: str, keys: list[str], dataset: str, seconds: float) -> d
     request body made by string substitution): the server's own ceiling, with almost no
     client CPU taken from the shared cores. Every request is a distinct query."""
     host, port = url.rsplit("//", 1)[1].split(":")
-    sentinel_age, sentinel_eps = 123456789, 0.987654321
-    q = (pets.Query(dataset).filter(pets.col("age") >= sentinel_age)
+    sentinels, sentinel_eps = (123456781, 123456782, 123456783), 0.987654321
+    q = (pets.Query(dataset)
+         .filter((pets.col("age") >= sentinels[0]) & (pets.col("age") <= sentinels[1])
+                 & (pets.col("hours-per-week") >= sentinels[2]))
          .group_by("sex").agg(n=pets.count()))
     template = json.dumps({"purpose": PURPOSE, "plan": q.plan.to_dict(),
                            "protection": pets.DP(epsilon=sentinel_eps).to_dict(),
                            "ci_levels": [0.95]})
-    assert str(sentinel_age) in template and repr(sentinel_eps) in template
+    assert all(str(x) in template for x in sentinels) and repr(sentinel_eps) in template
     stop_at = [0.0]
     done = [0] * len(keys)
     errors: list[str] = []
@@ -206,8 +229,10 @@ def raw_throughput(url: str, keys: list[str], dataset: str, seconds: float) -> d
         try:
             while time.perf_counter() < stop_at[0]:
                 i = next(_counter)
-                body = template.replace(str(sentinel_age), str(17 + i % 40)).replace(
-                    repr(sentinel_eps), repr(0.01 + i * 1e-9)).encode()
+                body = template.replace(repr(sentinel_eps), repr(_epsilon(i)))
+                for x, v in zip(sentinels, _thresholds(i)):
+                    body = body.replace(str(x), str(v))
+                body = body.encode()
                 sock.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
                 status = int(f.readline().split()[1])
                 length = 0
@@ -253,7 +278,11 @@ def main() -> int:
     ap.add_argument("--raw", action="store_true",
                     help="also measure with minimal raw-socket HTTP clients (the server's "
                          "own ceiling: almost no client CPU on the shared cores)")
+    ap.add_argument("--vary", choices=["filter", "epsilon"], default="filter",
+                    help="keep requests distinct by filter thresholds at one epsilon (an "
+                         "analyst varying a query), or also by a fresh epsilon each call")
     a = ap.parse_args()
+    VARY[0] = a.vary
     clients = [int(x) for x in a.clients.split(",")]
     datasets = a.datasets.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="pets-srvbench-"))

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..store.locks import WriterLock
+
 __all__ = ["Buckets", "Slots", "SharedLimits", "LIMITS_FILE"]
 
 #: the shared limits' file, in the home
@@ -98,6 +100,7 @@ class SharedLimits:
         self.path = Path(home) / LIMITS_FILE
         self.rate, self.burst, self.limit = float(rate), float(burst), int(limit)
         self._local = threading.local()
+        self._writer = WriterLock.of(self.path)
         with self._tx() as con:
             con.execute("CREATE TABLE IF NOT EXISTS buckets "
                         "(who TEXT PRIMARY KEY, tokens REAL NOT NULL, last REAL NOT NULL)")
@@ -125,13 +128,14 @@ class SharedLimits:
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = OFF")
             self._local.con, self._local.pid = con, os.getpid()
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        with self._writer.held():  # queue in the kernel, not in SQLite's sleeping busy wait
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def take(self, who: str) -> float:
         now = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine

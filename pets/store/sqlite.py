@@ -52,6 +52,7 @@ from pets.store.audit import (
     record_hash,
 )
 from pets.store.keys import AuditKey, HeadFile, key_path
+from pets.store.locks import WriterLock
 
 __all__ = ["Store", "SCHEMA_VERSION"]
 
@@ -247,6 +248,8 @@ class Store:
         self._key: AuditKey | None = None
         self._key_lock = threading.Lock()
         self._local = threading.local()
+        # writers queue on this lock, not in SQLite's sleeping busy handler (locks.py)
+        self._writer = WriterLock.of(self.path)
         self._init_db()
 
     def __repr__(self) -> str:
@@ -279,7 +282,7 @@ class Store:
 
         After the commit, and before returning to the caller, the head file moves to the
         newest record this transaction appended (see :mod:`pets.store.keys`)."""
-        with self._connect() as con:
+        with self._connect() as con, self._writer.held():
             self._local.pending_head = None
             con.execute("BEGIN IMMEDIATE")
             try:
