@@ -676,15 +676,16 @@ class Store:
                 f"FROM grants {where} ORDER BY analyst, dataset, purpose",
                 args,
             ).fetchall()
-            spent: dict[tuple[str, str, str], list[Fraction]] = {}
-            for a, d, p, *texts in con.execute(
-                "SELECT analyst, dataset, purpose, epsilon_text, delta_text, rho_text, "
-                f"zdelta_text FROM ledger {where}",
-                args,
-            ):
-                s = spent.setdefault((a, d, p), [Fraction(0)] * 4)
-                for i, t in enumerate(texts):
-                    s[i] += Fraction(t)
+            # the running totals the charges use (audit().verify() checks them against
+            # the ledger): one row per grant, not a sum over every release
+            spent: dict[tuple[str, str, str], list[Fraction]] = {
+                (a, d, p): [Fraction(t) for t in texts]
+                for a, d, p, *texts in con.execute(
+                    "SELECT analyst, dataset, purpose, epsilon_text, delta_text, rho_text, "
+                    f"zdelta_text FROM spent {where}",
+                    args,
+                )
+            }
         out = []
         for a, d, p, e, dl, acc in grants:
             se, sd, sr, sz = spent.get((a, d, p), [Fraction(0)] * 4)
