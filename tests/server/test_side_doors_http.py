@@ -101,13 +101,22 @@ def _eligible(c: Case) -> bool:
 
 
 HTTP_CASES = [_over_http(c) for c in CASES if _eligible(c)]
-#: in the default run: every refusal and a few releases; all of them with -m slow
-_QUICK_RELEASES = {"dp_count_public_keys_http", "sql_text_http", "dp_unit_bounded_http"}
+#: in the default run: one case of each way a request ends over HTTP (a refusal by the
+#: grant, the budget, the policy's lists, the plan check, k-anonymity; three releases);
+#: every case with -m slow, which .ci/run runs after the suite. The same cases all run
+#: in process in the default run (tests/system/test_side_doors.py).
+_QUICK = {"dp_count_public_keys_http", "sql_text_http", "dp_unit_bounded_http",
+          "refuse_default_deny_http", "refuse_budget_http", "refuse_negative_list_sql_http",
+          "refuse_unknown_column_http", "no_grant_near_miss_column_http",
+          "kanon_missing_qi_http"}
 
 
 def _param(c: Case) -> Any:
-    quick = c.expect.kind != "released" or c.name in _QUICK_RELEASES
-    return pytest.param(c, id=c.name, marks=() if quick else pytest.mark.slow)
+    return pytest.param(c, id=c.name, marks=() if c.name in _QUICK else pytest.mark.slow)
+
+
+def test_the_quick_http_cases_exist() -> None:
+    assert _QUICK <= {c.name for c in HTTP_CASES}
 
 
 def test_the_http_harness_covers_releases_and_refusals() -> None:
