@@ -143,6 +143,7 @@ _HINTS: list[tuple[re.Pattern[str], str]] = [
      "with `pets grant --analyst A --dataset D --purpose P --epsilon E`"),
     (re.compile(r"\bcopy=True\b"), "--copy"),
     (re.compile(r"name the dataset: s\.remaining\('adult'\)"), "name the dataset with --dataset"),
+    (re.compile(r"ask with pets\.HE\(key_bits=(\d+), \.\.\.\)"), r"ask with --key-bits \1"),
 ]
 
 

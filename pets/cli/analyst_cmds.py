@@ -207,14 +207,37 @@ def _members(member: list[str]) -> dict[str, str]:
     return members
 
 
+def _api_keys(given: list[str], members: dict[str, str]) -> dict[str, Any]:
+    """``--api-key`` values as Federation's keyword: one key for all, or NAME=KEY each."""
+    named: dict[str, str] = {}
+    for item in given:
+        name, sep, key = item.partition("=")
+        if sep and name in members:
+            if name in named:
+                raise usage_error(f"two keys for member {name!r}", "--api-key")
+            named[name] = key.strip()
+        elif len(given) == 1:
+            return {"api_key": item}
+        else:
+            raise usage_error("with several --api-key values each must be NAME=KEY with NAME "
+                              f"one of the members ({', '.join(sorted(members))})", "--api-key")
+    missing = sorted(set(members) - set(named))
+    if missing:
+        raise usage_error(f"no --api-key for member(s) {', '.join(missing)}: give NAME=KEY "
+                          "for each", "--api-key")
+    return {"api_keys": named}
+
+
 @command(he_app, "query")
 def he_query(
     sql: SQL,
     member: Annotated[list[str], typer.Option(
         "--member", help="A holder: NAME=HOME (its home folder, in this process) or NAME=URL "
                          "(its `pets serve`, with --api-key). Repeat for each holder.")],
-    analyst: Analyst,
     purpose: Purpose,
+    analyst: Annotated[Optional[str], typer.Option(
+        "--analyst", help="Who asks (needs a grant at every holder), with NAME=HOME members; "
+                          "with NAME=URL members the API key says who asks.")] = None,
     epsilon: Annotated[Optional[float], typer.Option(
         "--epsilon", help="Each holder adds discrete Laplace noise for this ε before "
                           "encrypting (policy form he). Without it the totals are exact "
@@ -223,9 +246,10 @@ def he_query(
         "--key-bits", help="Paillier modulus size: 2048, 3072 (128-bit security) or 4096.")] = 3072,
     threshold: Annotated[Optional[int], typer.Option(
         "--threshold", help="Holders needed to decrypt (default: a majority, at least 2).")] = None,
-    api_key: Annotated[Optional[str], typer.Option(
-        "--api-key", envvar="PETS_API_KEY", show_envvar=True,
-        help="The analyst's API key, for NAME=URL members.")] = None,
+    api_key: Annotated[Optional[list[str]], typer.Option(
+        "--api-key", envvar="PETS_API_KEY", show_envvar=True, metavar="NAME=KEY",
+        help="For NAME=URL members: NAME=KEY, the key that holder issued to you (repeat for "
+             "each holder), or one KEY every holder accepts.")] = None,
     explain: Annotated[bool, typer.Option(
         "--explain", help="Per holder: allowed or the rule that refuses, and the cost; "
                           "nothing computed or spent.")] = False,
@@ -247,12 +271,15 @@ def he_query(
         raise usage_error("members are either all home folders or all URLs", "--member")
     if urls:
         if not api_key:
-            raise usage_error("URL members need --api-key (or PETS_API_KEY)", "--api-key")
-        kw: dict[str, Any] = {"api_key": api_key}
+            raise usage_error("URL members need --api-key NAME=KEY for each holder (or "
+                              "PETS_API_KEY)", "--api-key")
+        kw: dict[str, Any] = _api_keys(api_key, members)
         if threshold is not None:
             kw["threshold"] = threshold
         fed = pets.Federation(members, **kw)
     else:
+        if analyst is None:
+            raise usage_error("home-folder members need --analyst (who asks)", "--analyst")
         holders = {name: open_home(home) for name, home in members.items()}
         fed = pets.Federation(holders, threshold=threshold)
     prot = pets.HE(key_bits=key_bits, dp=pets.DP(epsilon=epsilon) if epsilon is not None else None)

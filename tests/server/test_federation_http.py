@@ -152,6 +152,31 @@ def test_exact_total_over_three_servers_equals_the_sum_of_the_exact_totals(fed):
         assert servers[n].holder().audit().verify()
 
 
+def _flat(text: str) -> str:
+    """A usage error's text out of rich's box (wrapped at the terminal's width)."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_pets_he_query_over_three_servers_with_each_holders_key(fed):
+    servers, keys, data = fed
+    members = [a for n in NAMES for a in ("--member", f"{n}={servers[n].url}")]
+    sql = "SELECT region, COUNT(*) AS n FROM visits GROUP BY region"
+    each = [a for n in NAMES for a in ("--api-key", f"{n}={keys[n]}")]
+    r = _cli("he", "query", *members, "--purpose", "p", *each, sql)
+    assert r.returncode == 5 and "has a 2048-bit key: ask with --key-bits 2048" in r.stderr
+    r = _cli("he", "query", *members, "--purpose", "p", "--format", "json", "--key-bits",
+             "2048", *each, sql)
+    assert r.returncode == 0, r.stderr  # no --analyst: each key says who asks
+    got = {row["region"]: row["n"] for row in json.loads(r.stdout)}
+    assert got == data["region"].value_counts().to_dict()
+    r = _cli("he", "query", *members, "--purpose", "p",
+             "--api-key", f"{NAMES[0]}={keys[NAMES[0]]}", "--api-key", "x", sql)
+    assert r.returncode == 2 and "each must be NAME=KEY" in _flat(r.stderr)
+    r = _cli("he", "query", *members, "--purpose", "p",
+             "--api-key", f"{NAMES[0]}={keys[NAMES[0]]}", "--api-key", f"{NAMES[1]}={keys[NAMES[1]]}", sql)
+    assert r.returncode == 2 and f"no --api-key for member(s) {NAMES[2]}" in _flat(r.stderr)
+
+
 def test_dp_total_over_three_servers_charges_each_its_own_budget(fed):
     _, _, data = fed
     before = _remaining(fed)

@@ -381,6 +381,9 @@ def test_he_query_totals_across_two_homes(tmp_path: Path) -> None:
     r = cli("he", "query", "--member", f"n={homes[0]}", "--analyst", "a", "--purpose", "p",
             "SELECT COUNT(*) FROM visits")
     assert r.exit_code == 2 and "at least two --member" in r.stderr
+    r = cli(*[a for a in args if a not in ("--analyst", "a")])  # who asks, with homes
+    assert r.exit_code == 2 and "home-folder members need --analyst" in r.stderr
+    assert all(_records(h)[-1] == ("he_exact", "released") for h in homes)  # nothing ran
 
 
 # ------------------------------------------------------------------------- anonymize
