@@ -56,6 +56,7 @@ Explain = Annotated[bool, typer.Option(
     "--explain", help="Show what the release would cost and how accurate it would be, "
                       "spending nothing (exit code 3 when the policy would refuse it).")]
 SQL = Annotated[str, typer.Argument(
+    metavar="SQL",
     help="One SELECT statement; '-' reads it from stdin. Double quotes for column names "
          "(\"hours-per-week\"), single quotes for strings ('Male').")]
 
@@ -132,7 +133,7 @@ def query(
 
 @command()
 def extract(
-    dataset: Annotated[str, typer.Argument(help="The registered dataset.")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="The registered dataset.")],
     analyst: Analyst,
     purpose: Purpose,
     columns: Annotated[str, typer.Option(

@@ -33,7 +33,7 @@ def _password(name: str, password_file: str | None) -> str:
 
 @command(console_app, "add-holder")
 def add_holder(
-    name: Annotated[str, typer.Argument(help="Account name (letters, digits, '_', '.', '-').")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name (letters, digits, '_', '.', '-').")],
     home: Home = None,
     password_file: Annotated[Optional[str], typer.Option(
         "--password-file", help="Read the password from the first line of this file (else "

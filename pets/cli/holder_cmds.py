@@ -36,8 +36,8 @@ DatasetOpt = Annotated[str, typer.Option("--dataset", help="A registered dataset
 # -- datasets ------------------------------------------------------------------------------
 @command()
 def register(
-    name: Annotated[str, typer.Argument(help="The dataset's name (letters, digits, '_', '-').")],
-    source: Annotated[str, typer.Argument(help="A CSV or Parquet file (separator detected).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name (letters, digits, '_', '-').")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A CSV or Parquet file (separator detected).")],
     policy: Annotated[str, typer.Option("--policy", help="The policy TOML file.")],
     home: Home = None,
     replace: Annotated[bool, typer.Option(

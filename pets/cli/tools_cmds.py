@@ -152,7 +152,7 @@ def detect_separator(path: str) -> str:
 
 @command()
 def anonymize(
-    input: Annotated[str, typer.Argument(help="The CSV file (its separator is detected, as "
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="The CSV file (its separator is detected, as "
                                               "`pets register` does).")],
     qi: Annotated[str, typer.Option("--qi", help="Quasi-identifiers, comma-separated.")],
     k: KOpt,

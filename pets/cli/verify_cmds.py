@@ -44,7 +44,7 @@ Many = Optional[List[str]]
 
 @command()
 def deid(
-    input: Annotated[str, typer.Argument(help="The CSV file to de-identify.")],
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="The CSV file to de-identify.")],
     output: Annotated[str, typer.Option("-o", "--output", help="Where to write the result (CSV).")],
     secret_file: Annotated[Optional[str], typer.Option(
         "--secret-file", help="The holder secret for pseudonyms and per-subject date shifts.")] = None,
