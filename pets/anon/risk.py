@@ -110,7 +110,7 @@ def zayatz(sizes: np.ndarray, pi: float) -> float:
         return 0.0
     if pi >= 1.0:
         return float(s1)
-    N = max(n / pi, float(n))
+    N = float(max(round(n / pi), n))  # a whole population for the hypergeometric
     js, counts = np.unique(sizes, return_counts=True)
     js = js.astype(np.float64)
     # log P(f = 1 | F = j), hypergeometric: j·C(N−j, n−1) / C(N, n)
