@@ -237,11 +237,13 @@ class _Search:
             self.nlab.append([int(gen[:, h].max()) + 1 for h in range(cap + 1)])
         radix = [max(r) for r in self.nlab]
         self.K: list[list[np.ndarray]] | None = None
+        self._mult: list[int] = []
         if math.prod(radix) < _INT_LIMIT:
             mult = 1
             self.K = []
             for j in range(d):
                 self.K.append([c * mult for c in self.C[j]] if mult != 1 else self.C[j])
+                self._mult.append(mult)
                 mult *= radix[j]
 
         # -- models
@@ -448,11 +450,23 @@ class _Search:
             gen = np.asarray(e.gen)
             tl = pcj[first]
             self.CP.append([gen[tl, h].astype(np.int64) for h in range(cap + 1)])
+        # pre-multiplied keys of all tuples (the table's, then the population's), as K
+        self.KX: list[list[np.ndarray]] | None = None
+        if self.K is not None:
+            self.KX = []
+            for j in range(self.d):
+                self.KX.append([np.concatenate([self.K[j][h], self.CP[j][h] * self._mult[j]])
+                                for h in range(self.caps[j] + 1)])
 
     def _classes_pop(self, lv: Sequence[int]) -> tuple[np.ndarray, int, np.ndarray]:
         """Classes of the table's tuples (numbered first) and population rows per class."""
-        cols = [np.concatenate([self.C[j][lv[j]], self.CP[j][lv[j]]]) for j in range(self.d)]
-        key = _combine(cols, [self.nlab[j][lv[j]] for j in range(self.d)])
+        if self.KX is not None:
+            key = self.KX[0][lv[0]].copy()
+            for j in range(1, self.d):
+                key += self.KX[j][lv[j]]
+        else:
+            cols = [np.concatenate([self.C[j][lv[j]], self.CP[j][lv[j]]]) for j in range(self.d)]
+            key = _combine(cols, [self.nlab[j][lv[j]] for j in range(self.d)])
         codes_all, _ = pd.factorize(key)
         codes_all = np.asarray(codes_all)
         codes = codes_all[: self.nt]

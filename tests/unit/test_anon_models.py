@@ -491,3 +491,16 @@ def test_bad_anonymize_arguments() -> None:
         anon.anonymize(pop, QIS, H, k=2, algorithm="mondrian", models=[anon.SampleUniques(0.0)])
     with pytest.raises(QueryError, match=r"models= takes privacy models"):
         anon.anonymize(pop, QIS, H, k=2, models=["k-map"])
+
+
+def test_population_models_without_one_mixed_radix_key(monkeypatch) -> None:
+    """The re-factorising path (when ∏ labels does not fit in int64) gives the same optimum."""
+    from pets.anon import lattice
+
+    pop = population(31, 500)
+    mask = subset_mask(31, 500, 0.4)
+    ms = lambda: [anon.DeltaPresence(0.1, 0.7, population=mask), anon.KMap(4, population=None, sample_fraction=0.4)]  # noqa: E731
+    want = anon.anonymize(pop, QIS, H, k=2, max_suppression=0.05, models=ms())
+    monkeypatch.setattr(lattice, "_INT_LIMIT", 8)
+    got = anon.anonymize(pop, QIS, H, k=2, max_suppression=0.05, models=ms())
+    assert got.transformation == want.transformation and got.suppressed == want.suppressed
