@@ -429,9 +429,10 @@ class _Search:
             if len(c) and (c.min() < 0 or c.max() >= np.asarray(e.gen).shape[0]):
                 raise QueryError(f"the population's {name!r} has codes outside its hierarchy")
         radices = [np.asarray(e.gen).shape[0] for e in self.qis]
-        skey = _combine([lc[_first_rows(self.inverse, self.nt)] for lc in leaf_codes], radices)
-        pkey = _combine(pcodes, radices)
-        inv, uniq = pd.factorize(np.concatenate([skey, pkey]))
+        first_s = _first_rows(self.inverse, self.nt)
+        # one key over both (a re-factorising _combine numbers each call's tuples apart)
+        key = _combine([np.concatenate([lc[first_s], pcj]) for lc, pcj in zip(leaf_codes, pcodes)], radices)
+        inv, uniq = pd.factorize(key)
         inv = np.asarray(inv, dtype=np.int64)
         ntot = len(uniq)
         pinv = inv[self.nt:]
