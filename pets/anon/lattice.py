@@ -393,6 +393,7 @@ class _Search:
                     )
         top = [int(c) for c in self.caps]
         ev = self.evaluate(top)
+        self.checked -= 1  # not a search step (the search evaluates the top node again)
         if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
             return (
                 f"even the most general transformation ({', '.join(f'{a}={b}' for a, b in zip(self.names, top))}) "

@@ -504,3 +504,29 @@ def test_population_models_without_one_mixed_radix_key(monkeypatch) -> None:
     monkeypatch.setattr(lattice, "_INT_LIMIT", 8)
     got = anon.anonymize(pop, QIS, H, k=2, max_suppression=0.05, models=ms())
     assert got.transformation == want.transformation and got.suppressed == want.suppressed
+
+
+# ---------------------------------------------------------------------- pyCANON
+
+
+def test_releases_under_the_new_models_checked_by_pycanon() -> None:
+    """k (and t where pyCANON measures it: equal distance) of releases under the new
+    models, by pyCANON on RangeIndex frames (skipped where pyCANON is not installed)."""
+    from _crosscheck import anonymity
+
+    pop = population(40, 600)
+    mask = subset_mask(40, 600, 0.5)
+    runs = [
+        anon.anonymize(pop, QIS, H, k=3, max_suppression=0.05,
+                       models=[anon.DeltaPresence(0.1, 0.7, population=mask)]),
+        anon.anonymize(pop.loc[mask], QIS, H, k=2, max_suppression=0.05,
+                       models=[anon.KMap(6, population=pop)]),
+        anon.anonymize(pop, QIS, H, k=2, models=[anon.AverageReidentificationRisk(0.05),
+                                                  anon.PopulationUniqueness(0.01, sample_fraction=0.2)]),
+    ]
+    for r in runs:
+        df = r.df.astype(str).reset_index(drop=True)
+        assert anonymity.k_anonymity(df, QIS) >= 2
+    r = anon.anonymize(pop, QIS, H, k=3, t=0.2, sensitive="disease", t_distance="equal", max_suppression=0.05)
+    df = r.df.astype({c: str for c in QIS}).reset_index(drop=True)
+    assert anonymity.t_closeness(df, QIS, ["disease"]) <= 0.2 + 1e-9
