@@ -129,6 +129,26 @@ def zayatz(sizes: np.ndarray, pi: float) -> float:
     return s1 * p_unique / pi
 
 
+def _digamma(x: float) -> float:
+    """ψ(x) for x > 0: recurrence up to 6, then the asymptotic series (error < 1e-12)."""
+    acc = 0.0
+    while x < 6.0:
+        acc -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    return acc + math.log(x) - 0.5 / x - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * 5 / 660))))
+
+
+def _trigamma(x: float) -> float:
+    """ψ'(x) for x > 0: recurrence up to 6, then the asymptotic series."""
+    acc = 0.0
+    while x < 6.0:
+        acc += 1.0 / (x * x)
+        x += 1.0
+    f = 1.0 / (x * x)
+    return acc + 1.0 / x + f / 2 + (f / x) * (1 / 6 - f * (1 / 30 - f * (1 / 42 - f / 30)))
+
+
 def _pitman_fit(sizes: np.ndarray) -> tuple[float, float] | None:
     """Maximum-likelihood (θ, α) of Pitman's sampling formula; None if no convergence."""
     n = int(sizes.sum())
@@ -136,7 +156,7 @@ def _pitman_fit(sizes: np.ndarray) -> tuple[float, float] | None:
     if u < 2 or u == n:  # all in one class, or all unique: no interior maximum
         return None
     iu = np.arange(1, u, dtype=np.float64)  # 1 … u−1
-    inn = np.arange(1, n, dtype=np.float64)  # 1 … n−1
+    # Σ_{i=1}^{n−1} over θ + i in closed form: log Γ, ψ and ψ' differences
     top = int(sizes.max())
     ii = np.arange(1, top, dtype=np.float64)  # 1 … max−1
     # G_i = number of classes of size > i: Σ_j s_j Σ_{i<j} g(i) = Σ_i G_i g(i)
@@ -145,16 +165,16 @@ def _pitman_fit(sizes: np.ndarray) -> tuple[float, float] | None:
 
     def loglik(th: float, a: float) -> float:
         return float(
-            np.log(th + iu * a).sum() - np.log(th + inn).sum() + (G * np.log(ii - a)).sum()
+            np.log(th + iu * a).sum() - (math.lgamma(th + n) - math.lgamma(th + 1))
+            + (G * np.log(ii - a)).sum()
         )
 
     def grad_hess(th: float, a: float) -> tuple[np.ndarray, np.ndarray]:
         d = 1.0 / (th + iu * a)
-        e = 1.0 / (th + inn)
         g = 1.0 / (ii - a)
-        gt = d.sum() - e.sum()
+        gt = d.sum() - (_digamma(th + n) - _digamma(th + 1))
         ga = (iu * d).sum() - (G * g).sum()
-        htt = -(d * d).sum() + (e * e).sum()
+        htt = -(d * d).sum() + (_trigamma(th + 1) - _trigamma(th + n))
         hta = -(iu * d * d).sum()
         haa = -(iu * iu * d * d).sum() - (G * g * g).sum()
         return np.array([gt, ga]), np.array([[htt, hta], [hta, haa]])
