@@ -97,7 +97,7 @@ DEFAULT_MAX_CELLS: int = 1_000_000
 #: Largest ``max_cells`` a policy may set.
 MAX_CELLS_LIMIT: int = 2**40
 
-_TOP_KEYS = ("negative_list", "dataset", "columns", "grades", "verify")
+_TOP_KEYS = ("negative_list", "dataset", "columns", "grades", "verify", "kanon")
 _DATASET_KEYS = (
     "privacy_unit",
     "max_groups",
@@ -448,6 +448,8 @@ class Policy:
     max_cells: int | None = None
     #: the ``[verify]`` section (:class:`pets.verify.policy.VerifyPolicy`), or None
     verify: Any = None
+    #: the ``[kanon]`` section (:class:`pets.anon.policy.KanonPolicy`), or None
+    kanon: Any = None
 
     @property
     def row_limit(self) -> int:
@@ -518,6 +520,10 @@ class Policy:
             v = self.verify if isinstance(self.verify, VerifyPolicy) else VerifyPolicy.from_dict(self.verify)
             v.check_columns(columns, self.negative_list)
             object.__setattr__(self, "verify", v)
+        if self.kanon is not None:
+            from .anon.policy import KanonPolicy
+
+            object.__setattr__(self, "kanon", KanonPolicy.from_dict(self.kanon))
         missing = _str_list(("dataset", "missing"), self.missing, '["?"]')
         object.__setattr__(self, "missing", tuple(dict.fromkeys(missing)))
         for name, c in columns.items():
@@ -755,6 +761,7 @@ class Policy:
             max_rows=dataset.get("max_rows"),
             max_cells=dataset.get("max_cells"),
             verify=d.get("verify"),
+            kanon=_kanon_section(d.get("kanon"), base),
         )
 
     @classmethod
@@ -800,6 +807,8 @@ class Policy:
         out["grades"] = {str(g): r.to_dict() for g, r in self.grades.items()}
         if self.verify is not None:
             out["verify"] = self.verify.to_dict()
+        if self.kanon is not None:
+            out["kanon"] = self.kanon.to_dict()
         return out
 
     def to_json(self) -> str:
@@ -977,3 +986,12 @@ class _TomlIndex:
                 if path[:size] == prefix:
                     return line
         return None
+
+
+def _kanon_section(raw: Any, base: Path) -> Any:
+    """The ``[kanon]`` section with its population path resolved against ``base``."""
+    if raw is None:
+        return None
+    from .anon.policy import KanonPolicy
+
+    return KanonPolicy.from_dict(raw, base)

@@ -155,8 +155,8 @@ class KAnonymity(Protection):
                                    or not 0 <= self.t <= 1):
             raise QueryError(f"KAnonymity(t=...) must be a number in [0, 1], got {_shown(self.t)}")
         ms = self.max_suppression
-        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms < 1:
-            raise QueryError(f"KAnonymity(max_suppression=...) must be a share in [0, 1), got {_shown(ms)}")
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 0 <= ms <= 1:
+            raise QueryError(f"KAnonymity(max_suppression=...) must be a share in [0, 1], got {_shown(ms)}")
         if not isinstance(self.algorithm, str) or self.algorithm not in ("optimal", "mondrian"):
             raise QueryError(
                 f"KAnonymity(algorithm=...) must be 'optimal' or 'mondrian', got {_shown(self.algorithm)}"

@@ -5,7 +5,8 @@ utility and risk metrics — usable on their own, and behind ``pets.KAnonymity``
 >>> h = anon.load_hierarchies("hierarchies/", ["age", "sex", "zip"])      # doctest: +SKIP
 >>> r = anon.anonymize(df, ["age", "sex", "zip"], h, k=5, max_suppression=0.05)  # doctest: +SKIP
 >>> r.df, r.transformation, r.suppressed, r.metrics                       # doctest: +SKIP
->>> anon.risk(df, ["age", "sex", "zip"])                                  # doctest: +SKIP
+>>> anon.risk(df, ["age", "sex", "zip"], sample_fraction=0.01)          # doctest: +SKIP
+>>> anon.anonymize(df, qis, h, k=2, models=[anon.KMap(5, sample_fraction=0.01)])  # doctest: +SKIP
 """
 
 from .anonymize import AnonymizationResult, anonymize, load_hierarchies
@@ -18,22 +19,35 @@ from .metrics import (
     discernibility,
     loss,
     precision,
-    risk,
     size_distribution,
     summary,
 )
 from .models import (
+    AverageReidentificationRisk,
+    DeltaPresence,
     DistinctLDiversity,
     EntropyLDiversity,
     KAnonymity,
+    KMap,
+    PopulationUniqueness,
     PrivacyModel,
     RecursiveCLDiversity,
+    SampleUniques,
     TCloseness,
 )
+from .risk import UniquenessEstimate, estimate_population_uniques, population_uniqueness, risk
 from .mondrian import MondrianResult, mondrian
 
 __all__ = [
     "AnonymizationResult",
+    "AverageReidentificationRisk",
+    "DeltaPresence",
+    "KMap",
+    "PopulationUniqueness",
+    "SampleUniques",
+    "UniquenessEstimate",
+    "estimate_population_uniques",
+    "population_uniqueness",
     "DistinctLDiversity",
     "EncodedHierarchy",
     "EntropyLDiversity",

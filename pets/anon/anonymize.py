@@ -28,6 +28,7 @@ from .models import (
     EntropyLDiversity,
     KAnonymity,
     PrivacyModel,
+    T_DISTANCES,
     RecursiveCLDiversity,
     TCloseness,
 )
@@ -107,6 +108,8 @@ def anonymize(
     c: float = 3.0,
     ordered: Mapping[str, bool] | None = None,
     keep: Sequence[str] | None = None,
+    models: Sequence[PrivacyModel] = (),
+    t_distance: str | None = None,
 ) -> AnonymizationResult:
     """Release ``df`` k-anonymous (and l-diverse / t-close) on ``quasi_identifiers``.
 
@@ -118,6 +121,16 @@ def anonymize(
     largest share of rows that may be removed. ``keep`` lists further columns released
     unchanged (default: none besides the sensitive ones). ``metric`` is what the optimal
     search minimises: ``"loss"`` (ARX's default), ``"discernibility"`` or ``"aecs"``.
+
+    ``models`` adds privacy models beyond k, l and t (:class:`~pets.anon.models.DeltaPresence`,
+    :class:`~pets.anon.models.KMap`, :class:`~pets.anon.models.AverageReidentificationRisk`,
+    :class:`~pets.anon.models.SampleUniques`, :class:`~pets.anon.models.PopulationUniqueness`);
+    a model's ``population`` table is encoded with the quasi-identifiers' hierarchies. A
+    boolean ``population`` mask instead makes ``df`` the population: only the rows it marks
+    (the research subset) are released. ``t_distance`` is the ground distance of
+    t-closeness: ``"equal"``, ``"ordered"`` or ``"hierarchical"`` (EMD over the sensitive
+    column's hierarchy, given in ``hierarchies`` under its name); by default ordered for
+    numeric sensitive columns (``ordered``), equal otherwise.
     """
     t0 = time.perf_counter()
     if not isinstance(df, pd.DataFrame):
@@ -147,8 +160,8 @@ def anonymize(
     if k > n:
         raise QueryError(f"k={k} is larger than the table ({n} rows); no extract can be {k}-anonymous")
     if isinstance(max_suppression, bool) or not isinstance(max_suppression, (int, float)) \
-            or not 0 <= max_suppression < 1:
-        raise QueryError(f"max_suppression must be a share in [0, 1), got {max_suppression!r}")
+            or not 0 <= max_suppression <= 1:
+        raise QueryError(f"max_suppression must be a share in [0, 1], got {max_suppression!r}")
     if (l is not None or t is not None) and not sens:
         raise QueryError("l-diversity and t-closeness need sensitive=<column>")
     if l_kind not in L_KINDS:
@@ -159,6 +172,14 @@ def anonymize(
                 f"sensitive column {col!r} has missing values; drop those rows or give "
                 "missing values a value of their own"
             )
+
+    extra_models = _extra_models(models, algorithm)
+    if t_distance is not None and t_distance not in T_DISTANCES:
+        raise QueryError(f"t_distance must be one of {', '.join(T_DISTANCES)}, got {t_distance!r}")
+    if t_distance is not None and t is None:
+        raise QueryError("t_distance needs t=<threshold>")
+    df = _bind_population(df, qis, hierarchies, extra_models)
+    n = len(df)
 
     models: list[PrivacyModel] = [KAnonymity(int(k))]
     for col in sens:
@@ -171,8 +192,20 @@ def anonymize(
             else:
                 models.append(RecursiveCLDiversity(codes=codes, n_values=m, column=col, c=c, l=int(l)))
         if t is not None:
-            use_order = (ordered or {}).get(col, is_num)
+            if t_distance == "hierarchical":
+                h = hierarchies.get(col)
+                if h is None:
+                    raise QueryError(
+                        f"t_distance='hierarchical' needs a hierarchy of the sensitive column {col!r} "
+                        "in hierarchies"
+                    )
+                enc = h.encode(df[col])
+                models.append(TCloseness(codes=enc.codes.astype(np.int64), n_values=enc.n_leaves,
+                                         column=col, t=float(t), distance="hierarchical", hierarchy=enc))
+                continue
+            use_order = (ordered or {}).get(col, is_num) if t_distance is None else t_distance == "ordered"
             models.append(TCloseness(codes=codes, n_values=m, column=col, t=float(t), ordered=bool(use_order)))
+    models.extend(extra_models)
 
     if algorithm == "optimal":
         result = _optimal(df, qis, hierarchies, models, max_suppression, metric)
@@ -193,6 +226,53 @@ def anonymize(
         seconds=time.perf_counter() - t0,
         quasi_identifiers=qis,
     )
+
+
+def _extra_models(models: Sequence[PrivacyModel], algorithm: str) -> list[PrivacyModel]:
+    if isinstance(models, PrivacyModel):
+        models = [models]
+    out = list(models or ())
+    for m in out:
+        if not isinstance(m, PrivacyModel):
+            raise QueryError(f"models= takes privacy models (pets.anon.DeltaPresence, KMap, ...), got {type(m).__name__}")
+        if algorithm != "optimal" and (getattr(m, "uses_population", False) or getattr(m, "table_level", False)):
+            raise QueryError(f"{m.describe()} needs algorithm='optimal'")
+    return out
+
+
+def _bind_population(df: pd.DataFrame, qis: list[str], hierarchies: Mapping[str, Hierarchy],
+                     models: list[PrivacyModel]) -> pd.DataFrame:
+    """Encode the population of the population models; with a mask, return the research
+    subset of ``df`` (the rows to release)."""
+    pop_models = [m for m in models if getattr(m, "uses_population", False)]
+    pops = [getattr(m, "population", None) for m in pop_models]
+    pops = [p for p in pops if p is not None]
+    if not pops:
+        return df
+    first = pops[0]
+    for other in pops[1:]:
+        if other is not first:
+            raise QueryError("the population models must share one population (give the same table or mask)")
+    if isinstance(first, pd.DataFrame):
+        missing = [c for c in qis if c not in first.columns]
+        if missing:
+            raise QueryError(f"the population table lacks the quasi-identifier column(s) {', '.join(map(repr, missing))}")
+        codes = [_need_hierarchy(c, hierarchies).encode(first[c]).codes.astype(np.int64) for c in qis]
+        subset = df
+    else:
+        mask = np.asarray(first)
+        if mask.dtype != bool or mask.ndim != 1 or len(mask) != len(df):
+            raise QueryError(
+                f"a population mask must be booleans, one per row of the table ({len(df)}), marking the "
+                "research subset to release"
+            )
+        if not mask.any():
+            raise QueryError("the population mask marks no row: the research subset is empty")
+        codes = [_need_hierarchy(c, hierarchies).encode(df[c]).codes.astype(np.int64) for c in qis]
+        subset = df.loc[mask]
+    for m in pop_models:
+        m.population_codes = codes  # type: ignore[attr-defined]
+    return subset
 
 
 def _sensitive_codes(s: pd.Series) -> tuple[np.ndarray, int, bool]:

@@ -49,7 +49,7 @@ import pandas as pd
 
 from ..errors import QueryError
 from . import metrics as _metrics
-from .models import DistinctLDiversity, KAnonymity, PrivacyModel
+from .models import DistinctLDiversity, EntropyLDiversity, KAnonymity, KMap, PrivacyModel, RecursiveCLDiversity
 
 __all__ = ["MAX_NODES", "METRICS", "SearchResult", "optimal_full_domain"]
 
@@ -114,6 +114,28 @@ def _first_rows(inverse: np.ndarray, n_groups: int) -> np.ndarray:
     rows = np.arange(len(inverse), dtype=np.int64)
     first[inverse[::-1]] = rows[::-1]
     return first
+
+
+def _capped_entropy(counts: np.ndarray, remove: int) -> float:
+    """The largest entropy of a multiset of the given value counts after removing at
+    most ``remove`` items: lower the largest counts to a common cap (water-filling)."""
+    c = np.sort(np.asarray(counts, dtype=np.float64))[::-1]
+    c = c[c > 0]
+    if remove > 0 and len(c) > 1:
+        # largest cap with Σ max(0, c − cap) ≤ remove
+        lo, hi = 0.0, float(c[0])
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            if np.clip(c - mid, 0, None).sum() > remove:
+                lo = mid
+            else:
+                hi = mid
+        c = np.minimum(c, hi)
+    c = c[c > 0]
+    if c.sum() <= 0:
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 def _describe(models: Sequence[PrivacyModel]) -> str:
@@ -215,18 +237,33 @@ class _Search:
             self.nlab.append([int(gen[:, h].max()) + 1 for h in range(cap + 1)])
         radix = [max(r) for r in self.nlab]
         self.K: list[list[np.ndarray]] | None = None
+        self._mult: list[int] = []
         if math.prod(radix) < _INT_LIMIT:
             mult = 1
             self.K = []
             for j in range(d):
                 self.K.append([c * mult for c in self.C[j]] if mult != 1 else self.C[j])
+                self._mult.append(mult)
                 mult *= radix[j]
 
         # -- models
         self.kmax = 0
+        self.kstrong = 0  # k-anonymity and estimated k-map: classes smaller fail
         self.dl: list[tuple[PrivacyModel, np.ndarray, np.ndarray]] = []
         self.weighted: list[PrivacyModel] = []
+        self.pop_strong: list[PrivacyModel] = []  # population models monotone under suppression
+        self.pop_weak: list[PrivacyModel] = []
+        self.table: list[PrivacyModel] = []
         for m in models:
+            if isinstance(m, KMap) and m.sample_fraction is not None:
+                self.kstrong = max(self.kstrong, m.derived_k())
+                continue
+            if getattr(m, "uses_population", False):
+                (self.pop_strong if isinstance(m, KMap) else self.pop_weak).append(m)
+                continue
+            if getattr(m, "table_level", False):
+                self.table.append(m)
+                continue
             sc = getattr(m, "codes", None)
             if sc is not None and not isinstance(m, KAnonymity):
                 sc = np.asarray(sc)
@@ -255,7 +292,11 @@ class _Search:
                 self.dl.append((m, self.inverse[prow], prow))
             else:
                 self.weighted.append(m)
+        self.kstrong = max(self.kstrong, self.kmax)
         self.all_monotone = all(bool(getattr(m, "monotone", True)) for m in models)
+        self.npop = 0
+        if self.pop_strong or self.pop_weak:
+            self._setup_population(leaf_codes)
         self.k_norm = self.kmax if self.kmax else 1
         self.checked = 0
 
@@ -277,24 +318,163 @@ class _Search:
 
     def evaluate(self, lv: Sequence[int]) -> _Eval:
         self.checked += 1
-        codes, n_cls = self.classes(lv)
+        if self.npop:
+            codes, n_cls, psizes = self._classes_pop(lv)
+        else:
+            codes, n_cls = self.classes(lv)
         sizes = np.bincount(codes, weights=self.cnt, minlength=n_cls)
-        if self.kmax:
-            fail_strong = sizes < self.kmax
+        if self.kstrong:
+            fail_strong = sizes < self.kstrong
         else:
             fail_strong = np.zeros(n_cls, dtype=bool)
+        for m in self.pop_strong:
+            fail_strong |= ~np.asarray(m.check_population(sizes, psizes), dtype=bool)
         for m, pt, prow in self.dl:
             fail_strong |= ~np.asarray(m.check(codes[pt], n_cls, prow), dtype=bool)
-        if self.weighted:
+        if self.weighted or self.pop_weak:
             fail = fail_strong.copy()
-            rows_cls = codes[self.inverse]
+            if self.weighted:
+                rows_cls = codes[self.inverse]
             for m in self.weighted:
                 fail |= ~np.asarray(m.check(rows_cls, n_cls), dtype=bool)
+            for m in self.pop_weak:
+                fail |= ~np.asarray(m.check_population(sizes, psizes), dtype=bool)
         else:
             fail = fail_strong
         s_strong = round(float(sizes[fail_strong].sum()))
         s = s_strong if fail is fail_strong else round(float(sizes[fail].sum()))
+        if self.table and s <= self.limit:
+            kept = sizes[~fail]
+            if not all(bool(m.check_table(kept)) for m in self.table):
+                s = self.n + 1  # the released table as a whole fails: infeasible
         return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong)
+
+    # -- refusing fast when no transformation can pass ----------------------------------
+
+    def impossible(self) -> str | None:
+        """Why no transformation can satisfy the models, found without searching (None
+        when these checks cannot tell). Exact arguments only:
+
+        - l-diversity needs l distinct sensitive values in every kept class, so at least
+          l in the table (unless every row may be suppressed);
+        - the sensitive distribution of the kept rows is a mixture of the kept classes',
+          and entropy is concave: if every kept class has entropy ≥ log l, so do the
+          kept rows. The most even multiset reachable by suppressing at most the allowed
+          rows caps the largest counts (water-filling); if its entropy is below log l,
+          nothing passes;
+        - the most general transformation (every QI at its top level): the rows it must
+          suppress for k-anonymity, distinct l-diversity and k-map only grow below it, so
+          if they exceed the limit nothing passes; without suppression every model but
+          the population-uniqueness estimate is monotone, so the top node failing any
+          of them ends the search too.
+        """
+        n, limit = self.n, self.limit
+        if limit >= n:
+            return None  # suppressing every row is allowed: something always passes
+        for m in self.models:
+            if not isinstance(m, (DistinctLDiversity, EntropyLDiversity, RecursiveCLDiversity)):
+                continue
+            counts = np.bincount(np.asarray(m.codes, dtype=np.int64))
+            counts = np.sort(counts[counts > 0])[::-1].astype(np.float64)
+            distinct = len(counts)
+            need = math.ceil(float(m.l) - 1e-12)
+            if distinct < need:
+                return (f"{_describe([m])}: the sensitive column has {distinct} distinct value"
+                        f"{'s' if distinct != 1 else ''}, fewer than l = {m.l:g}; lower l to at most {distinct}")
+            if isinstance(m, EntropyLDiversity):
+                h = _capped_entropy(counts, limit)
+                if h < math.log(m.l) - 1e-12:
+                    return (
+                        f"{_describe([m])}: even after suppressing the {limit:,} rows allowed, the "
+                        f"sensitive values of the kept rows have entropy at most {h:.4f} "
+                        f"= log({math.exp(h):.3f}) < log({m.l:g}), and every class would need at "
+                        f"least log(l); lower l to at most {math.floor(math.exp(h) * 1000) / 1000:g} "
+                        "or allow more suppression"
+                    )
+        top = [int(c) for c in self.caps]
+        ev = self.evaluate(top)
+        self.checked -= 1  # not a search step (the search evaluates the top node again)
+        if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
+            return (
+                f"even the most general transformation ({', '.join(f'{a}={b}' for a, b in zip(self.names, top))}) "
+                f"fails {_describe(self.models)}"
+                + (f": {min(ev.s, n):,} rows would have to be suppressed, {limit:,} allowed" if ev.s <= n else "")
+                + "; every other transformation fails too: lower k (or l, or raise t), "
+                "allow (more) suppression, or use coarser hierarchies"
+            )
+        return None
+
+    # -- models against a population -----------------------------------------------------
+
+    def _setup_population(self, leaf_codes: list[np.ndarray]) -> None:
+        """Join the population's distinct QI tuples to the table's: tuples 0 … nt − 1 are
+        the table's, the rest occur only in the population; ``pcnt`` counts population
+        rows per tuple."""
+        pops = [m.population_codes for m in self.pop_strong + self.pop_weak]  # type: ignore[attr-defined]
+        pc = pops[0]
+        if pc is None:
+            raise QueryError(
+                f"{_describe(self.pop_strong + self.pop_weak)}: the population is not encoded; "
+                "use anonymize(), or give population_codes (leaf codes per quasi-identifier)"
+            )
+        for other in pops[1:]:
+            if other is not pc and (other is None or len(other) != len(pc)
+                                    or not all(np.array_equal(a, b) for a, b in zip(other, pc))):
+                raise QueryError("the population models must share one population")
+        if len(pc) != self.d:
+            raise QueryError(f"population_codes has {len(pc)} columns for {self.d} quasi-identifiers")
+        pcodes = [np.asarray(c, dtype=np.int64) for c in pc]
+        for c, e, name in zip(pcodes, self.qis, self.names):
+            if len(c) != len(pcodes[0]):
+                raise QueryError("the population's columns have different numbers of rows")
+            if len(c) and (c.min() < 0 or c.max() >= np.asarray(e.gen).shape[0]):
+                raise QueryError(f"the population's {name!r} has codes outside its hierarchy")
+        radices = [np.asarray(e.gen).shape[0] for e in self.qis]
+        first_s = _first_rows(self.inverse, self.nt)
+        # one key over both (a re-factorising _combine numbers each call's tuples apart)
+        key = _combine([np.concatenate([lc[first_s], pcj]) for lc, pcj in zip(leaf_codes, pcodes)], radices)
+        inv, uniq = pd.factorize(key)
+        inv = np.asarray(inv, dtype=np.int64)
+        ntot = len(uniq)
+        pinv = inv[self.nt:]
+        self.pcnt = np.bincount(pinv, minlength=ntot).astype(np.float64)
+        short = self.cnt > self.pcnt[: self.nt]
+        if np.any(short):
+            raise QueryError(
+                f"the population must contain the released table: {int(np.count_nonzero(short)):,} "
+                "quasi-identifier combinations occur more often in the table than in the population"
+            )
+        self.npop = len(pcodes[0]) or 1
+        extra = np.arange(self.nt, ntot)
+        first = _first_rows(pinv, ntot)[extra] if len(extra) else np.zeros(0, dtype=np.int64)
+        self.CP: list[list[np.ndarray]] = []
+        for e, pcj, cap in zip(self.qis, pcodes, self.caps):
+            gen = np.asarray(e.gen)
+            tl = pcj[first]
+            self.CP.append([gen[tl, h].astype(np.int64) for h in range(cap + 1)])
+        # pre-multiplied keys of all tuples (the table's, then the population's), as K
+        self.KX: list[list[np.ndarray]] | None = None
+        if self.K is not None:
+            self.KX = []
+            for j in range(self.d):
+                self.KX.append([np.concatenate([self.K[j][h], self.CP[j][h] * self._mult[j]])
+                                for h in range(self.caps[j] + 1)])
+
+    def _classes_pop(self, lv: Sequence[int]) -> tuple[np.ndarray, int, np.ndarray]:
+        """Classes of the table's tuples (numbered first) and population rows per class."""
+        if self.KX is not None:
+            key = self.KX[0][lv[0]].copy()
+            for j in range(1, self.d):
+                key += self.KX[j][lv[j]]
+        else:
+            cols = [np.concatenate([self.C[j][lv[j]], self.CP[j][lv[j]]]) for j in range(self.d)]
+            key = _combine(cols, [self.nlab[j][lv[j]] for j in range(self.d)])
+        codes_all, _ = pd.factorize(key)
+        codes_all = np.asarray(codes_all)
+        codes = codes_all[: self.nt]
+        n_cls = int(codes.max()) + 1
+        psizes = np.bincount(codes_all, weights=self.pcnt, minlength=n_cls)[:n_cls]
+        return codes, n_cls, psizes
 
     # -- metric of an evaluated node ------------------------------------------------------
 
@@ -381,7 +561,7 @@ class _Search:
         best_key: tuple[int, tuple[int, ...]] | None = None
         best_i = -1
         limit = self.limit
-        if self.kmax > n and limit < n:
+        if self.kstrong > n and limit < n:
             return None  # no class can reach k: only suppressing everything would do
         lb_list = lb  # updated in place by propagation
         for i in order.tolist():
@@ -484,6 +664,13 @@ def optimal_full_domain(
     """
     t0 = time.perf_counter()
     s = _Search(qis, models, max_suppression, metric, max_levels)
+    why = s.impossible()
+    if why is not None:
+        raise QueryError(
+            f"no transformation satisfies {_describe(models)} with at most {s.limit:,} of "
+            f"{s.n:,} rows suppressed (max_suppression={s.max_suppression:g}); found before "
+            f"searching: {why}"
+        )
     found = s.run()
     if found is None:
         raise QueryError(

@@ -18,13 +18,41 @@ Guarantees (the usual syntactic ones, stated on the released table):
   frequent (r₁ < c·(r_l + … + r_m)).
 - :class:`TCloseness` — the distribution of the sensitive value in every class is within
   Earth Mover's Distance t of its distribution in the whole table; equal ground distance
-  for categories, ordered distance (|i − j| / (m − 1)) for ordered / numeric values.
+  for categories, ordered distance (|i − j| / (m − 1)) for ordered / numeric values,
+  hierarchical distance (Li et al.: the height of the two values' lowest common ancestor
+  in the sensitive column's hierarchy over its height) with ``distance="hierarchical"``.
+
+Models against a population (the released table is a sample of it; see
+docs/anonymisation.md "choosing a model"):
+
+- :class:`DeltaPresence` (Nergiz et al.) — for every released class, the share of its
+  population that is in the released table, δ = |table ∩ class| / |population ∩ class|,
+  lies in [δ_min, δ_max]: an attacker holding the population learns that a person is in
+  the table with probability at most δ_max (and at least δ_min).
+- :class:`KMap` — every released class matches at least k people of the population
+  (journalist risk ≤ 1/k); with a sampling fraction instead of a population table, the
+  population class sizes are estimated (Poisson or zero-truncated Poisson, El Emam &
+  Dankar 2008) and a class passes when, under that model, its population size is below
+  k with probability at most ``significance``.
+
+Models on the whole released table (not per class; a transformation fails them as a
+whole — they do not suppress rows themselves):
+
+- :class:`AverageReidentificationRisk` — the average prosecutor risk (classes / released
+  rows) is at most ``max_risk``.
+- :class:`SampleUniques` — at most ``max_share`` of the released rows are unique.
+- :class:`PopulationUniqueness` — the estimated share of the population that is unique
+  (:mod:`pets.anon.risk`: Pitman, Zayatz, SNB or Dankar's rule) is at most ``max_risk``.
 
 Merging two classes that satisfy a model never breaks it (sizes add, distinct values
 unite, entropy and EMD are concave / convex in the mixture). With suppression, only
-k-anonymity and distinct l-diversity are monotone in the rows a transformation must
-suppress — a passing class merged with a failing one can fail the others — so the
-lattice search prunes with those two only. None protects against linking several releases of
+k-anonymity, distinct l-diversity and k-map are monotone in the rows a transformation
+must suppress — a passing class merged with a failing one can fail the others — so the
+lattice search prunes with those only. δ-presence is monotone without suppression (a
+merged class's δ lies between its parts'); so are the average risk and the sample
+uniques (merging classes lowers both). The population-uniqueness estimates are not
+guaranteed monotone (they are model fits): with them the search prunes no down-sets by
+them. None protects against linking several releases of
 the same people; pets counts extracts for that reason.
 """
 
@@ -44,7 +72,19 @@ __all__ = [
     "EntropyLDiversity",
     "RecursiveCLDiversity",
     "TCloseness",
+    "DeltaPresence",
+    "KMap",
+    "AverageReidentificationRisk",
+    "SampleUniques",
+    "PopulationUniqueness",
+    "T_DISTANCES",
+    "KMAP_ESTIMATORS",
 ]
+
+#: ground distances of t-closeness
+T_DISTANCES = ("equal", "ordered", "hierarchical")
+#: population models of k-map without a population table
+KMAP_ESTIMATORS = ("poisson", "zero-truncated-poisson")
 
 
 class PrivacyModel:
@@ -56,6 +96,10 @@ class PrivacyModel:
 
     name: str = ""
     monotone: bool = True
+    #: needs the population's classes: :meth:`check_population` instead of :meth:`check`
+    uses_population: bool = False
+    #: judged on the whole released table: :meth:`check_table` instead of :meth:`check`
+    table_level: bool = False
 
     def check(
         self, class_ids: np.ndarray, n_classes: int, rows: np.ndarray | None = None
@@ -113,6 +157,11 @@ class _Sensitive(PrivacyModel):
         vals = self.codes if rows is None else self.codes[rows]
         m = max(int(self.n_values), 1)
         key = class_ids.astype(np.int64) * m + vals
+        if n_classes * m <= max(4 * len(key), 1 << 20):
+            # a counting pass instead of a sort (same pairs, in the same order)
+            dense = np.bincount(key, minlength=n_classes * m)
+            nz = np.flatnonzero(dense)
+            return nz // m, nz % m, dense[nz]
         uniq, counts = np.unique(key, return_counts=True)
         return uniq // m, uniq % m, counts
 
@@ -192,15 +241,48 @@ class RecursiveCLDiversity(_Sensitive):
 
 @dataclass
 class TCloseness(_Sensitive):
+    """t-closeness. ``distance`` is ``"equal"``, ``"ordered"`` (codes in value order) or
+    ``"hierarchical"`` (``hierarchy``: the sensitive column's
+    :class:`~pets.anon.hierarchy.Hierarchy` or an encoded one; codes are its leaf codes,
+    as ``hierarchy.encode(column).codes`` gives). ``ordered=True`` is the older spelling
+    of ``distance="ordered"``."""
+
     t: float = 0.2
     ordered: bool = False
+    distance: str | None = None
+    hierarchy: object = field(default=None, repr=False)
     name: str = field(default="t-closeness", init=False)
     _global: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(0))
+    _gen: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self._check_codes()
         if isinstance(self.t, bool) or not isinstance(self.t, (int, float)) or not 0 <= self.t <= 1:
             raise QueryError(f"t must be a number in [0, 1], got {self.t!r}")
+        if self.distance is None:
+            self.distance = "ordered" if self.ordered else "equal"
+        if self.distance not in T_DISTANCES:
+            raise QueryError(f"distance must be one of {', '.join(T_DISTANCES)}, got {self.distance!r}")
+        self.ordered = self.distance == "ordered"
+        if self.distance == "hierarchical":
+            h = self.hierarchy
+            gen = getattr(h, "gen", None)
+            if gen is None:
+                gen = getattr(h, "_gen", None)
+            if gen is None:
+                raise QueryError(
+                    "distance='hierarchical' needs hierarchy=<the sensitive column's Hierarchy>"
+                )
+            gen = np.asarray(gen, dtype=np.int64)
+            if self.n_values > gen.shape[0]:
+                raise QueryError(
+                    f"the sensitive codes go up to {self.n_values - 1} but the hierarchy has "
+                    f"{gen.shape[0]} leaves; use its leaf codes (hierarchy.encode(column).codes)"
+                )
+            self.n_values = gen.shape[0]
+            if len(np.unique(gen[:, -1])) > 1:  # no single root: add one above the top
+                gen = np.hstack([gen, np.zeros((gen.shape[0], 1), dtype=np.int64)])
+            self._gen = gen
         m = max(int(self.n_values), 1)
         counts = np.bincount(self.codes, minlength=m).astype(np.float64)
         self._global = counts / max(counts.sum(), 1.0)
@@ -211,7 +293,7 @@ class TCloseness(_Sensitive):
         sizes = np.bincount(cls, weights=counts, minlength=n_classes)
         p = counts / np.maximum(sizes[cls], 1)
         q = self._global
-        if not self.ordered:
+        if self.distance == "equal":
             # 0.5 · Σ|p − q| = 0.5 · (Σ_present (|p − q| − q) + Σ q), with Σ q = 1
             part = np.bincount(cls, weights=np.abs(p - q[val]) - q[val], minlength=n_classes)
             return 0.5 * (part + 1.0)
@@ -225,12 +307,266 @@ class TCloseness(_Sensitive):
             sel = (cls >= lo) & (cls < hi)
             dense = np.zeros((hi - lo, m))
             dense[cls[sel] - lo, val[sel]] = p[sel]
-            out[lo:hi] = np.abs(np.cumsum(dense - q, axis=1)[:, :-1]).sum(axis=1) / (m - 1)
+            if self.distance == "ordered":
+                out[lo:hi] = np.abs(np.cumsum(dense - q, axis=1)[:, :-1]).sum(axis=1) / (m - 1)
+            else:
+                out[lo:hi] = self._hierarchical(dense - q)
         return out
+
+    def _hierarchical(self, diff: np.ndarray) -> np.ndarray:
+        """Li et al.'s hierarchical EMD, one row of ``p − q`` (over the leaves) per class:
+        at every inner node N of height h, min(mass to move in, mass to move out) among its
+        children is moved at cost h / H (the children's surplus beyond it moves up)."""
+        gen = self._gen
+        assert gen is not None
+        H = gen.shape[1] - 1
+        total = np.zeros(diff.shape[0])
+        extra = diff  # surplus of each node of the level below (leaves first)
+        below = np.arange(gen.shape[0])  # the level-below node of each leaf
+        for h in range(1, H + 1):
+            # parent (level-h node) of each level-(h−1) node
+            n_below = int(below.max()) + 1
+            parent = np.zeros(n_below, dtype=np.int64)
+            parent[below] = gen[:, h]
+            n_up = int(gen[:, h].max()) + 1
+            onehot = np.zeros((n_below, n_up))
+            onehot[np.arange(n_below), parent] = 1.0
+            pos = np.clip(extra, 0, None) @ onehot
+            neg = np.clip(-extra, 0, None) @ onehot
+            total += (h / H) * np.minimum(pos, neg).sum(axis=1)
+            extra = pos - neg
+            below = gen[:, h]
+        return total
 
     def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
         return self.distances(class_ids, n_classes, rows) <= self.t + 1e-12
 
     def describe(self) -> str:
-        kind = "ordered" if self.ordered else "equal"
-        return f"{self.t:g}-closeness ({kind} distance) of {self.column}"
+        return f"{self.t:g}-closeness ({self.distance} distance) of {self.column}"
+
+
+def _share(x: object, what: str, closed_zero: bool = True) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not (
+        (0 <= float(x) <= 1) if closed_zero else (0 < float(x) <= 1)
+    ):
+        rng = "[0, 1]" if closed_zero else "(0, 1]"
+        raise QueryError(f"{what} must be a number in {rng}, got {x!r}")
+    return float(x)
+
+
+def _check_population(population: object, what: str) -> None:
+    import pandas as pd
+
+    if population is None:
+        return
+    if isinstance(population, pd.DataFrame):
+        return
+    arr = np.asarray(population)
+    if arr.ndim != 1 or arr.dtype != bool:
+        raise QueryError(
+            f"{what}: population must be a DataFrame (the population table) or a boolean mask "
+            f"over the table's rows (True: in the released research subset), got {type(population).__name__}"
+        )
+
+
+class _PopulationModel(PrivacyModel):
+    """A model that compares each released class with its population class.
+
+    ``population`` is the population table (a DataFrame with the quasi-identifier
+    columns, containing the released rows), or a boolean mask over the table given to
+    :func:`~pets.anon.anonymize` (the table is then the population and the mask marks
+    the research subset to release). :func:`~pets.anon.anonymize` encodes it with the
+    quasi-identifiers' hierarchies into ``population_codes`` (one leaf-code array per
+    quasi-identifier, in the search's order) — give those directly to
+    :func:`~pets.anon.lattice.optimal_full_domain`.
+    """
+
+    uses_population = True
+    population: object = None
+    population_codes: list[np.ndarray] | None = None
+
+    def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
+        raise QueryError(f"{self.describe()} is checked against the population's classes (check_population)")
+
+    def check_population(self, sizes: np.ndarray, population_sizes: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class DeltaPresence(_PopulationModel):
+    dmin: float = 0.0
+    dmax: float = 1.0
+    population: object = field(default=None, repr=False)
+    population_codes: list[np.ndarray] | None = field(default=None, repr=False)
+    name: str = field(default="δ-presence", init=False)
+
+    def __post_init__(self) -> None:
+        self.dmin = _share(self.dmin, "dmin")
+        self.dmax = _share(self.dmax, "dmax")
+        if self.dmin > self.dmax:
+            raise QueryError(f"dmin ({self.dmin:g}) must be at most dmax ({self.dmax:g})")
+        if self.population is None and self.population_codes is None:
+            raise QueryError("δ-presence needs population= (the population table, or a mask of the research subset)")
+        _check_population(self.population, "DeltaPresence")
+
+    def check_population(self, sizes, population_sizes):  # type: ignore[no-untyped-def]
+        delta = sizes / np.maximum(population_sizes, 1.0)
+        return (delta >= self.dmin - 1e-12) & (delta <= self.dmax + 1e-12)
+
+    def describe(self) -> str:
+        return f"({self.dmin:g}, {self.dmax:g})-presence"
+
+
+def _poisson_cdf(x: int, lam: float) -> float:
+    """P(Poisson(lam) <= x)."""
+    if x < 0:
+        return 0.0
+    if lam == 0:
+        return 1.0
+    i = np.arange(0, x + 1, dtype=np.float64)
+    logs = i * math.log(lam) - lam - np.array([math.lgamma(v + 1) for v in i])
+    return float(min(1.0, np.exp(logs).sum()))
+
+
+@dataclass
+class KMap(_PopulationModel):
+    k: int = 2
+    population: object = field(default=None, repr=False)
+    sample_fraction: float | None = None
+    estimator: str = "zero-truncated-poisson"
+    significance: float = 0.01
+    population_codes: list[np.ndarray] | None = field(default=None, repr=False)
+    name: str = field(default="k-map", init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise QueryError(f"k must be an integer >= 1, got {self.k!r}")
+        self.k = int(self.k)
+        has_pop = self.population is not None or self.population_codes is not None
+        if has_pop == (self.sample_fraction is not None):
+            raise QueryError("k-map takes either population= (a population table) or sample_fraction= (an estimate), not both")
+        _check_population(self.population, "KMap")
+        if isinstance(self.population, np.ndarray) or (
+            self.population is not None and not hasattr(self.population, "columns")
+        ):
+            raise QueryError("KMap: population must be the population table (a DataFrame)")
+        if self.sample_fraction is not None:
+            self.sample_fraction = _share(self.sample_fraction, "sample_fraction", closed_zero=False)
+            if self.estimator not in KMAP_ESTIMATORS:
+                raise QueryError(f"estimator must be one of {', '.join(KMAP_ESTIMATORS)}, got {self.estimator!r}")
+            self.significance = _share(self.significance, "significance")
+            self.uses_population = False
+
+    def derived_k(self) -> int:
+        """With an estimate: the smallest sample class size f such that, with the
+        population class size F ~ Poisson(f / π) (zero-truncated: given F ≥ 1),
+        P(F < k) ≤ significance. Classes of at least that size pass."""
+        if self.sample_fraction is None:
+            raise QueryError("derived_k() needs sample_fraction")
+        if self.k <= 1:
+            return 1
+        pi = float(self.sample_fraction)
+        for f in range(1, 100 * self.k + 1000):
+            lam = f / pi
+            p = _poisson_cdf(self.k - 1, lam)
+            if self.estimator == "zero-truncated-poisson":
+                e0 = math.exp(-lam)
+                p = (p - e0) / (1.0 - e0) if e0 < 1 else 1.0
+            if p <= self.significance:
+                return f
+        return 100 * self.k + 1000
+
+    def check_population(self, sizes, population_sizes):  # type: ignore[no-untyped-def]
+        return population_sizes >= self.k
+
+    def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
+        if self.sample_fraction is None:
+            return super().check(class_ids, n_classes, rows)
+        return np.bincount(class_ids, minlength=n_classes) >= self.derived_k()
+
+    def describe(self) -> str:
+        if self.sample_fraction is None:
+            return f"{self.k}-map"
+        return (f"{self.k}-map (estimated: {self.estimator}, sample fraction {self.sample_fraction:g}, "
+                f"significance {self.significance:g})")
+
+
+class _TableModel(PrivacyModel):
+    table_level = True
+
+    def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
+        ok = self.check_table(np.bincount(class_ids, minlength=n_classes))
+        return np.full(n_classes, bool(ok))
+
+    def check_table(self, sizes: np.ndarray) -> bool:
+        raise NotImplementedError
+
+
+@dataclass
+class AverageReidentificationRisk(_TableModel):
+    max_risk: float = 0.2
+    name: str = field(default="average re-identification risk", init=False)
+
+    def __post_init__(self) -> None:
+        self.max_risk = _share(self.max_risk, "max_risk", closed_zero=False)
+
+    def value(self, sizes: np.ndarray) -> float:
+        sizes = np.asarray(sizes)
+        sizes = sizes[sizes > 0]
+        return float(len(sizes) / sizes.sum()) if sizes.size else 0.0
+
+    def check_table(self, sizes):  # type: ignore[no-untyped-def]
+        return self.value(sizes) <= self.max_risk + 1e-12
+
+    def describe(self) -> str:
+        return f"average re-identification risk <= {self.max_risk:g}"
+
+
+@dataclass
+class SampleUniques(_TableModel):
+    max_share: float = 0.0
+    name: str = field(default="sample uniques", init=False)
+
+    def __post_init__(self) -> None:
+        self.max_share = _share(self.max_share, "max_share")
+
+    def value(self, sizes: np.ndarray) -> float:
+        sizes = np.asarray(sizes)
+        total = float(sizes.sum())
+        return float(np.count_nonzero(sizes == 1) / total) if total else 0.0
+
+    def check_table(self, sizes):  # type: ignore[no-untyped-def]
+        return self.value(sizes) <= self.max_share + 1e-12
+
+    def describe(self) -> str:
+        return f"sample uniques <= {self.max_share:g}"
+
+
+@dataclass
+class PopulationUniqueness(_TableModel):
+    max_risk: float = 0.01
+    model: str = "dankar"
+    sample_fraction: float = 0.1
+    name: str = field(default="population uniqueness", init=False)
+    monotone = False
+
+    def __post_init__(self) -> None:
+        from .risk import _check_model
+
+        self.max_risk = _share(self.max_risk, "max_risk")
+        self.sample_fraction = _share(self.sample_fraction, "sample_fraction", closed_zero=False)
+        self.model = _check_model(self.model)
+
+    def value(self, sizes: np.ndarray) -> float:
+        """The estimated share of the population that is unique (NaN: no estimate)."""
+        from .risk import estimate_population_uniques
+
+        return estimate_population_uniques(sizes, self.sample_fraction, self.model).share
+
+    def check_table(self, sizes):  # type: ignore[no-untyped-def]
+        v = self.value(sizes)
+        return bool(v == v and v <= self.max_risk + 1e-12)  # no estimate: fails
+
+    def describe(self) -> str:
+        return (f"population uniqueness <= {self.max_risk:g} ({self.model}, sample fraction "
+                f"{self.sample_fraction:g})")

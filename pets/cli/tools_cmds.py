@@ -176,6 +176,29 @@ def anonymize(
     ] = ";",
     missing: Annotated[Optional[list[str]], typer.Option(
         "--missing", help="A missing-value marker (repeatable).")] = None,
+    t_distance: Annotated[Optional[TDistance], typer.Option(
+        "--t-distance", help="Ground distance of --t: equal, ordered, or hierarchical (over the "
+                             "sensitive column's hierarchy in --hierarchies).")] = None,
+    population: Annotated[Optional[str], typer.Option(
+        "--population", help="CSV of the population the input is a sample of (for "
+                             "--delta-presence and --k-map).")] = None,
+    delta_presence: Annotated[Optional[str], typer.Option(
+        "--delta-presence", help="DMIN,DMAX: every class's share of its population that is "
+                                 "released lies in [DMIN, DMAX] (needs --population).")] = None,
+    k_map: Annotated[Optional[int], typer.Option(
+        "--k-map", min=1, help="Every class matches at least this many people of --population, "
+                               "or (with --sample-fraction) is estimated to.")] = None,
+    sample_fraction: Annotated[Optional[float], typer.Option(
+        "--sample-fraction", min=0.0, max=1.0,
+        help="The input's share of the population (for --k-map without --population, and "
+             "--max-uniqueness).")] = None,
+    max_risk: Annotated[Optional[float], typer.Option(
+        "--max-risk", min=0.0, max=1.0,
+        help="Largest average re-identification risk (classes / released rows).")] = None,
+    max_uniqueness: Annotated[Optional[float], typer.Option(
+        "--max-uniqueness", min=0.0, max=1.0,
+        help="Largest estimated share of the population that is unique (needs --sample-fraction).")
+    ] = None,
 ) -> None:
     """Write a k-anonymous version of a CSV file (offline, ungoverned).
 
@@ -199,16 +222,28 @@ def anonymize(
         if c not in df.columns:
             hint = "" if sep is None else f" (read with --sep {sep!r}; leave it out to detect it)"
             raise QueryError(f"unknown column {c!r}; the file has: {', '.join(df.columns)}{hint}")
-    hs = load_hierarchies(hierarchies, qis, sep=hierarchy_sep) if hierarchies else {}
+    hierarchical = t_distance is not None and t_distance.value == "hierarchical"
+    hs = load_hierarchies(hierarchies, qis + (sens if hierarchical else []), sep=hierarchy_sep) \
+        if hierarchies else {}
+    pop_df = None
+    if population is not None:
+        if not Path(population).is_file():
+            raise usage_error(f"no such file: {population}", "--population")
+        with step(f"reading {population}"):
+            pop_df = pd.read_csv(population, sep=detect_separator(population), skipinitialspace=True,
+                                 dtype=str, keep_default_na=False, na_values=missing or [])
     for c in qis + sens:  # numbers stay numbers where a column is numeric (Mondrian orders them)
         if c not in hs:
             conv = pd.to_numeric(df[c], errors="coerce")
             if conv.notna().all():
                 df[c] = conv
+    models = _population_models(pop_df, delta_presence, k_map, sample_fraction, max_risk,
+                                max_uniqueness, t, t_distance)
     with step(f"searching for a {k}-anonymous release ({algorithm.value})"):
         res = run_anonymize(df, qis, hs, k=k, l=l, t=t, sensitive=sens or None,
                             max_suppression=max_suppression, algorithm=algorithm.value,
-                            metric=metric.value, keep=kept)
+                            metric=metric.value, keep=kept, models=models,
+                            t_distance=t_distance.value if t_distance is not None else None)
     res.df.to_csv(output, index=False, sep=in_sep)
     e = err()
     e.print(f"wrote {len(res.df)} rows to {output}: {res.classes} classes, "
@@ -219,6 +254,58 @@ def anonymize(
     if res.nodes_total:
         e.print(f"lattice: {res.nodes_checked} of {res.nodes_total} nodes checked in "
                 f"{res.seconds:.2f} s", markup=False, highlight=False)
+
+
+class TDistance(str, enum.Enum):
+    equal = "equal"
+    ordered = "ordered"
+    hierarchical = "hierarchical"
+
+
+def _population_models(pop_df: Any, delta_presence: str | None, k_map: int | None,
+                       sample_fraction: float | None, max_risk: float | None,
+                       max_uniqueness: float | None, t: float | None, t_distance: Any) -> list[Any]:
+    """The privacy models of `pets anonymize`'s population and risk flags (checked in the
+    flags' terms)."""
+    from .. import anon
+
+    if t_distance is not None and t is None:
+        raise usage_error("--t-distance needs --t", "--t-distance")
+    models: list[Any] = []
+    if delta_presence is not None:
+        parts = delta_presence.split(",")
+        try:
+            dmin, dmax = (float(x) for x in parts)
+        except ValueError:
+            raise usage_error(f"give DMIN,DMAX (two numbers in [0, 1]), not {delta_presence!r}",
+                              "--delta-presence") from None
+        if not (0 <= dmin <= dmax <= 1):
+            raise usage_error(f"need 0 <= DMIN <= DMAX <= 1, got {delta_presence!r}", "--delta-presence")
+        if pop_df is None:
+            raise usage_error("--delta-presence needs --population (the population the input is a "
+                              "subset of)", "--delta-presence")
+        models.append(anon.DeltaPresence(dmin, dmax, population=pop_df))
+    if k_map is not None:
+        if pop_df is not None:
+            models.append(anon.KMap(k_map, population=pop_df))
+        elif sample_fraction:
+            models.append(anon.KMap(k_map, sample_fraction=sample_fraction))
+        else:
+            raise usage_error("--k-map needs --population or --sample-fraction", "--k-map")
+    elif pop_df is not None and delta_presence is None:
+        raise usage_error("--population is used by --delta-presence or --k-map; give one", "--population")
+    if max_risk is not None:
+        if max_risk <= 0:
+            raise usage_error("must be above 0", "--max-risk")
+        models.append(anon.AverageReidentificationRisk(max_risk))
+    if max_uniqueness is not None:
+        if not sample_fraction:
+            raise usage_error("--max-uniqueness needs --sample-fraction (the input's share of the "
+                              "population)", "--max-uniqueness")
+        models.append(anon.PopulationUniqueness(max_uniqueness, sample_fraction=sample_fraction))
+    if sample_fraction is not None and sample_fraction <= 0:
+        raise usage_error("must be above 0", "--sample-fraction")
+    return models
 
 
 # -- serve -------------------------------------------------------------------------------

@@ -53,10 +53,13 @@ class CompiledExtract(Compiled):
 
         p: KAnonymity = self.ctx.protection  # type: ignore[assignment]
         try:
+            holder_models = self.ctx.policy.kanon  # the [kanon] section's models
+            models = holder_models.models(self.qis) if holder_models is not None and holder_models.active else []
             return anonymize(
                 rows, self.qis, self.hierarchies, k=p.k, l=p.l, t=p.t,
                 sensitive=self.sens or None, max_suppression=p.max_suppression,
                 algorithm=p.algorithm, metric=p.metric, l_kind=p.l_kind, keep=self.keep,
+                models=models,
             )
         finally:
             del rows
@@ -159,4 +162,11 @@ class KAnonymityMechanism(Mechanism):
                     "can add one, or leave the column out",
                     rule="hierarchy", column=c,
                 )
+        holder = pol.kanon
+        if holder is not None and holder.active and prot.algorithm != "optimal":
+            raise PolicyError(
+                f"the policy requires {holder.describe()} of every extract, which needs "
+                "algorithm='optimal'",
+                rule="kanon",
+            )
         return CompiledExtract(ctx, qis, sens, keep, hierarchies)

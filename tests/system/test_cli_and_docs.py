@@ -160,9 +160,9 @@ def test_dp_guide_example_runs() -> None:
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
     blocks = _python_blocks(ROOT / "docs" / "anonymisation.md")
-    assert len(blocks) == 2
+    assert len(blocks) == 4
     ns: dict[str, object] = {}
-    exec(compile("\n".join(blocks), "docs/anonymisation.md", "exec"), ns)
+    exec(compile("\n".join(blocks[:2]), "docs/anonymisation.md", "exec"), ns)
     r = ns["r"]
     # the figures the guide quotes
     assert r.transformation == {"age": 4, "sex": 0, "race": 0, "education": 1, "marital-status": 1}
@@ -171,6 +171,29 @@ def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
     assert before["classes"] == 6493 and after["min_class_size"] == 5
     x = ns["x"]
     assert isinstance(x, pets.Extract) and x.extracts_left == 2
+    # "choosing a model" and "reading the risk figures": the figures in their comments
+    import contextlib
+    import io
+
+    models: dict[str, object] = {}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(blocks[2], "docs/anonymisation.md", "exec"), models)
+    assert printed.getvalue().splitlines() == [
+        "{'age': 2, 'sex': 0, 'race': 0, 'marital-status': 1} 3267 41",
+        "{'age': 3, 'sex': 0, 'race': 0, 'marital-status': 0} 47",
+        "0.0084",
+        "0.15-closeness (hierarchical distance) of education",
+    ]
+    r = models["r"]
+    assert r.models[-1] == "0.15-closeness (hierarchical distance) of education"
+    risk: dict[str, object] = {}
+    exec(compile(blocks[3], "docs/anonymisation.md", "exec"), risk)
+    b = risk["before"]
+    assert (round(b["prosecutor_average"], 4), round(b["sample_uniques"], 4)) == (0.0544, 0.0173)
+    assert b["population_uniqueness_model"] == "pitman" and round(b["population_uniqueness"], 5) == 0.00062
+    assert {m: round(v, 5) for m, v in b["population_uniqueness_by_model"].items()} == {
+        "pitman": 0.00062, "zayatz": 0.00077, "snb": 0.00242}
 
 
 def test_homomorphic_guide_examples_run() -> None:

@@ -203,6 +203,16 @@ def _workclass_qi(pol: dict[str, Any], d: Path) -> None:
     pol["columns"]["workclass"].update(role="quasi_identifier", hierarchy=str(path))
 
 
+def _kanon_models(**section: Any):
+    """The policy's [kanon] section; "POP" stands for a population file: the first 2,000
+    rows of the bundled Adult table (containing D's rows, not every neighbour's)."""
+    def edit(pol: dict[str, Any], d: Path) -> None:
+        if "POP" in section.values():
+            pop = _write_csv(_adult_text().head(2000), d / "population.csv")
+        pol["kanon"] = {k: (str(pop) if v == "POP" else v) for k, v in section.items()}
+    return edit
+
+
 def _he_exact_grade1(pol: dict[str, Any], d: Path) -> None:
     """Grade 1 opts into exact HE totals (the distinct release form ``he_exact``)."""
     pol["grades"]["1"]["allow"] = list(pol["grades"]["1"]["allow"]) + ["he_exact"]
@@ -501,6 +511,31 @@ CASES: list[Case] = [
          release(lambda s: s.table("adult").select("sex", "workclass"),
                  pets.KAnonymity(k=5, max_suppression=0.2)),
          ANY, why="missing values in a quasi-identifier (today: an exact count of them)"),
+    case("kanon_holder_risk_models", adult,
+         adult_setup(adult_policy_with(kanon=_kanon_models(max_risk=0.1, sample_fraction=0.2,
+                                                            max_uniqueness=0.05, k_map=5))),
+         release(lambda s: s.table("adult").select("age", "sex", "race", "education"),
+                 pets.KAnonymity(k=5, max_suppression=0.2)),
+         RELEASED_ON_D, why="the policy's [kanon] average risk, population uniqueness and "
+                            "estimated k-map on every extract"),
+    case("kanon_holder_population_models", adult,
+         adult_setup(adult_policy_with(kanon=_kanon_models(k_map=10, delta_presence=[0.0, 0.5],
+                                                            population="POP"))),
+         release(lambda s: s.table("adult").select("age", "sex", "race", "education"),
+                 pets.KAnonymity(k=5, max_suppression=0.2)),
+         RELEASED_ON_D, why="the policy's [kanon] k-map and δ-presence against a population file "
+                  "(a neighbour outside the population fails after its charge)"),
+    case("kanon_holder_models_impossible", adult,
+         adult_setup(adult_policy_with(kanon=_kanon_models(max_risk=0.0001))),
+         release(lambda s: s.table("adult").select("age", "sex", "race", "education"),
+                 pets.KAnonymity(k=5, max_suppression=0.2)),
+         REFUSED, why="a [kanon] average risk no extract meets: the fixed failure message, "
+                      "charged"),
+    case("refuse_kanon_holder_models_mondrian", adult,
+         adult_setup(adult_policy_with(kanon=_kanon_models(max_risk=0.1))),
+         release(lambda s: s.table("adult").select("age", "sex"),
+                 pets.KAnonymity(k=5, algorithm="mondrian")),
+         refused(pets.PolicyError, "kanon"), why="[kanon] models need the optimal search"),
     case("refuse_kanon_min_k", adult, adult_setup(),
          release(lambda s: s.table("adult").select("age", "sex"), pets.KAnonymity(k=2)),
          refused(pets.PolicyError, "min_k"), why="k below the grade's min_k"),
