@@ -29,7 +29,7 @@ import pandas as pd
 from .cost import Cost
 from .dp.aggregate import sum_factor
 from .engines.base import AggregateRequest, Engine, Measure, Ordinals, Source
-from .engines.duckdb import DuckDBEngine
+from .engines.config import engine_for_home
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .plan import RESERVED_PREFIX
 from .policy import Policy
@@ -103,7 +103,8 @@ class Holder:
         self.home = Path(home).expanduser().resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self._store = Store(self.home, audit_key=audit_key)
-        self._engine: Engine = engine if engine is not None else DuckDBEngine()
+        # the default engine spills inside the home, sized by home/engine.toml (if any)
+        self._engine: Engine = engine if engine is not None else engine_for_home(self.home)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, Dataset]] = {}
 
@@ -143,12 +144,13 @@ class Holder:
         bounds clip, undeclared missing markers. When it found any, a
         :class:`pets.RegistrationWarning` is also emitted. See docs/policy.md.
 
-        ``progress=True`` shows a spinner with the elapsed time on a terminal.
+        ``progress=True`` shows a progress bar of the engine's scans with the elapsed
+        time on a terminal (docs/scale.md).
         """
         if progress is not False:
-            from .progress import spinner
+            from .progress import bar
 
-            with spinner(f"registering {name!r}", progress):
+            with bar(f"registering {name!r}", progress):
                 return self.register(name, source, policy, replace=replace, copy=copy)
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
@@ -235,12 +237,30 @@ class Holder:
             else:
                 stored = {"kind": kind, "path": str(path), "missing": list(pol.missing),
                           "trim": kind == "csv", "encoded": []}
-            st = path.stat()
+                # the stat and digest before the sidecar is built from the bytes: a file
+                # changed meanwhile fails the digest check at release (never misaligned)
+                st = path.stat()
+                digest = _sha256(path)
+                ordinals = _ordinals_wanted(pol, schema)
+                if ordinals and kind == "parquet" and hasattr(self._engine, "store_ordinals"):
+                    sidecar = _sidecar_path(self.home, name, digest)
+                    sidecar.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = sidecar.with_name(f".{uuid.uuid4().hex}.tmp.parquet")
+                    beside = self._engine.store_ordinals(src, str(tmp), ordinals)
+                    if beside.sidecar:
+                        os.replace(tmp, sidecar)
+                        stored["sidecar"] = str(sidecar)
+                        stored["ordinals"] = [[o.unit, o.column, list(o.keys), list(o.columns)]
+                                              for o in beside.ordinals]
+            if "sidecar" not in stored:
+                st = path.stat()
+                digest = _sha256(path)
+            old = self._store.get_dataset(name) if replace else None
             record = {
                 "name": name,
                 "origin": origin,
                 "source": stored,
-                "sha256": _sha256(path),
+                "sha256": digest,
                 "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns,
                 "policy": pol.to_dict(),
@@ -249,6 +269,9 @@ class Holder:
                 "registration": uuid.uuid4().hex,
             }
             self._store.put_dataset(name, record, replace=replace)
+            gone = (old or {}).get("source", {}).get("sidecar")
+            if gone and gone != stored.get("sidecar"):  # the replaced registration's ordinals
+                Path(gone).unlink(missing_ok=True)
         finally:
             if tmp is not None and tmp.exists():
                 tmp.unlink()
@@ -298,6 +321,10 @@ class Holder:
         except DataError as e:
             raise DataError(f"{e}, then re-register it with holder.register(..., replace=True)") from None
         s = rec["source"]
+        if s.get("sidecar") and not Path(s["sidecar"]).is_file():
+            # the ordinals beside a file read in place are a cache: without them, the
+            # engine bounds with window functions (slower, the same guarantee)
+            s = {**s, "sidecar": "", "ordinals": []}
         ds = Dataset(
             name=name,
             source=Source(
@@ -305,6 +332,7 @@ class Holder:
                 encoded=tuple((e[0], float(e[1]), float(e[2]), int(e[3])) for e in s.get("encoded", ())),
                 ordinals=tuple(Ordinals(o[0], o[1], tuple(o[2]), tuple(o[3])) for o in s.get("ordinals", ())),
                 version=stamp,
+                sidecar=s.get("sidecar", ""),
             ),
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
@@ -485,6 +513,12 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
         if fits:
             out.append(Ordinals(unit, name, tuple(cp.keys)))
     return tuple(out)
+
+
+def _sidecar_path(home: Path, name: str, digest: str) -> Path:
+    """Where the bounding ordinals of a dataset read in place live: inside the home,
+    named by the dataset and the digest of the bytes they were computed from."""
+    return home / "data" / "ordinals" / f"{name}.{digest[:32]}.parquet"
 
 
 def _count_rows(engine: Engine, source: Source) -> int:

@@ -69,6 +69,9 @@ class Source:
     # the registration this source belongs to: a re-registered copy may keep its path,
     # so caches keyed by Source must see the difference
     version: str = ""
+    # a source read in place may keep its ``ordinals`` in a Parquet file of their own
+    # inside the home, row-aligned with the source (see DuckDBEngine.store_ordinals)
+    sidecar: str = ""
 
 
 @dataclass(frozen=True)

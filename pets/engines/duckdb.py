@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import secrets
 import threading
 from typing import Any
@@ -21,6 +23,7 @@ import pandas as pd
 
 from .. import plan as P
 from ..errors import DataError, InternalError, QueryError
+from ..progress import current_sink
 from .base import AggregateRequest, Bounding, Measure, Ordinals, Source
 
 __all__ = ["DuckDBEngine", "quote_ident", "ENCODED_PREFIX", "BOUND_PREFIX", "HIDDEN_PREFIX"]
@@ -37,6 +40,10 @@ HIDDEN_PREFIX = "__pets_"
 # keyed hash of the person per row (and UBIGINT arithmetic was slower still).
 _OFFSET_BITS = 15
 _MAX_ORDINAL = 2**30
+
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?", re.IGNORECASE)
+#: How often a query's progress is read while a progress sink is active (seconds).
+_PROGRESS_POLL_S = 0.1
 
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
               "UINTEGER", "UBIGINT", "UHUGEINT"}
@@ -68,14 +75,95 @@ def _logical(duck_type: str) -> str:
 
 class DuckDBEngine:
     """Runs plans on DuckDB. One in-memory database per engine; thread-safe (a cursor
-    per call)."""
+    per call).
 
-    def __init__(self, threads: int | None = None) -> None:
-        self._con = duckdb.connect(":memory:")
+    ``memory_limit`` (DuckDB's syntax, e.g. ``"2GB"``; default DuckDB's, 80% of RAM)
+    caps the memory DuckDB uses; beyond it, sorts, joins and aggregates spill to
+    ``temp_directory`` (a :class:`pets.Holder` sets it inside its home, so spilled
+    data never leaves the holder's domain; without one, DuckDB spills to nothing and a
+    query over the limit fails). ``max_temp_directory_size`` caps the spill (default
+    DuckDB's, 90% of the free disk). See docs/scale.md.
+
+    >>> DuckDBEngine(memory_limit="512MB", temp_directory="/tmp/pets-spill").memory_limit
+    '512MB'
+    """
+
+    def __init__(self, threads: int | None = None, *, memory_limit: str | None = None,
+                 temp_directory: str | os.PathLike[str] | None = None,
+                 max_temp_directory_size: str | None = None) -> None:
+        for name, v in (("memory_limit", memory_limit), ("max_temp_directory_size", max_temp_directory_size)):
+            if v is not None and (not isinstance(v, str) or not _SIZE.fullmatch(v.strip())):
+                raise QueryError(f"{name} must be a size such as '512MB' or '4GB', not {v!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise QueryError(f"threads must be a positive integer, not {threads!r}")
+        self.memory_limit = memory_limit
+        self.temp_directory = str(temp_directory) if temp_directory is not None else None
+        config: dict[str, Any] = {}
         if threads:
-            self._con.execute(f"SET threads = {int(threads)}")
+            config["threads"] = int(threads)
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit.strip()
+        if max_temp_directory_size is not None:
+            config["max_temp_directory_size"] = max_temp_directory_size.strip()
+        if self.temp_directory is not None:
+            config["temp_directory"] = self.temp_directory
+        try:
+            self._con = duckdb.connect(":memory:", config=config)
+        except duckdb.Error as e:  # a size DuckDB does not take, a folder it cannot use
+            raise QueryError(f"DuckDB refused the engine's settings ({e})") from None
+        # never DuckDB's own bar on stdout: pets shows progress itself (pets.progress)
+        self._con.execute("SET enable_progress_bar_print = false")
         self._lock = threading.Lock()
         self._raw_types: dict[Source, list[tuple[str, str]]] = {}
+
+    def _cursor(self) -> Any:
+        """A cursor of the engine's database; with progress reporting on when a
+        :func:`pets.progress.reporting` block is active in this thread."""
+        cur = self._con.cursor()
+        if current_sink() is not None:
+            cur.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false; "
+                        "SET progress_bar_time = 0")
+        return cur
+
+    def _execute(self, cur: Any, sql: str, params: list[Any] | None = None, fetch: str = "none") -> Any:
+        """Run ``sql`` on ``cur`` and fetch (``"numpy"``, ``"df"``, ``"all"``, ``"one"``),
+        reporting DuckDB's own estimate of the query's progress (a fraction, nothing
+        else) to the active progress sink, polled from a thread."""
+        def run() -> Any:
+            r = cur.execute(sql, params or [])
+            if fetch == "numpy":
+                return r.fetchnumpy()
+            if fetch == "df":
+                return r.df()
+            if fetch == "all":
+                return r.fetchall()
+            if fetch == "one":
+                return r.fetchone()
+            return None
+
+        sink = current_sink()
+        if sink is None:
+            return run()
+        done = threading.Event()
+
+        def poll() -> None:
+            last = -1.0
+            while not done.wait(_PROGRESS_POLL_S):
+                try:
+                    pct = float(cur.query_progress())
+                except (duckdb.Error, RuntimeError):
+                    return
+                if pct >= 0 and pct > last:
+                    last = pct
+                    sink(min(pct, 100.0) / 100.0)
+
+        t = threading.Thread(target=poll, name="pets-progress", daemon=True)
+        t.start()
+        try:
+            return run()
+        finally:
+            done.set()
+            t.join()
 
     # -- sources ---------------------------------------------------------------------
     def _scan(self, source: Source) -> str:
@@ -145,7 +233,7 @@ class DuckDBEngine:
         (:class:`Ordinals`) are computed with window functions once, here, so that a
         release can bound contributions with a row-wise predicate
         (:func:`_ordinal_predicates`)."""
-        cur = self._con.cursor()
+        cur = self._cursor()
         params: list[Any] = []
         stored: tuple[Ordinals, ...] = ()
         try:
@@ -178,7 +266,8 @@ class DuckDBEngine:
                 # the windows regroup the rows by person: put them back in the source's
                 # order, or a record-level extract would list each person's rows together
                 order = f" ORDER BY {quote_ident(BOUND_PREFIX + 'pos')}"
-            cur.execute(
+            self._execute(
+                cur,
                 f"COPY (SELECT {', '.join(exprs)} FROM {rel}{order}) TO {_quote_str(dest)} (FORMAT parquet)",
                 params,
             )
@@ -192,6 +281,44 @@ class DuckDBEngine:
         finally:
             cur.close()
         return Source("parquet", dest, (), trim=False, encoded=tuple(encode), ordinals=stored)
+
+    def store_ordinals(self, source: Source, dest: str, ordinals: tuple[Ordinals, ...]) -> Source:
+        """Write the per-person ``ordinals`` of a source read in place to a Parquet
+        *sidecar* ``dest`` (inside the holder's home): only the hidden ordinal columns,
+        one row per source row, in the source's order. Return ``source`` with the
+        ordinals it could store and ``sidecar=dest``.
+
+        At release time a request the ordinals fit reads the source ``POSITIONAL JOIN``
+        the sidecar and bounds contributions with the same row-wise predicate as on a
+        stored copy (:func:`_ordinal_predicates`), instead of sorting every person's
+        rows with window functions. The ordinals are those :func:`_ordinals_sql` computes
+        for a copy (same guarantee); the sidecar is valid for these exact bytes of the
+        source only: the holder names it by the file's digest and refuses a changed file."""
+        if source.kind != "parquet":
+            raise QueryError("ordinals are stored beside Parquet sources only; register a CSV with copy=True")
+        cur = self._cursor()
+        params: list[Any] = []
+        try:
+            exprs = ["*"]
+            rel, stored = _ordinals_sql(self._relation(source), ordinals, exprs, params)
+            exprs[0] = "*"  # keep the position, to write the rows in the source's order
+            # the person's number is shared by the ordinals of one unit: once
+            cols = ", ".join(quote_ident(c) for c in dict.fromkeys(c for o in stored for c in o.columns if c))
+            self._execute(
+                cur,
+                f"COPY (SELECT {cols} FROM (SELECT {', '.join(exprs)} FROM {rel}) "
+                f"ORDER BY {quote_ident(BOUND_PREFIX + 'pos')}) TO {_quote_str(dest)} (FORMAT parquet)",
+                params,
+            )
+            stored = self._usable_ordinals(cur, dest, stored)
+        except duckdb.Error as e:
+            raise DataError(
+                f"cannot store the bounding ordinals of the source ({type(e).__name__}); check "
+                "that it is a valid table with named columns"
+            ) from None
+        finally:
+            cur.close()
+        return dataclasses.replace(source, ordinals=stored, sidecar=dest if stored else "")
 
     @staticmethod
     def _usable_ordinals(cur: Any, dest: str, stored: tuple[Ordinals, ...]) -> tuple[Ordinals, ...]:
@@ -217,9 +344,9 @@ class DuckDBEngine:
         if where:
             sql += f" WHERE {' AND '.join(where)}"
         try:
-            cur = self._con.cursor()
+            cur = self._cursor()
             try:
-                return cur.execute(sql, params).df()
+                return self._execute(cur, sql, params, "df")
             finally:
                 cur.close()
         except duckdb.Error as e:
@@ -234,6 +361,8 @@ class DuckDBEngine:
         where = [_expr_sql(f, params) for f in request.filters]
         b = request.bounding
         ords = _fitting_ordinals(source, request)
+        if ords is not None and source.sidecar and not os.path.isfile(source.sidecar):
+            ords = None  # the ordinals beside a file read in place are gone: windows below
         if ords is not None:
             assert b is not None
             # the stored ordinals are NULL outside the keys and for a missing person
@@ -252,6 +381,10 @@ class DuckDBEngine:
         # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
         rel = self._relation(source)
+        if ords is not None and source.sidecar:
+            # in place: the source's rows beside their ordinals, row for row (the sidecar
+            # was written in the order DuckDB reads these bytes; the holder refuses others)
+            rel = f"(SELECT * FROM {rel} POSITIONAL JOIN read_parquet({_quote_str(source.sidecar)}))"
         gexprs = request.group_exprs or (None,) * len(gcols)
         if any(e is not None for e in gexprs):
             # CASE group keys: computed once per row under hidden names, output renamed
@@ -304,9 +437,9 @@ class DuckDBEngine:
         if gcols:
             sql += f" GROUP BY {', '.join(gcols)}"
         try:
-            cur = self._con.cursor()
+            cur = self._cursor()
             try:
-                cols = cur.execute(sql, params).fetchnumpy()
+                cols = self._execute(cur, sql, params, "numpy")
             finally:
                 cur.close()
             keys = dict(zip((m.key for m in hidden), (m.key for m in request.measures)))
