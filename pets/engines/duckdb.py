@@ -116,6 +116,14 @@ class DuckDBEngine:
         self._lock = threading.Lock()
         self._raw_types: dict[Source, list[tuple[str, str]]] = {}
 
+    def _out_of_memory(self, what: str) -> DataError:
+        """The error for a query that ran out of memory even with spilling: what to change."""
+        return DataError(
+            f"the engine ran out of memory {what} (memory_limit {self.memory_limit or 'DuckDB default'}, "
+            f"spilling to {self.temp_directory or 'DuckDB default'}); raise memory_limit or "
+            "max_temp_directory_size in the home's engine.toml (docs/scale.md)"
+        )
+
     def _cursor(self) -> Any:
         """A cursor of the engine's database; with progress reporting on when a
         :func:`pets.progress.reporting` block is active in this thread."""
@@ -274,6 +282,8 @@ class DuckDBEngine:
             if stored:
                 stored = self._usable_ordinals(cur, dest, stored)
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("storing a copy of the source") from None
             raise DataError(
                 f"cannot store a copy of the source ({type(e).__name__}); check that it is a "
                 "valid table with named columns"
@@ -312,6 +322,8 @@ class DuckDBEngine:
             )
             stored = self._usable_ordinals(cur, dest, stored)
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("storing the bounding ordinals of the source") from None
             raise DataError(
                 f"cannot store the bounding ordinals of the source ({type(e).__name__}); check "
                 "that it is a valid table with named columns"
@@ -350,6 +362,8 @@ class DuckDBEngine:
             finally:
                 cur.close()
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("reading the rows") from None
             raise DataError(
                 f"the engine could not read the rows ({type(e).__name__}); check the filters"
             ) from None
@@ -445,6 +459,8 @@ class DuckDBEngine:
             keys = dict(zip((m.key for m in hidden), (m.key for m in request.measures)))
             df = pd.DataFrame({keys.get(k, k): np.asarray(v) for k, v in cols.items()})
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("computing this query") from None
             # DuckDB messages can quote data values: never pass them on.
             raise DataError(
                 f"the engine could not compute this query ({type(e).__name__}); check column "
