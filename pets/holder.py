@@ -232,8 +232,7 @@ class Holder:
                 path = final
                 stored = {"kind": "parquet", "path": str(final), "missing": [], "trim": False,
                           "encoded": [list(e) for e in encode],
-                          "ordinals": [[o.unit, o.column, list(o.keys), list(o.columns)]
-                                       for o in copied.ordinals]}
+                          "ordinals": [_ordinals_record(o) for o in copied.ordinals]}
             else:
                 stored = {"kind": kind, "path": str(path), "missing": list(pol.missing),
                           "trim": kind == "csv", "encoded": []}
@@ -250,8 +249,7 @@ class Holder:
                     if beside.sidecar:
                         os.replace(tmp, sidecar)
                         stored["sidecar"] = str(sidecar)
-                        stored["ordinals"] = [[o.unit, o.column, list(o.keys), list(o.columns)]
-                                              for o in beside.ordinals]
+                        stored["ordinals"] = [_ordinals_record(o) for o in beside.ordinals]
             if "sidecar" not in stored:
                 st = path.stat()
                 digest = _sha256(path)
@@ -330,7 +328,10 @@ class Holder:
             source=Source(
                 s["kind"], s["path"], tuple(s.get("missing", ())), trim=s.get("trim", False),
                 encoded=tuple((e[0], float(e[1]), float(e[2]), int(e[3])) for e in s.get("encoded", ())),
-                ordinals=tuple(Ordinals(o[0], o[1], tuple(o[2]), tuple(o[3])) for o in s.get("ordinals", ())),
+                ordinals=tuple(Ordinals(o[0], o[1], tuple(o[2]), tuple(o[3]),
+                                        tuple(o[4]) if len(o) > 4 and o[4] else None,  # type: ignore[arg-type]
+                                        o[5] if len(o) > 5 else "")
+                               for o in s.get("ordinals", ())),
                 version=stamp,
                 sidecar=s.get("sidecar", ""),
             ),
@@ -494,7 +495,9 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
     unit = pol.privacy_unit
     if unit is None:
         return ()
-    out = [Ordinals(unit, None)]
+    # the policy's bounds: the engine precomputes its choices of kept rows under them
+    bounds = (pol.max_groups or 1, pol.max_rows_per_group or 1)
+    out = [Ordinals(unit, None, (), (), bounds)]
     for name, cp in pol.columns.items():
         if name == unit or cp.keys is None or name in pol.negative_list or cp.role == "identifier":
             continue
@@ -511,8 +514,14 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
         else:
             fits = False
         if fits:
-            out.append(Ordinals(unit, name, tuple(cp.keys)))
+            out.append(Ordinals(unit, name, tuple(cp.keys), (), bounds))
     return tuple(out)
+
+
+def _ordinals_record(o: Ordinals) -> list[Any]:
+    """Stored ordinals as the dataset record keeps them (JSON)."""
+    return [o.unit, o.column, list(o.keys), list(o.columns),
+            list(o.mask_bounds) if o.mask_bounds else None, o.mask]
 
 
 def _sidecar_path(home: Path, name: str, digest: str) -> Path:

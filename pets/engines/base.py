@@ -45,6 +45,11 @@ class Ordinals:
     # the hidden columns, set by the engine that wrote them: group index, number of
     # groups (both "" when column is None), row index, number of rows, person's number
     columns: tuple[str, ...] = ()
+    # (max_groups, max_rows_per_group) of the policy: when set, the engine also stores
+    # ``mask``, a hidden column of precomputed choices under those bounds (bit k: the
+    # row is kept by choice k), so that a release picks one choice with a bit test
+    mask_bounds: tuple[int, int] | None = None
+    mask: str = ""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ HIDDEN_PREFIX = "__pets_"
 # keyed hash of the person per row (and UBIGINT arithmetic was slower still).
 _OFFSET_BITS = 15
 _MAX_ORDINAL = 2**30
+#: How many choices of kept rows the stored mask holds (bits of an INTEGER column); a
+#: release picks one with its seed. A bit test instead of two integer divisions per row:
+#: see docs/scale.md.
+MASK_CHOICES = 16
 
 _SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?", re.IGNORECASE)
 #: How often a query's progress is read while a progress sink is active (seconds).
@@ -313,7 +317,8 @@ class DuckDBEngine:
             rel, stored = _ordinals_sql(self._relation(source), ordinals, exprs, params)
             exprs[0] = "*"  # keep the position, to write the rows in the source's order
             # the person's number is shared by the ordinals of one unit: once
-            cols = ", ".join(quote_ident(c) for c in dict.fromkeys(c for o in stored for c in o.columns if c))
+            cols = ", ".join(quote_ident(c) for c in dict.fromkeys(
+                c for o in stored for c in o.columns + (o.mask,) if c))
             self._execute(
                 cur,
                 f"COPY (SELECT {cols} FROM (SELECT {', '.join(exprs)} FROM {rel}) "
@@ -687,6 +692,10 @@ def _ordinal_predicates(o: Ordinals, b: Bounding) -> list[str]:
     different releases, not any one release's bound. Offsets are reduced modulo ng and
     nr from below 2^30, so each run is equally likely to within ng / 2^15.
     """
+    if o.mask and o.mask_bounds is not None and int(o.mask_bounds[1]) == int(b.max_rows_per_group) and (
+            o.column is None or int(o.mask_bounds[0]) == int(b.max_groups)):
+        # one of the precomputed choices, picked by the release's seed: a bit test
+        return [f"({quote_ident(o.mask)} & {1 << (int(b.seed) % MASK_CHOICES)}) <> 0"]
     gi, ng, ri, nr, pr = (quote_ident(c) if c else "" for c in o.columns)
     a1, c1, a2, c2 = ((int(b.seed) >> (_OFFSET_BITS * i)) & (2**_OFFSET_BITS - 1) for i in range(4))
     out = []
@@ -714,6 +723,7 @@ def _ordinals_sql(
     pos = quote_ident(BOUND_PREFIX + "pos")
     pre = ["*", f"random() AS {rnd}"]
     windows = ["*"]
+    per_person = ["*"]  # ng and pr, over the windows' output
     hidden = [rnd, pos]
     units: dict[str, str] = {}
     stored = []
@@ -723,7 +733,7 @@ def _ordinals_sql(
         hidden.append(flag)
         if o.unit not in units:
             units[o.unit] = f"{BOUND_PREFIX}pr{len(units)}"
-            exprs.append(
+            per_person.append(
                 f"CASE WHEN {u} IS NOT NULL THEN (hash({u}, {seed_p}) % {2**_OFFSET_BITS})::INTEGER END "
                 f"AS {quote_ident(units[o.unit])}"
             )
@@ -744,14 +754,37 @@ def _ordinals_sql(
             )
             # the number of ranks itself (not a count of distinct values), so that the
             # ranks are exactly 0 … ng − 1 whatever the type's equality
-            exprs.append(f"CASE WHEN {flag} THEN max({gi}) OVER (PARTITION BY {u}, {flag}) + 1 END AS {ng}")
+            per_person.append(f"CASE WHEN {flag} THEN max({gi}) OVER (PARTITION BY {u}, {flag}) + 1 END AS {ng}")
         windows.append(
             f"CASE WHEN {flag} THEN (row_number() OVER (PARTITION BY {part} ORDER BY {rnd}) - 1)::INTEGER "
             f"END AS {ri}"
         )
         windows.append(f"CASE WHEN {flag} THEN (count(*) OVER (PARTITION BY {part}))::INTEGER END AS {nr}")
-        stored.append(Ordinals(o.unit, o.column, tuple(o.keys), tuple(names) + (units[o.unit],)))
+        columns = tuple(names) + (units[o.unit],)
+        mask = ""
+        if o.mask_bounds is not None:
+            mask = f"{BOUND_PREFIX}{i}_mask"
+            exprs.append(f"{_mask_sql(columns, o.column is not None, o.mask_bounds, flag)} AS {quote_ident(mask)}")
+        stored.append(Ordinals(o.unit, o.column, tuple(o.keys), columns, o.mask_bounds, mask))
     assert exprs[0] == "*"
     exprs[0] = f"* EXCLUDE ({', '.join(hidden)})"
     inner = f"(SELECT *, row_number() OVER () AS {pos} FROM {rel})"  # the source's order
-    return f"(SELECT {', '.join(windows)} FROM (SELECT {', '.join(pre)} FROM {inner}))", tuple(stored)
+    return (f"(SELECT {', '.join(per_person)} FROM (SELECT {', '.join(windows)} FROM "
+            f"(SELECT {', '.join(pre)} FROM {inner})))", tuple(stored))
+
+
+def _mask_sql(columns: tuple[str, ...], grouped: bool, bounds: tuple[int, int], flag: str) -> str:
+    """The precomputed choices: bit k (k < MASK_CHOICES) is set iff the row is kept by
+    the predicates of :func:`_ordinal_predicates` under ``bounds`` with the k-th of
+    MASK_CHOICES sets of offsets (a₁, c₁, a₂, c₂) drawn here from the CSPRNG and not
+    kept. NULL where the row takes no part in the bounding."""
+    gi, ng, ri, nr, pr = (quote_ident(c) if c else "" for c in columns)
+    max_groups, max_rows = int(bounds[0]), int(bounds[1])
+    terms = []
+    for k in range(MASK_CHOICES):
+        a1, c1, a2, c2 = (secrets.randbelow(2**_OFFSET_BITS) for _ in range(4))
+        cond = f"(({ri} + {pr} * {a2} + {c2}) % {nr}) < {max_rows}"
+        if grouped:
+            cond = f"(({gi} + {pr} * {a1} + {c1}) % {ng}) < {max_groups} AND {cond}"
+        terms.append(f"CASE WHEN {cond} THEN {1 << k} ELSE 0 END")
+    return f"CASE WHEN {flag} THEN ({' + '.join(terms)})::INTEGER END"

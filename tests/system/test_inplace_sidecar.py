@@ -173,3 +173,41 @@ def test_no_sidecar_without_a_privacy_unit_or_for_a_csv(tmp_path: Path) -> None:
     h.register("csv", tmp_path / "p.csv", _policy())
     assert h._dataset("csv").source.sidecar == "" and h._dataset("csv").source.ordinals == ()
     assert not (h.home / "data" / "ordinals").exists() or not any((h.home / "data" / "ordinals").iterdir())
+
+
+# ------------------------------------------------------- precomputed choices (mask)
+
+
+def test_a_release_under_the_policy_bounds_uses_one_precomputed_choice(holder: pets.Holder) -> None:
+    from pets.engines.base import Bounding
+    from pets.engines.duckdb import MASK_CHOICES, _ordinal_predicates
+
+    o = next(o for o in holder._dataset("side").source.ordinals if o.column == "g")
+    assert o.mask_bounds == (3, 2) and o.mask
+    assert _ordinal_predicates(o, Bounding("pid", 3, 2, 37)) == [
+        f'("{o.mask}" & {1 << (37 % MASK_CHOICES)}) <> 0']
+    # other bounds than the policy's: the per-release offsets, two modulos
+    assert all("%" in p for p in _ordinal_predicates(o, Bounding("pid", 2, 2, 37)))
+
+
+@pytest.mark.parametrize("name", ["side", "copy"])
+def test_every_precomputed_choice_keeps_exactly_the_bound(holder: pets.Holder, name: str,
+                                                          tmp_path: Path) -> None:
+    from pets.engines.duckdb import MASK_CHOICES
+
+    if name == "copy" and "copy" not in holder.datasets():
+        holder.register("copy", DATA, _policy())
+    src = holder._dataset(name).source
+    choices: dict[str, set[frozenset[str]]] = {p: set() for p in NG[NG >= 4].index}
+    for k in range(MASK_CHOICES):  # seed ≡ k picks choice k
+        got = holder._engine.aggregate(src, _request(True, 3, 2, k + MASK_CHOICES * 12345)).set_index("g")
+        groups, kept = _groups_kept(got)
+        assert groups.reindex(NG.index, fill_value=0).to_dict() == NG.clip(upper=3).to_dict()
+        assert (kept == NR.clip(upper=2).droplevel("pid")[kept.index]).all()
+        for p in choices:
+            choices[p].add(frozenset(kept.index[kept.index.str.startswith(f"g{p[1:]}_")]))
+    # the choices differ: for a person with ng ≥ 4 groups each choice leaves out a
+    # uniformly random cyclic run, independently per choice; all 16 the same has
+    # probability ≤ ng · ng^-16 ≤ 4^-15 ≈ 9.3e-10 per person: over < 40 persons the test
+    # fails falsely with probability < 4e-8
+    assert len(choices) >= 10 and all(len(c) >= 2 for c in choices.values())
