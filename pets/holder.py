@@ -215,11 +215,7 @@ class Holder:
                 data_dir.mkdir(exist_ok=True)
                 final = data_dir / f"{name}.parquet"
                 tmp = data_dir / f".{name}.{uuid.uuid4().hex}.parquet"
-                encode = tuple(
-                    (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c], pol.row_limit))
-                    for c, cp in pol.columns.items()
-                    if cp.bounds is not None and schema.get(c) in ("int", "float")
-                )
+                encode = _encode_wanted(pol, schema)
                 what = source if isinstance(source, pd.DataFrame) else src
                 ordinals = _ordinals_wanted(pol, schema)
                 if ordinals:
@@ -245,10 +241,11 @@ class Holder:
                     sidecar = _sidecar_path(self.home, name, digest)
                     sidecar.parent.mkdir(parents=True, exist_ok=True)
                     tmp = sidecar.with_name(f".{uuid.uuid4().hex}.tmp.parquet")
-                    beside = self._engine.store_ordinals(src, str(tmp), ordinals)
+                    beside = self._engine.store_ordinals(src, str(tmp), ordinals, _encode_wanted(pol, schema))
                     if beside.sidecar:
                         os.replace(tmp, sidecar)
                         stored["sidecar"] = str(sidecar)
+                        stored["encoded"] = [list(e) for e in beside.encoded]
                         stored["ordinals"] = [_ordinals_record(o) for o in beside.ordinals]
             if "sidecar" not in stored:
                 st = path.stat()
@@ -322,7 +319,7 @@ class Holder:
         if s.get("sidecar") and not Path(s["sidecar"]).is_file():
             # the ordinals beside a file read in place are a cache: without them, the
             # engine bounds with window functions (slower, the same guarantee)
-            s = {**s, "sidecar": "", "ordinals": []}
+            s = {**s, "sidecar": "", "ordinals": [], "encoded": []}
         ds = Dataset(
             name=name,
             source=Source(
@@ -516,6 +513,16 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
         if fits:
             out.append(Ordinals(unit, name, tuple(cp.keys), (), bounds))
     return tuple(out)
+
+
+def _encode_wanted(pol: Policy, schema: dict[str, str]) -> tuple[tuple[str, float, float, int], ...]:
+    """The bounded numeric columns stored pre-encoded for DP sums: (column, lower, upper,
+    fixed-point factor)."""
+    return tuple(
+        (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c], pol.row_limit))
+        for c, cp in pol.columns.items()
+        if cp.bounds is not None and schema.get(c) in ("int", "float")
+    )
 
 
 def _ordinals_record(o: Ordinals) -> list[Any]:

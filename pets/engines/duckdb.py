@@ -296,7 +296,8 @@ class DuckDBEngine:
             cur.close()
         return Source("parquet", dest, (), trim=False, encoded=tuple(encode), ordinals=stored)
 
-    def store_ordinals(self, source: Source, dest: str, ordinals: tuple[Ordinals, ...]) -> Source:
+    def store_ordinals(self, source: Source, dest: str, ordinals: tuple[Ordinals, ...],
+                       encode: tuple[tuple[str, float, float, int], ...] = ()) -> Source:
         """Write the per-person ``ordinals`` of a source read in place to a Parquet
         *sidecar* ``dest`` (inside the holder's home): only the hidden ordinal columns,
         one row per source row, in the source's order. Return ``source`` with the
@@ -307,18 +308,27 @@ class DuckDBEngine:
         stored copy (:func:`_ordinal_predicates`), instead of sorting every person's
         rows with window functions. The ordinals are those :func:`_ordinals_sql` computes
         for a copy (same guarantee); the sidecar is valid for these exact bytes of the
-        source only: the holder names it by the file's digest and refuses a changed file."""
+        source only: the holder names it by the file's digest and refuses a changed file.
+        The ``encode`` columns are stored pre-encoded beside them too, as in a copy
+        (:meth:`materialize`): a bounded release then sums them without per-row work."""
         if source.kind != "parquet":
             raise QueryError("ordinals are stored beside Parquet sources only; register a CSV with copy=True")
         cur = self._cursor()
         params: list[Any] = []
         try:
             exprs = ["*"]
+            types = self.schema(source)
+            fx = []
+            for column, lo, hi, factor in encode:
+                v = _encode_sql(quote_ident(column), lo, hi, factor, types.get(column) == "int")
+                fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
+                fx.append(ENCODED_PREFIX + column)
+                exprs.append(f"({v})::{'INTEGER' if fits else 'BIGINT'} AS {quote_ident(fx[-1])}")
             rel, stored = _ordinals_sql(self._relation(source), ordinals, exprs, params)
             exprs[0] = "*"  # keep the position, to write the rows in the source's order
             # the person's number is shared by the ordinals of one unit: once
             cols = ", ".join(quote_ident(c) for c in dict.fromkeys(
-                c for o in stored for c in o.columns + (o.mask,) if c))
+                [c for o in stored for c in o.columns + (o.mask,) if c] + fx))
             self._execute(
                 cur,
                 f"COPY (SELECT {cols} FROM (SELECT {', '.join(exprs)} FROM {rel}) "
@@ -335,7 +345,9 @@ class DuckDBEngine:
             ) from None
         finally:
             cur.close()
-        return dataclasses.replace(source, ordinals=stored, sidecar=dest if stored else "")
+        if not stored:
+            return source
+        return dataclasses.replace(source, ordinals=stored, sidecar=dest, encoded=tuple(encode))
 
     @staticmethod
     def _usable_ordinals(cur: Any, dest: str, stored: tuple[Ordinals, ...]) -> tuple[Ordinals, ...]:
@@ -400,7 +412,8 @@ class DuckDBEngine:
         # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
         rel = self._relation(source)
-        if ords is not None and source.sidecar:
+        joined = ords is not None and bool(source.sidecar)
+        if joined:
             # in place: the source's rows beside their ordinals, row for row (the sidecar
             # was written in the order DuckDB reads these bytes; the holder refuses others)
             rel = f"(SELECT * FROM {rel} POSITIONAL JOIN read_parquet({_quote_str(source.sidecar)}))"
@@ -451,7 +464,9 @@ class DuckDBEngine:
         # measures under hidden names in the SQL: DuckDB must never bind a data column
         # (in GROUP BY, WHERE) to a measure's alias
         hidden = [dataclasses.replace(m, key=f"{HIDDEN_PREFIX}m{i}") for i, m in enumerate(request.measures)]
-        selects = outs + [_measure_sql(m, types, source.encoded) for m in hidden]
+        # a sidecar's pre-encoded columns exist only where the sidecar is joined
+        encoded = source.encoded if not source.sidecar or joined else ()
+        selects = outs + [_measure_sql(m, types, encoded) for m in hidden]
         sql = f"SELECT {', '.join(selects)} FROM {src} AS t{where_sql}"
         if gcols:
             sql += f" GROUP BY {', '.join(gcols)}"

@@ -63,7 +63,9 @@ def test_an_in_place_parquet_with_a_privacy_unit_gets_a_sidecar_in_the_home(hold
     con = duckdb.connect()
     assert con.execute(f"SELECT count(*) FROM read_parquet('{side}')").fetchone()[0] == len(DATA)
     cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{side}')").fetchall()]
-    assert cols and all(c.startswith("__pets_bd__") for c in cols)
+    # hidden columns only: the ordinals and the bounded column pre-encoded for sums
+    assert "__pets_fx__v" in cols and all(c.startswith(("__pets_bd__", "__pets_fx__")) for c in cols)
+    assert src.encoded and src.encoded[0][0] == "v"
     assert _fitting_ordinals(src, _request(True, 3, 2, 1)) is not None
     assert holder._dataset("windows").source.ordinals == ()
 
@@ -211,3 +213,36 @@ def test_every_precomputed_choice_keeps_exactly_the_bound(holder: pets.Holder, n
     # probability ≤ ng · ng^-16 ≤ 4^-15 ≈ 9.3e-10 per person: over < 40 persons the test
     # fails falsely with probability < 4e-8
     assert len(choices) >= 10 and all(len(c) >= 2 for c in choices.values())
+
+
+def test_sums_through_the_sidecar_use_its_encoded_column_and_are_exact(tmp_path: Path) -> None:
+    """Bounds that never bind (8 groups, 6 rows): the DP sums by group, at an ε where
+    the noise is far below 0.5, equal pandas' exact sums; the engine SQL sums the
+    sidecar's pre-encoded column."""
+    path = tmp_path / "people.parquet"
+    _write(DATA, path)
+    h = pets.Holder(tmp_path / "home")
+    h.register("d", path, _policy(max_groups=8, max_rows=6))
+    h.grant("ann", dataset="d", purpose=PURPOSE, epsilon=1e9)
+    s = h.session("ann", purpose=PURPOSE)
+    sent: list[str] = []
+    cursor = h._engine._cursor
+
+    def spy() -> object:
+        cur = cursor()
+
+        class Spy:
+            def __getattr__(self, k: str) -> object:
+                return getattr(cur, k)
+
+            def execute(self, sql: str, params: object = None) -> object:
+                sent.append(sql)
+                return cur.execute(sql, params or [])
+        return Spy()
+
+    h._engine._cursor = spy  # type: ignore[method-assign]
+    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 10_000))), pets.DP(epsilon=1e8))
+    got = r.df.set_index("g")["t"].round().astype(int)
+    want = PEOPLE[PEOPLE["g"] != "zz"].groupby("g")["v"].sum()
+    assert got.reindex(want.index).to_dict() == want.to_dict()
+    assert any("POSITIONAL JOIN" in q and '"__pets_fx__v"' in q for q in sent)
