@@ -84,8 +84,8 @@ class DuckDBEngine:
     ``memory_limit`` (DuckDB's syntax, e.g. ``"2GB"``; default DuckDB's, 80% of RAM)
     caps the memory DuckDB uses; beyond it, sorts, joins and aggregates spill to
     ``temp_directory`` (a :class:`pets.Holder` sets it inside its home, so spilled
-    data never leaves the holder's domain; without one, DuckDB spills to nothing and a
-    query over the limit fails). ``max_temp_directory_size`` caps the spill (default
+    data never leaves the holder's domain; without one, DuckDB's default is ``.tmp`` in
+    the current directory). ``max_temp_directory_size`` caps the spill (default
     DuckDB's, 90% of the free disk). See docs/scale.md.
 
     >>> DuckDBEngine(memory_limit="512MB", temp_directory="/tmp/pets-spill").memory_limit
@@ -167,7 +167,10 @@ class DuckDBEngine:
                     return
                 if pct >= 0 and pct > last:
                     last = pct
-                    sink(min(pct, 100.0) / 100.0)
+                    try:
+                        sink(min(pct, 100.0) / 100.0)
+                    except Exception:  # a failing display must not fail the query
+                        return
 
         t = threading.Thread(target=poll, name="pets-progress", daemon=True)
         t.start()
