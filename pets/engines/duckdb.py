@@ -267,14 +267,7 @@ class DuckDBEngine:
                     "the hidden columns of its stored copy; rename it"
                 )
             types = {name: _logical(typ) for name, typ in raw}
-            exprs = ["*"]
-            for column, lo, hi, factor in encode:
-                v = _encode_sql(quote_ident(column), lo, hi, factor, types.get(column) == "int")
-                # int32 when every value fits: Parquet reads it as fast as the raw column
-                # (int64 pages decode about twice as slowly here)
-                fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
-                cast = "INTEGER" if fits else "BIGINT"
-                exprs.append(f"({v})::{cast} AS {quote_ident(ENCODED_PREFIX + column)}")
+            exprs = ["*"] + _encoded_exprs(encode, types)
             order = ""
             if ordinals:
                 rel, stored = _ordinals_sql(rel, ordinals, exprs, params)
@@ -319,14 +312,8 @@ class DuckDBEngine:
         cur = self._cursor()
         params: list[Any] = []
         try:
-            exprs = ["*"]
-            types = self.schema(source)
-            fx = []
-            for column, lo, hi, factor in encode:
-                v = _encode_sql(quote_ident(column), lo, hi, factor, types.get(column) == "int")
-                fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
-                fx.append(ENCODED_PREFIX + column)
-                exprs.append(f"({v})::{'INTEGER' if fits else 'BIGINT'} AS {quote_ident(fx[-1])}")
+            exprs = ["*"] + _encoded_exprs(encode, self.schema(source))
+            fx = [ENCODED_PREFIX + column for column, *_ in encode]
             rel, stored = _ordinals_sql(self._relation(source), ordinals, exprs, params)
             exprs[0] = "*"  # keep the position, to write the rows in the source's order
             # the person's number is shared by the ordinals of one unit: once
@@ -508,6 +495,18 @@ def _relation_sql(
         else:
             cols.append(q)
     return f"(SELECT {', '.join(cols)} FROM {scan})"
+
+
+def _encoded_exprs(encode: tuple[tuple[str, float, float, int], ...], types: dict[str, str]) -> list[str]:
+    """SELECT items storing each ``encode`` column pre-encoded under its hidden name."""
+    out = []
+    for column, lo, hi, factor in encode:
+        v = _encode_sql(quote_ident(column), lo, hi, factor, types.get(column) == "int")
+        # int32 when every value fits: Parquet reads it as fast as the raw column
+        # (int64 pages decode about twice as slowly here)
+        fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
+        out.append(f"({v})::{'INTEGER' if fits else 'BIGINT'} AS {quote_ident(ENCODED_PREFIX + column)}")
+    return out
 
 
 def _encode_sql(c: str, lower: float, upper: float, factor: int, int_column: bool) -> str:
