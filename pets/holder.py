@@ -29,7 +29,7 @@ import pandas as pd
 from .cost import Cost
 from .dp.aggregate import sum_factor
 from .engines.base import AggregateRequest, Engine, Measure, Ordinals, Source
-from .engines.duckdb import DuckDBEngine
+from .engines.config import engine_for_home
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .plan import RESERVED_PREFIX
 from .policy import Policy
@@ -103,7 +103,8 @@ class Holder:
         self.home = Path(home).expanduser().resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self._store = Store(self.home, audit_key=audit_key)
-        self._engine: Engine = engine if engine is not None else DuckDBEngine()
+        # the default engine spills inside the home, sized by home/engine.toml (if any)
+        self._engine: Engine = engine if engine is not None else engine_for_home(self.home)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, Dataset]] = {}
 
@@ -143,12 +144,13 @@ class Holder:
         bounds clip, undeclared missing markers. When it found any, a
         :class:`pets.RegistrationWarning` is also emitted. See docs/policy.md.
 
-        ``progress=True`` shows a spinner with the elapsed time on a terminal.
+        ``progress=True`` shows a progress bar of the engine's scans with the elapsed
+        time on a terminal (docs/scale.md).
         """
         if progress is not False:
-            from .progress import spinner
+            from .progress import bar
 
-            with spinner(f"registering {name!r}", progress):
+            with bar(f"registering {name!r}", progress):
                 return self.register(name, source, policy, replace=replace, copy=copy)
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
@@ -213,11 +215,7 @@ class Holder:
                 data_dir.mkdir(exist_ok=True)
                 final = data_dir / f"{name}.parquet"
                 tmp = data_dir / f".{name}.{uuid.uuid4().hex}.parquet"
-                encode = tuple(
-                    (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c], pol.row_limit))
-                    for c, cp in pol.columns.items()
-                    if cp.bounds is not None and schema.get(c) in ("int", "float")
-                )
+                encode = _encode_wanted(pol, schema)
                 what = source if isinstance(source, pd.DataFrame) else src
                 ordinals = _ordinals_wanted(pol, schema)
                 if ordinals:
@@ -230,17 +228,34 @@ class Holder:
                 path = final
                 stored = {"kind": "parquet", "path": str(final), "missing": [], "trim": False,
                           "encoded": [list(e) for e in encode],
-                          "ordinals": [[o.unit, o.column, list(o.keys), list(o.columns)]
-                                       for o in copied.ordinals]}
+                          "ordinals": [_ordinals_record(o) for o in copied.ordinals]}
             else:
                 stored = {"kind": kind, "path": str(path), "missing": list(pol.missing),
                           "trim": kind == "csv", "encoded": []}
-            st = path.stat()
+                # the stat and digest before the sidecar is built from the bytes: a file
+                # changed meanwhile fails the digest check at release (never misaligned)
+                st = path.stat()
+                digest = _sha256(path)
+                ordinals = _ordinals_wanted(pol, schema)
+                if ordinals and kind == "parquet" and hasattr(self._engine, "store_ordinals"):
+                    sidecar = _sidecar_path(self.home, name, digest)
+                    sidecar.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = sidecar.with_name(f".{uuid.uuid4().hex}.tmp.parquet")
+                    beside = self._engine.store_ordinals(src, str(tmp), ordinals, _encode_wanted(pol, schema))
+                    if beside.sidecar:
+                        os.replace(tmp, sidecar)
+                        stored["sidecar"] = str(sidecar)
+                        stored["encoded"] = [list(e) for e in beside.encoded]
+                        stored["ordinals"] = [_ordinals_record(o) for o in beside.ordinals]
+            if "sidecar" not in stored:
+                st = path.stat()
+                digest = _sha256(path)
+            old = self._store.get_dataset(name) if replace else None
             record = {
                 "name": name,
                 "origin": origin,
                 "source": stored,
-                "sha256": _sha256(path),
+                "sha256": digest,
                 "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns,
                 "policy": pol.to_dict(),
@@ -249,6 +264,9 @@ class Holder:
                 "registration": uuid.uuid4().hex,
             }
             self._store.put_dataset(name, record, replace=replace)
+            gone = (old or {}).get("source", {}).get("sidecar")
+            if gone and gone != stored.get("sidecar"):  # the replaced registration's ordinals
+                Path(gone).unlink(missing_ok=True)
         finally:
             if tmp is not None and tmp.exists():
                 tmp.unlink()
@@ -298,13 +316,21 @@ class Holder:
         except DataError as e:
             raise DataError(f"{e}, then re-register it with holder.register(..., replace=True)") from None
         s = rec["source"]
+        if s.get("sidecar") and not Path(s["sidecar"]).is_file():
+            # the ordinals beside a file read in place are a cache: without them, the
+            # engine bounds with window functions (slower, the same guarantee)
+            s = {**s, "sidecar": "", "ordinals": [], "encoded": []}
         ds = Dataset(
             name=name,
             source=Source(
                 s["kind"], s["path"], tuple(s.get("missing", ())), trim=s.get("trim", False),
                 encoded=tuple((e[0], float(e[1]), float(e[2]), int(e[3])) for e in s.get("encoded", ())),
-                ordinals=tuple(Ordinals(o[0], o[1], tuple(o[2]), tuple(o[3])) for o in s.get("ordinals", ())),
+                ordinals=tuple(Ordinals(o[0], o[1], tuple(o[2]), tuple(o[3]),
+                                        tuple(o[4]) if len(o) > 4 and o[4] else None,  # type: ignore[arg-type]
+                                        o[5] if len(o) > 5 else "")
+                               for o in s.get("ordinals", ())),
                 version=stamp,
+                sidecar=s.get("sidecar", ""),
             ),
             policy=Policy.from_dict(rec["policy"]),
             schema=dict(rec["schema"]),
@@ -466,7 +492,9 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
     unit = pol.privacy_unit
     if unit is None:
         return ()
-    out = [Ordinals(unit, None)]
+    # the policy's bounds: the engine precomputes its choices of kept rows under them
+    bounds = (pol.max_groups or 1, pol.max_rows_per_group or 1)
+    out = [Ordinals(unit, None, (), (), bounds)]
     for name, cp in pol.columns.items():
         if name == unit or cp.keys is None or name in pol.negative_list or cp.role == "identifier":
             continue
@@ -483,8 +511,30 @@ def _ordinals_wanted(pol: Policy, schema: dict[str, str]) -> tuple[Ordinals, ...
         else:
             fits = False
         if fits:
-            out.append(Ordinals(unit, name, tuple(cp.keys)))
+            out.append(Ordinals(unit, name, tuple(cp.keys), (), bounds))
     return tuple(out)
+
+
+def _encode_wanted(pol: Policy, schema: dict[str, str]) -> tuple[tuple[str, float, float, int], ...]:
+    """The bounded numeric columns stored pre-encoded for DP sums: (column, lower, upper,
+    fixed-point factor)."""
+    return tuple(
+        (c, cp.bounds[0], cp.bounds[1], sum_factor(cp.bounds[0], cp.bounds[1], schema[c], pol.row_limit))
+        for c, cp in pol.columns.items()
+        if cp.bounds is not None and schema.get(c) in ("int", "float")
+    )
+
+
+def _ordinals_record(o: Ordinals) -> list[Any]:
+    """Stored ordinals as the dataset record keeps them (JSON)."""
+    return [o.unit, o.column, list(o.keys), list(o.columns),
+            list(o.mask_bounds) if o.mask_bounds else None, o.mask]
+
+
+def _sidecar_path(home: Path, name: str, digest: str) -> Path:
+    """Where the bounding ordinals of a dataset read in place live: inside the home,
+    named by the dataset and the digest of the bytes they were computed from."""
+    return home / "data" / "ordinals" / f"{name}.{digest[:32]}.parquet"
 
 
 def _count_rows(engine: Engine, source: Source) -> int:

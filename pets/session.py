@@ -82,14 +82,15 @@ class Session:
 
     @overload
     def release(self, query: Query | Plan, protection: KAnonymity, *, dummy: bool = False,  # type: ignore[overload-overlap]
-                rows: int | None = None, seed: int | None = None) -> Extract: ...
+                rows: int | None = None, seed: int | None = None, progress: bool = False) -> Extract: ...
 
     @overload
     def release(self, query: Query | Plan, protection: Protection, *, dummy: bool = False,
-                rows: int | None = None, seed: int | None = None) -> Release: ...
+                rows: int | None = None, seed: int | None = None, progress: bool = False) -> Release: ...
 
     def release(self, query: Query | Plan, protection: Protection, *, dummy: bool = False,
-                rows: int | None = None, seed: int | None = None) -> Release | Extract:
+                rows: int | None = None, seed: int | None = None,
+                progress: bool = False) -> Release | Extract:
         """Release the answer to ``query`` under ``protection`` through the one release
         pipeline (:mod:`pets.pipeline`): policy, charge and audit before anything leaves.
 
@@ -100,8 +101,17 @@ class Session:
         has ``dummy=True``; its ``spent`` is what the real release would charge. The
         dummy run starts from a fresh ledger with the terms of the analyst's grant, so
         it never refuses for budget or quota already used on the real one (``explain``
-        tells those)."""
+        tells those).
+
+        ``progress=True`` shows a progress bar of the engine's scan on a terminal
+        (nothing otherwise; see docs/scale.md)."""
         from . import pipeline
+
+        if progress is not False:
+            from .progress import bar
+
+            with bar("releasing", progress):
+                return self.release(query, protection, dummy=dummy, rows=rows, seed=seed)
 
         if not dummy:
             if rows is not None or seed is not None:

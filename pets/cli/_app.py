@@ -271,9 +271,9 @@ def step(label: str, console: "Console | None" = None) -> Iterator[None]:
     elif c.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=c, transient=True) as p:
-            p.add_task(label, total=None)
+        from ..progress import bar
+
+        with bar(label, True, c):  # a bar once the engine reports its scan's progress
             yield
         c.print(f"  [green]✓[/] {label} ({time.perf_counter() - t:.2f} s)", highlight=False)
     else:

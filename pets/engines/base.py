@@ -45,6 +45,11 @@ class Ordinals:
     # the hidden columns, set by the engine that wrote them: group index, number of
     # groups (both "" when column is None), row index, number of rows, person's number
     columns: tuple[str, ...] = ()
+    # (max_groups, max_rows_per_group) of the policy: when set, the engine also stores
+    # ``mask``, a hidden column of precomputed choices under those bounds (bit k: the
+    # row is kept by choice k), so that a release picks one choice with a bit test
+    mask_bounds: tuple[int, int] | None = None
+    mask: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,9 @@ class Source:
     # the registration this source belongs to: a re-registered copy may keep its path,
     # so caches keyed by Source must see the difference
     version: str = ""
+    # a source read in place may keep its ``ordinals`` in a Parquet file of their own
+    # inside the home, row-aligned with the source (see DuckDBEngine.store_ordinals)
+    sidecar: str = ""
 
 
 @dataclass(frozen=True)

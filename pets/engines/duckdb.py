@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import secrets
 import threading
 from typing import Any
@@ -21,6 +23,7 @@ import pandas as pd
 
 from .. import plan as P
 from ..errors import DataError, InternalError, QueryError
+from ..progress import current_sink
 from .base import AggregateRequest, Bounding, Measure, Ordinals, Source
 
 __all__ = ["DuckDBEngine", "quote_ident", "ENCODED_PREFIX", "BOUND_PREFIX", "HIDDEN_PREFIX"]
@@ -37,6 +40,14 @@ HIDDEN_PREFIX = "__pets_"
 # keyed hash of the person per row (and UBIGINT arithmetic was slower still).
 _OFFSET_BITS = 15
 _MAX_ORDINAL = 2**30
+#: How many choices of kept rows the stored mask holds (bits of an INTEGER column); a
+#: release picks one with its seed. A bit test instead of two integer divisions per row:
+#: see docs/scale.md.
+MASK_CHOICES = 16
+
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?", re.IGNORECASE)
+#: How often a query's progress is read while a progress sink is active (seconds).
+_PROGRESS_POLL_S = 0.1
 
 _INT_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
               "UINTEGER", "UBIGINT", "UHUGEINT"}
@@ -68,14 +79,106 @@ def _logical(duck_type: str) -> str:
 
 class DuckDBEngine:
     """Runs plans on DuckDB. One in-memory database per engine; thread-safe (a cursor
-    per call)."""
+    per call).
 
-    def __init__(self, threads: int | None = None) -> None:
-        self._con = duckdb.connect(":memory:")
+    ``memory_limit`` (DuckDB's syntax, e.g. ``"2GB"``; default DuckDB's, 80% of RAM)
+    caps the memory DuckDB uses; beyond it, sorts, joins and aggregates spill to
+    ``temp_directory`` (a :class:`pets.Holder` sets it inside its home, so spilled
+    data never leaves the holder's domain; without one, DuckDB's default is ``.tmp`` in
+    the current directory). ``max_temp_directory_size`` caps the spill (default
+    DuckDB's, 90% of the free disk). See docs/scale.md.
+
+    >>> DuckDBEngine(memory_limit="512MB", temp_directory="/tmp/pets-spill").memory_limit
+    '512MB'
+    """
+
+    def __init__(self, threads: int | None = None, *, memory_limit: str | None = None,
+                 temp_directory: str | os.PathLike[str] | None = None,
+                 max_temp_directory_size: str | None = None) -> None:
+        for name, v in (("memory_limit", memory_limit), ("max_temp_directory_size", max_temp_directory_size)):
+            if v is not None and (not isinstance(v, str) or not _SIZE.fullmatch(v.strip())):
+                raise QueryError(f"{name} must be a size such as '512MB' or '4GB', not {v!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise QueryError(f"threads must be a positive integer, not {threads!r}")
+        self.memory_limit = memory_limit
+        self.temp_directory = str(temp_directory) if temp_directory is not None else None
+        config: dict[str, Any] = {}
         if threads:
-            self._con.execute(f"SET threads = {int(threads)}")
+            config["threads"] = int(threads)
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit.strip()
+        if max_temp_directory_size is not None:
+            config["max_temp_directory_size"] = max_temp_directory_size.strip()
+        if self.temp_directory is not None:
+            config["temp_directory"] = self.temp_directory
+        try:
+            self._con = duckdb.connect(":memory:", config=config)
+        except duckdb.Error as e:  # a size DuckDB does not take, a folder it cannot use
+            raise QueryError(f"DuckDB refused the engine's settings ({e})") from None
+        # never DuckDB's own bar on stdout: pets shows progress itself (pets.progress)
+        self._con.execute("SET enable_progress_bar_print = false")
         self._lock = threading.Lock()
         self._raw_types: dict[Source, list[tuple[str, str]]] = {}
+
+    def _out_of_memory(self, what: str) -> DataError:
+        """The error for a query that ran out of memory even with spilling: what to change."""
+        return DataError(
+            f"the engine ran out of memory {what} (memory_limit {self.memory_limit or 'DuckDB default'}, "
+            f"spilling to {self.temp_directory or 'DuckDB default'}); raise memory_limit or "
+            "max_temp_directory_size in the home's engine.toml (docs/scale.md)"
+        )
+
+    def _cursor(self) -> Any:
+        """A cursor of the engine's database; with progress reporting on when a
+        :func:`pets.progress.reporting` block is active in this thread."""
+        cur = self._con.cursor()
+        if current_sink() is not None:
+            cur.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false; "
+                        "SET progress_bar_time = 0")
+        return cur
+
+    def _execute(self, cur: Any, sql: str, params: list[Any] | None = None, fetch: str = "none") -> Any:
+        """Run ``sql`` on ``cur`` and fetch (``"numpy"``, ``"df"``, ``"all"``, ``"one"``),
+        reporting DuckDB's own estimate of the query's progress (a fraction, nothing
+        else) to the active progress sink, polled from a thread."""
+        def run() -> Any:
+            r = cur.execute(sql, params or [])
+            if fetch == "numpy":
+                return r.fetchnumpy()
+            if fetch == "df":
+                return r.df()
+            if fetch == "all":
+                return r.fetchall()
+            if fetch == "one":
+                return r.fetchone()
+            return None
+
+        sink = current_sink()
+        if sink is None:
+            return run()
+        done = threading.Event()
+
+        def poll() -> None:
+            last = -1.0
+            while not done.wait(_PROGRESS_POLL_S):
+                try:
+                    pct = float(cur.query_progress())
+                except (duckdb.Error, RuntimeError):
+                    return
+                if pct >= 0 and pct > last:
+                    last = pct
+                    try:
+                        sink(min(pct, 100.0) / 100.0)
+                    except Exception:  # a failing display must not fail the query
+                        return
+
+        t = threading.Thread(target=poll, name="pets-progress", daemon=True)
+        t.start()
+        try:
+            return run()
+        finally:
+            done.set()
+            t.join()
 
     # -- sources ---------------------------------------------------------------------
     def _scan(self, source: Source) -> str:
@@ -145,7 +248,7 @@ class DuckDBEngine:
         (:class:`Ordinals`) are computed with window functions once, here, so that a
         release can bound contributions with a row-wise predicate
         (:func:`_ordinal_predicates`)."""
-        cur = self._con.cursor()
+        cur = self._cursor()
         params: list[Any] = []
         stored: tuple[Ordinals, ...] = ()
         try:
@@ -164,27 +267,23 @@ class DuckDBEngine:
                     "the hidden columns of its stored copy; rename it"
                 )
             types = {name: _logical(typ) for name, typ in raw}
-            exprs = ["*"]
-            for column, lo, hi, factor in encode:
-                v = _encode_sql(quote_ident(column), lo, hi, factor, types.get(column) == "int")
-                # int32 when every value fits: Parquet reads it as fast as the raw column
-                # (int64 pages decode about twice as slowly here)
-                fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
-                cast = "INTEGER" if fits else "BIGINT"
-                exprs.append(f"({v})::{cast} AS {quote_ident(ENCODED_PREFIX + column)}")
+            exprs = ["*"] + _encoded_exprs(encode, types)
             order = ""
             if ordinals:
                 rel, stored = _ordinals_sql(rel, ordinals, exprs, params)
                 # the windows regroup the rows by person: put them back in the source's
                 # order, or a record-level extract would list each person's rows together
                 order = f" ORDER BY {quote_ident(BOUND_PREFIX + 'pos')}"
-            cur.execute(
+            self._execute(
+                cur,
                 f"COPY (SELECT {', '.join(exprs)} FROM {rel}{order}) TO {_quote_str(dest)} (FORMAT parquet)",
                 params,
             )
             if stored:
                 stored = self._usable_ordinals(cur, dest, stored)
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("storing a copy of the source") from None
             raise DataError(
                 f"cannot store a copy of the source ({type(e).__name__}); check that it is a "
                 "valid table with named columns"
@@ -192,6 +291,53 @@ class DuckDBEngine:
         finally:
             cur.close()
         return Source("parquet", dest, (), trim=False, encoded=tuple(encode), ordinals=stored)
+
+    def store_ordinals(self, source: Source, dest: str, ordinals: tuple[Ordinals, ...],
+                       encode: tuple[tuple[str, float, float, int], ...] = ()) -> Source:
+        """Write the per-person ``ordinals`` of a source read in place to a Parquet
+        *sidecar* ``dest`` (inside the holder's home): only the hidden ordinal columns,
+        one row per source row, in the source's order. Return ``source`` with the
+        ordinals it could store and ``sidecar=dest``.
+
+        At release time a request the ordinals fit reads the source ``POSITIONAL JOIN``
+        the sidecar and bounds contributions with the same row-wise predicate as on a
+        stored copy (:func:`_ordinal_predicates`), instead of sorting every person's
+        rows with window functions. The ordinals are those :func:`_ordinals_sql` computes
+        for a copy (same guarantee); the sidecar is valid for these exact bytes of the
+        source only: the holder names it by the file's digest and refuses a changed file.
+        The ``encode`` columns are stored pre-encoded beside them too, as in a copy
+        (:meth:`materialize`): a bounded release then sums them without per-row work."""
+        if source.kind != "parquet":
+            raise QueryError("ordinals are stored beside Parquet sources only; register a CSV with copy=True")
+        cur = self._cursor()
+        params: list[Any] = []
+        try:
+            exprs = ["*"] + _encoded_exprs(encode, self.schema(source))
+            fx = [ENCODED_PREFIX + column for column, *_ in encode]
+            rel, stored = _ordinals_sql(self._relation(source), ordinals, exprs, params)
+            exprs[0] = "*"  # keep the position, to write the rows in the source's order
+            # the person's number is shared by the ordinals of one unit: once
+            cols = ", ".join(quote_ident(c) for c in dict.fromkeys(
+                [c for o in stored for c in o.columns + (o.mask,) if c] + fx))
+            self._execute(
+                cur,
+                f"COPY (SELECT {cols} FROM (SELECT {', '.join(exprs)} FROM {rel}) "
+                f"ORDER BY {quote_ident(BOUND_PREFIX + 'pos')}) TO {_quote_str(dest)} (FORMAT parquet)",
+                params,
+            )
+            stored = self._usable_ordinals(cur, dest, stored)
+        except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("storing the bounding ordinals of the source") from None
+            raise DataError(
+                f"cannot store the bounding ordinals of the source ({type(e).__name__}); check "
+                "that it is a valid table with named columns"
+            ) from None
+        finally:
+            cur.close()
+        if not stored:
+            return source
+        return dataclasses.replace(source, ordinals=stored, sidecar=dest, encoded=tuple(encode))
 
     @staticmethod
     def _usable_ordinals(cur: Any, dest: str, stored: tuple[Ordinals, ...]) -> tuple[Ordinals, ...]:
@@ -217,12 +363,14 @@ class DuckDBEngine:
         if where:
             sql += f" WHERE {' AND '.join(where)}"
         try:
-            cur = self._con.cursor()
+            cur = self._cursor()
             try:
-                return cur.execute(sql, params).df()
+                return self._execute(cur, sql, params, "df")
             finally:
                 cur.close()
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("reading the rows") from None
             raise DataError(
                 f"the engine could not read the rows ({type(e).__name__}); check the filters"
             ) from None
@@ -234,6 +382,8 @@ class DuckDBEngine:
         where = [_expr_sql(f, params) for f in request.filters]
         b = request.bounding
         ords = _fitting_ordinals(source, request)
+        if ords is not None and source.sidecar and not os.path.isfile(source.sidecar):
+            ords = None  # the ordinals beside a file read in place are gone: windows below
         if ords is not None:
             assert b is not None
             # the stored ordinals are NULL outside the keys and for a missing person
@@ -252,6 +402,11 @@ class DuckDBEngine:
         # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
         rel = self._relation(source)
+        joined = ords is not None and bool(source.sidecar)
+        if joined:
+            # in place: the source's rows beside their ordinals, row for row (the sidecar
+            # was written in the order DuckDB reads these bytes; the holder refuses others)
+            rel = f"(SELECT * FROM {rel} POSITIONAL JOIN read_parquet({_quote_str(source.sidecar)}))"
         gexprs = request.group_exprs or (None,) * len(gcols)
         if any(e is not None for e in gexprs):
             # CASE group keys: computed once per row under hidden names, output renamed
@@ -299,19 +454,23 @@ class DuckDBEngine:
         # measures under hidden names in the SQL: DuckDB must never bind a data column
         # (in GROUP BY, WHERE) to a measure's alias
         hidden = [dataclasses.replace(m, key=f"{HIDDEN_PREFIX}m{i}") for i, m in enumerate(request.measures)]
-        selects = outs + [_measure_sql(m, types, source.encoded) for m in hidden]
+        # a sidecar's pre-encoded columns exist only where the sidecar is joined
+        encoded = source.encoded if not source.sidecar or joined else ()
+        selects = outs + [_measure_sql(m, types, encoded) for m in hidden]
         sql = f"SELECT {', '.join(selects)} FROM {src} AS t{where_sql}"
         if gcols:
             sql += f" GROUP BY {', '.join(gcols)}"
         try:
-            cur = self._con.cursor()
+            cur = self._cursor()
             try:
-                cols = cur.execute(sql, params).fetchnumpy()
+                cols = self._execute(cur, sql, params, "numpy")
             finally:
                 cur.close()
             keys = dict(zip((m.key for m in hidden), (m.key for m in request.measures)))
             df = pd.DataFrame({keys.get(k, k): np.asarray(v) for k, v in cols.items()})
         except duckdb.Error as e:
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise self._out_of_memory("computing this query") from None
             # DuckDB messages can quote data values: never pass them on.
             raise DataError(
                 f"the engine could not compute this query ({type(e).__name__}); check column "
@@ -336,6 +495,18 @@ def _relation_sql(
         else:
             cols.append(q)
     return f"(SELECT {', '.join(cols)} FROM {scan})"
+
+
+def _encoded_exprs(encode: tuple[tuple[str, float, float, int], ...], types: dict[str, str]) -> list[str]:
+    """SELECT items storing each ``encode`` column pre-encoded under its hidden name."""
+    out = []
+    for column, lo, hi, factor in encode:
+        v = _encode_sql(quote_ident(column), lo, hi, factor, types.get(column) == "int")
+        # int32 when every value fits: Parquet reads it as fast as the raw column
+        # (int64 pages decode about twice as slowly here)
+        fits = max(abs(math.floor(lo * factor)), abs(math.ceil(hi * factor))) < 2**31
+        out.append(f"({v})::{'INTEGER' if fits else 'BIGINT'} AS {quote_ident(ENCODED_PREFIX + column)}")
+    return out
 
 
 def _encode_sql(c: str, lower: float, upper: float, factor: int, int_column: bool) -> str:
@@ -538,6 +709,10 @@ def _ordinal_predicates(o: Ordinals, b: Bounding) -> list[str]:
     different releases, not any one release's bound. Offsets are reduced modulo ng and
     nr from below 2^30, so each run is equally likely to within ng / 2^15.
     """
+    if o.mask and o.mask_bounds is not None and int(o.mask_bounds[1]) == int(b.max_rows_per_group) and (
+            o.column is None or int(o.mask_bounds[0]) == int(b.max_groups)):
+        # one of the precomputed choices, picked by the release's seed: a bit test
+        return [f"({quote_ident(o.mask)} & {1 << (int(b.seed) % MASK_CHOICES)}) <> 0"]
     gi, ng, ri, nr, pr = (quote_ident(c) if c else "" for c in o.columns)
     a1, c1, a2, c2 = ((int(b.seed) >> (_OFFSET_BITS * i)) & (2**_OFFSET_BITS - 1) for i in range(4))
     out = []
@@ -565,6 +740,7 @@ def _ordinals_sql(
     pos = quote_ident(BOUND_PREFIX + "pos")
     pre = ["*", f"random() AS {rnd}"]
     windows = ["*"]
+    per_person = ["*"]  # ng and pr, over the windows' output
     hidden = [rnd, pos]
     units: dict[str, str] = {}
     stored = []
@@ -574,7 +750,7 @@ def _ordinals_sql(
         hidden.append(flag)
         if o.unit not in units:
             units[o.unit] = f"{BOUND_PREFIX}pr{len(units)}"
-            exprs.append(
+            per_person.append(
                 f"CASE WHEN {u} IS NOT NULL THEN (hash({u}, {seed_p}) % {2**_OFFSET_BITS})::INTEGER END "
                 f"AS {quote_ident(units[o.unit])}"
             )
@@ -595,14 +771,37 @@ def _ordinals_sql(
             )
             # the number of ranks itself (not a count of distinct values), so that the
             # ranks are exactly 0 … ng − 1 whatever the type's equality
-            exprs.append(f"CASE WHEN {flag} THEN max({gi}) OVER (PARTITION BY {u}, {flag}) + 1 END AS {ng}")
+            per_person.append(f"CASE WHEN {flag} THEN max({gi}) OVER (PARTITION BY {u}, {flag}) + 1 END AS {ng}")
         windows.append(
             f"CASE WHEN {flag} THEN (row_number() OVER (PARTITION BY {part} ORDER BY {rnd}) - 1)::INTEGER "
             f"END AS {ri}"
         )
         windows.append(f"CASE WHEN {flag} THEN (count(*) OVER (PARTITION BY {part}))::INTEGER END AS {nr}")
-        stored.append(Ordinals(o.unit, o.column, tuple(o.keys), tuple(names) + (units[o.unit],)))
+        columns = tuple(names) + (units[o.unit],)
+        mask = ""
+        if o.mask_bounds is not None:
+            mask = f"{BOUND_PREFIX}{i}_mask"
+            exprs.append(f"{_mask_sql(columns, o.column is not None, o.mask_bounds, flag)} AS {quote_ident(mask)}")
+        stored.append(Ordinals(o.unit, o.column, tuple(o.keys), columns, o.mask_bounds, mask))
     assert exprs[0] == "*"
     exprs[0] = f"* EXCLUDE ({', '.join(hidden)})"
     inner = f"(SELECT *, row_number() OVER () AS {pos} FROM {rel})"  # the source's order
-    return f"(SELECT {', '.join(windows)} FROM (SELECT {', '.join(pre)} FROM {inner}))", tuple(stored)
+    return (f"(SELECT {', '.join(per_person)} FROM (SELECT {', '.join(windows)} FROM "
+            f"(SELECT {', '.join(pre)} FROM {inner})))", tuple(stored))
+
+
+def _mask_sql(columns: tuple[str, ...], grouped: bool, bounds: tuple[int, int], flag: str) -> str:
+    """The precomputed choices: bit k (k < MASK_CHOICES) is set iff the row is kept by
+    the predicates of :func:`_ordinal_predicates` under ``bounds`` with the k-th of
+    MASK_CHOICES sets of offsets (a₁, c₁, a₂, c₂) drawn here from the CSPRNG and not
+    kept. NULL where the row takes no part in the bounding."""
+    gi, ng, ri, nr, pr = (quote_ident(c) if c else "" for c in columns)
+    max_groups, max_rows = int(bounds[0]), int(bounds[1])
+    terms = []
+    for k in range(MASK_CHOICES):
+        a1, c1, a2, c2 = (secrets.randbelow(2**_OFFSET_BITS) for _ in range(4))
+        cond = f"(({ri} + {pr} * {a2} + {c2}) % {nr}) < {max_rows}"
+        if grouped:
+            cond = f"(({gi} + {pr} * {a1} + {c1}) % {ng}) < {max_groups} AND {cond}"
+        terms.append(f"CASE WHEN {cond} THEN {1 << k} ELSE 0 END")
+    return f"CASE WHEN {flag} THEN ({' + '.join(terms)})::INTEGER END"

@@ -182,6 +182,27 @@ def frame_setup(policy: Any, name: str = "t", *, epsilon: float = GRANT["epsilon
     return setup
 
 
+def parquet_in_place_setup(policy: Any, name: str = "t"):
+    """Each holder's table written to Parquet and registered in place under ``policy``
+    (with a privacy unit: its ordinals in a file beside it, in the home)."""
+    def setup(d: Path, data: Data) -> World:
+        holders = {}
+        for hname, df in data.items():
+            path = d / f"{hname}.parquet"
+            con = duckdb.connect()
+            con.register("df", df)
+            con.execute(f"COPY df TO '{path}' (FORMAT parquet)")
+            con.close()
+            h = pets.Holder(d / f"home-{hname}")
+            h.register(name, path, policy)
+            h.grant(ANALYST, dataset=name, purpose=PURPOSE, **GRANT)
+            holders[hname] = h
+        w = World(d, holders, name)
+        w.session = w.local()
+        return w
+    return setup
+
+
 def adult_policy_with(**edits: Any):
     """The bundled Adult policy as a dict, with ``edits`` applied by ``fn(policy, dir)``."""
     def make(d: Path) -> dict[str, Any]:
@@ -409,6 +430,11 @@ CASES: list[Case] = [
              n=pets.count(), c=pets.sum("cost")), dp_half),
          RELEASED, neighbours=UNIT_NEIGHBOURS, public_shape=True,
          why="DP with a privacy unit of several rows (contribution bounding)"),
+    case("dp_unit_bounded_parquet_in_place", unit, parquet_in_place_setup(UNIT_POLICY),
+         release(lambda s: s.table("t").group_by("clinic").agg(
+             n=pets.count(), c=pets.sum("cost")), dp_half),
+         RELEASED, neighbours=UNIT_NEIGHBOURS, public_shape=True,
+         why="DP with a privacy unit, a Parquet file read in place (bounded from its ordinals file)"),
     case("dp_count_distinct_persons", unit, frame_setup(UNIT_POLICY),
          release(lambda s: s.table("t").agg(p=pets.count_distinct()), dp_half),
          RELEASED, neighbours=UNIT_NEIGHBOURS, why="DP count of distinct persons"),
