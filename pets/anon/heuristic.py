@@ -103,7 +103,9 @@ class _Heuristic:
 
     # -- top-down descent ----------------------------------------------------------------
 
-    def descend(self, start: tuple[int, ...]) -> None:
+    def descend(self, start: tuple[int, ...], randomised: bool = False) -> None:
+        """Greedy descent; ``randomised`` moves to a random one of the improving children
+        (weighted towards the best) instead of the best."""
         ok, cur_v = self.look(start)
         if not ok:
             return
@@ -111,16 +113,23 @@ class _Heuristic:
         d = len(cur)
         while not self.out_of_time():
             best_move: tuple[tuple[int, ...], Any] | None = None
+            improving: list[tuple[tuple[int, ...], Any]] = []
             for j in range(d):
                 if cur[j] == 0:
                     continue
                 nb = cur[:j] + (cur[j] - 1,) + cur[j + 1:]
                 ok, v = self.look(nb)
+                if ok and self.better(v, nb, cur_v, cur):
+                    improving.append((nb, v))
                 if ok and self.better(v, nb, cur_v if best_move is None else best_move[1],
                                       cur if best_move is None else best_move[0]):
                     best_move = (nb, v)
                 if self.out_of_time():
                     break
+            if randomised and len(improving) > 1:
+                improving.sort(key=lambda m: self.s.first(m[1]))
+                pick = min(int(self.rng.geometric(0.5)) - 1, len(improving) - 1)
+                best_move = improving[pick]
             if best_move is None:  # lower one QI, raise another
                 for j in range(d):
                     if cur[j] == 0:
@@ -145,7 +154,7 @@ class _Heuristic:
     def perturb(self, lv: tuple[int, ...]) -> tuple[int, ...]:
         d = len(lv)
         out = list(lv)
-        for j in self.rng.choice(d, size=min(d, int(self.rng.integers(1, 4))), replace=False):
+        for j in self.rng.choice(d, size=min(d, int(self.rng.integers(1, max(3, d // 3) + 1))), replace=False):
             out[j] = min(self.caps[j], out[j] + int(self.rng.integers(1, 3)))
         return tuple(out)
 
@@ -224,6 +233,7 @@ def heuristic_full_domain(
         # the top fails: with suppression-monotone models nothing satisfies them
         h.bound_search(heap, float(time_limit) / 2)
     slice_s = max(0.05, float(time_limit) / 20)
+    restarts = 0
     while not h.out_of_time() and h.best_lv is not None:
         h.bound_search(heap, slice_s)
         if heap and h.s.cmp(heap[0][0], s.first(h.best_v)) >= 0:
@@ -232,7 +242,11 @@ def heuristic_full_domain(
             break  # proven optimal
         if h.out_of_time():
             break
-        h.descend(h.perturb(h.best_lv))
+        restarts += 1
+        if restarts % 2:
+            h.descend(top, randomised=True)
+        else:
+            h.descend(h.perturb(h.best_lv))
     if h.best_lv is None:
         raise QueryError(
             f"no transformation found that satisfies {_describe(models)} with at most {s.limit:,} of "
