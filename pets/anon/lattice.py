@@ -344,6 +344,7 @@ class _Search:
         self.Z = np.ones(self.d)
         self.ex: list[np.ndarray] = []
         self.lo: list[np.ndarray] = []
+        self.tot: list[np.ndarray] = []  # Σ over all tuples of count · cell cost, per level
         for j, e in enumerate(self.qis):
             G, S, Z = _metrics.qi_costs(e, metric)
             tl = self.C[j][0]  # the leaf of each tuple (gen[:, 0] is the identity)
@@ -353,6 +354,7 @@ class _Search:
             self.St.append(st)
             self.Z[j] = Z
             cnt = self.cnt
+            self.tot.append(np.array([float((cnt * c).sum()) for c in gt]))
             if st is None:
                 ex = np.array([float((cnt * c).sum()) / Z for c in gt])
                 lo = ex
@@ -389,18 +391,18 @@ class _Search:
         return -1 if v < w - t else (1 if v > w + t else 0)
 
     def per_qi_vector(self, lv: Sequence[int], ev: _Eval | None) -> np.ndarray:
-        """The per-QI values of a node (``ev`` None: nothing suppressed)."""
+        """The per-QI values of a node (``ev`` None: nothing suppressed). Sums run over
+        the suppressed tuples only: kept = all − suppressed."""
         if self.ignores_supp or ev is None or ev.s == 0:
             return np.array([self.ex[j][lv[j]] for j in range(self.d)])
-        supt = ev.fail[ev.codes]
-        w = self.cnt
-        wk, ws = w[~supt], w[supt]
+        idx = np.flatnonzero(ev.fail[ev.codes])
+        ws = self.cnt[idx]
         out = np.empty(self.d)
         for j in range(self.d):
             st = self.St[j]
             assert st is not None
-            out[j] = (self.g * float((wk * self.Gt[j][lv[j]][~supt]).sum())
-                      + self.s * float((ws * st[supt]).sum())) / self.Z[j]
+            kept = self.tot[j][lv[j]] - float((ws * self.Gt[j][lv[j]][idx]).sum())
+            out[j] = (self.g * kept + self.s * float((ws * st[idx]).sum())) / self.Z[j]
         return out
 
     def value(self, lv: Sequence[int], ev: _Eval) -> Any:
@@ -453,7 +455,7 @@ class _Search:
         if self.metric == "discernibility":
             kk = float(self.k_norm)
             return np.full(len(L_idx), kk * self.n + (self.n - kk) * ev.s_strong)
-        supt = ev.fail_strong[ev.codes]
+        supt = np.flatnonzero(ev.fail_strong[ev.codes])
         w = self.cnt[supt]
         u = np.empty(self.d)
         for j in range(self.d):
