@@ -130,21 +130,19 @@ class _Heuristic:
                 improving.sort(key=lambda m: self.s.first(m[1]))
                 pick = min(int(self.rng.geometric(0.5)) - 1, len(improving) - 1)
                 best_move = improving[pick]
-            if best_move is None:  # lower one QI, raise another
-                for j in range(d):
-                    if cur[j] == 0:
-                        continue
-                    for i in range(d):
-                        if i == j or cur[i] >= self.caps[i]:
-                            continue
-                        nb = list(cur)
-                        nb[j] -= 1
-                        nb[i] += 1
-                        t = tuple(nb)
-                        ok, v = self.look(t)
-                        if ok and self.better(v, t, cur_v if best_move is None else best_move[1],
-                                              cur if best_move is None else best_move[0]):
-                            best_move = (t, v)
+            if best_move is None:  # lower one QI, raise another: the first that improves
+                pairs = [(j, i) for j in range(d) if cur[j] > 0 for i in range(d)
+                         if i != j and cur[i] < self.caps[i]]
+                for p in self.rng.permutation(len(pairs)).tolist():
+                    j, i = pairs[p]
+                    nb = list(cur)
+                    nb[j] -= 1
+                    nb[i] += 1
+                    t = tuple(nb)
+                    ok, v = self.look(t)
+                    if ok and self.better(v, t, cur_v, cur):
+                        best_move = (t, v)
+                        break
                     if self.out_of_time():
                         break
             if best_move is None:
@@ -213,7 +211,8 @@ def heuristic_full_domain(
         raise QueryError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     t0 = time.perf_counter()
     s = _Search(qis, models, max_suppression, metric, max_levels, gs_factor, aggregation, max_nodes=None)
-    h = _Heuristic(s, float(time_limit), int(seed))
+    # 5% of the time is kept for the result's metrics, so the call returns within it
+    h = _Heuristic(s, max(0.0, 0.95 * float(time_limit) - (time.perf_counter() - t0)), int(seed))
     top = tuple(s.caps)
     # per QI, the lowest level at which it can be with every other QI at the top: below
     # it the node is under a node failing a suppression-monotone model, hence fails
@@ -243,7 +242,7 @@ def heuristic_full_domain(
         if h.out_of_time():
             break
         restarts += 1
-        if restarts % 2:
+        if restarts % 4 == 0:
             h.descend(top, randomised=True)
         else:
             h.descend(h.perturb(h.best_lv))
