@@ -71,7 +71,7 @@ class AnonymizationResult:
     nodes_total: int = 0
     seconds: float = 0.0
     quasi_identifiers: list[str] = field(default_factory=list)
-    metrics_table: pd.DataFrame | None = None
+    _table: Any = field(default=None, repr=False, compare=False)
     suppressed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     objective: dict[str, Any] = field(default_factory=dict)
     search: str = "optimal"
@@ -79,6 +79,13 @@ class AnonymizationResult:
     gap: float = 0.0
     recoding: str = "global"
     row_levels: pd.DataFrame | None = None
+
+    @property
+    def metrics_table(self) -> pd.DataFrame | None:
+        """Every utility metric per quasi-identifier and in total (computed on first use)."""
+        if callable(self._table):
+            self._table = self._table()
+        return self._table
 
     def __repr__(self) -> str:
         return (
@@ -307,7 +314,7 @@ def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, a
 
         class_ids, n_classes = _released_classes(encoded, levels_rows, keep)
         row_levels = pd.DataFrame(levels_rows, columns=qis)
-        table = _encoded_table(encoded, levels_rows, sup, gs_factor, k, qis)
+        table: Any = _encoded_table(encoded, levels_rows, sup, gs_factor, k, qis)
         transformation: dict[str, int] | str = "local"
         checked = sum(r.nodes_checked for r in loc.iterations)
         metrics = {m: float(table.loc["total", m]) for m in
@@ -330,10 +337,10 @@ def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, a
         transformation = {c: int(lv) for c, lv in zip(qis, res.levels)}
         n_classes = int(res.n_classes)
         checked = int(res.nodes_checked)
-        table = _encoded_table(encoded, list(res.levels), sup, gs_factor, k, qis)
+        table = partial(_encoded_table, encoded, list(res.levels), sup, gs_factor, k, qis)
         value = res.value
     more = {
-        "metrics_table": table,
+        "_table": table,
         "suppressed_rows": np.flatnonzero(sup).astype(np.int64),
         "objective": {"metric": metric, "gs_factor": float(gs_factor),
                       "aggregation": res.aggregation, "value": value},
