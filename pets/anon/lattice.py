@@ -488,18 +488,17 @@ class _Search:
         if self.kmax > self.n and limit < self.n:
             return None  # no class can reach k: only suppressing everything would do
         lb_list = lb  # updated in place by propagation
+        bf, tol = math.inf, 0.0  # the best value's first component and its tolerance
+        rank = self.rank
         for i in order.tolist():
             if dead[i]:
                 continue
             b = lb_list[i]
+            if b > bf + tol:
+                continue
             lv = L[i].tolist()
-            if best_key is not None:
-                bf = self.first(best_v)
-                tol = self.tol_rel * max(1.0, abs(bf))
-                if b > bf + tol:
-                    continue
-                if not self.rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
-                    continue
+            if best_key is not None and not rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
+                continue
             ev = self.evaluate(lv)
             down = None
             if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
@@ -514,6 +513,8 @@ class _Search:
                 c = -1 if best_key is None else self.cmp(v, best_v)
                 if c < 0 or (c == 0 and key < best_key):  # type: ignore[operator]
                     best_v, best_key, best_i = v, key, i
+                    bf = self.first(best_v)
+                    tol = self.tol_rel * max(1.0, abs(bf))
             if ev.s_strong > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
@@ -521,8 +522,7 @@ class _Search:
                     down &= le[j][lv[j]]
                 down &= ~dead
                 if best_key is not None:
-                    bf = self.first(best_v)
-                    down &= lb_list <= bf + self.tol_rel * max(1.0, abs(bf))
+                    down &= lb_list <= bf + tol
                 idx = np.flatnonzero(down)
                 if len(idx):
                     nb = self.propagated(L[idx], lv, ev)
