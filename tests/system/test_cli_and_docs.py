@@ -160,9 +160,9 @@ def test_dp_guide_example_runs() -> None:
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
     blocks = _python_blocks(ROOT / "docs" / "anonymisation.md")
-    assert len(blocks) == 2
+    assert len(blocks) == 5  # the worked example (2), metrics, search, recoding (the docs runner runs all)
     ns: dict[str, object] = {}
-    exec(compile("\n".join(blocks), "docs/anonymisation.md", "exec"), ns)
+    exec(compile("\n".join(blocks[:2]), "docs/anonymisation.md", "exec"), ns)
     r = ns["r"]
     # the figures the guide quotes
     assert r.transformation == {"age": 4, "sex": 0, "race": 0, "education": 1, "marital-status": 1}
