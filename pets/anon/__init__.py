@@ -7,17 +7,26 @@ utility and risk metrics — usable on their own, and behind ``pets.KAnonymity``
 >>> r.df, r.transformation, r.suppressed, r.metrics                       # doctest: +SKIP
 >>> anon.risk(df, ["age", "sex", "zip"], sample_fraction=0.01)          # doctest: +SKIP
 >>> anon.anonymize(df, qis, h, k=2, models=[anon.KMap(5, sample_fraction=0.01)])  # doctest: +SKIP
+>>> r.metrics_table                                  # every metric per QI   # doctest: +SKIP
 """
 
 from .anonymize import AnonymizationResult, anonymize, load_hierarchies
 from .hierarchy import EncodedHierarchy, Hierarchy
+from .heuristic import heuristic_full_domain
 from .lattice import SearchResult, optimal_full_domain
+from .local import LocalResult, local_recoding
 from .metrics import (
     aecs,
+    arx_aecs,
     class_sizes,
     classes,
     discernibility,
+    dm_star,
+    entropy,
+    height,
     loss,
+    metrics_table,
+    monotonic_precision,
     precision,
     size_distribution,
     summary,
@@ -53,6 +62,7 @@ __all__ = [
     "EntropyLDiversity",
     "Hierarchy",
     "KAnonymity",
+    "LocalResult",
     "MondrianResult",
     "PrivacyModel",
     "RecursiveCLDiversity",
@@ -60,12 +70,20 @@ __all__ = [
     "TCloseness",
     "aecs",
     "anonymize",
+    "arx_aecs",
     "class_sizes",
     "classes",
     "discernibility",
+    "dm_star",
+    "entropy",
+    "height",
+    "heuristic_full_domain",
     "load_hierarchies",
+    "local_recoding",
     "loss",
+    "metrics_table",
     "mondrian",
+    "monotonic_precision",
     "optimal_full_domain",
     "precision",
     "risk",

@@ -36,6 +36,8 @@ from .models import (
 __all__ = ["AnonymizationResult", "anonymize", "load_hierarchies"]
 
 ALGORITHMS = ("optimal", "mondrian")
+SEARCHES = ("optimal", "heuristic", "auto")
+RECODINGS = ("global", "local")
 L_KINDS = ("distinct", "entropy", "recursive")
 
 
@@ -48,6 +50,15 @@ class AnonymizationResult:
     ``suppressed`` how many rows were removed; ``metrics`` information loss and
     re-identification risk of the extract; ``classes`` the number of equivalence
     classes; ``nodes_checked`` / ``nodes_total`` how much of the lattice was evaluated.
+
+    ``metrics_table`` every utility metric per quasi-identifier and in total
+    (:func:`pets.anon.metrics_table`); ``suppressed_rows`` the positions in the input
+    of the suppressed rows; ``objective`` the metric minimised with its gs-factor and
+    aggregation and its value; ``search`` "optimal" or "heuristic", ``lower_bound`` a
+    lower bound of the optimum's value and ``gap`` the relative distance of the value
+    found to it (0 for the optimal search); ``recoding`` "global" or "local", and for
+    local recoding ``row_levels`` the levels of each input row (a DataFrame, one column
+    per quasi-identifier; suppressed rows at the top).
     """
 
     df: pd.DataFrame
@@ -61,6 +72,21 @@ class AnonymizationResult:
     nodes_total: int = 0
     seconds: float = 0.0
     quasi_identifiers: list[str] = field(default_factory=list)
+    _table: Any = field(default=None, repr=False, compare=False)
+    suppressed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    objective: dict[str, Any] = field(default_factory=dict)
+    search: str = "optimal"
+    lower_bound: float | None = None
+    gap: float = 0.0
+    recoding: str = "global"
+    row_levels: pd.DataFrame | None = None
+
+    @property
+    def metrics_table(self) -> pd.DataFrame | None:
+        """Every utility metric per quasi-identifier and in total (computed on first use)."""
+        if callable(self._table):
+            self._table = self._table()
+        return self._table
 
     def __repr__(self) -> str:
         return (
@@ -108,6 +134,11 @@ def anonymize(
     c: float = 3.0,
     ordered: Mapping[str, bool] | None = None,
     keep: Sequence[str] | None = None,
+    gs_factor: float = 0.5,
+    aggregation: str | None = None,
+    search: str = "optimal",
+    time_limit: float = 10.0,
+    recoding: str = "global",
     models: Sequence[PrivacyModel] = (),
     t_distance: str | None = None,
 ) -> AnonymizationResult:
@@ -120,7 +151,19 @@ def anonymize(
     sensitive columns (override per column with ``ordered``). ``max_suppression`` is the
     largest share of rows that may be removed. ``keep`` lists further columns released
     unchanged (default: none besides the sensitive ones). ``metric`` is what the optimal
-    search minimises: ``"loss"`` (ARX's default), ``"discernibility"`` or ``"aecs"``.
+    search minimises (one of :data:`pets.anon.metrics.OBJECTIVES`): ``"loss"`` (ARX's
+    default), ``"entropy"`` (non-uniform entropy), ``"precision"``,
+    ``"monotonic_precision"``, ``"height"``, ``"discernibility"`` (DM), ``"dm*"``,
+    ``"aecs"`` or ``"arx_aecs"``; ``gs_factor`` weighs generalisation against suppression
+    (0.5 alike; 0 favours generalising, 1 suppressing) and ``aggregation`` combines the
+    per-QI values (``"geometric"``, ``"arithmetic"``, ``"sum"``, ``"max"``, ``"rank"``;
+    default: the metric's ARX default). ``search`` is ``"optimal"`` (exhaustive, the
+    true optimum), ``"heuristic"`` (the best found in ``time_limit`` seconds, with a
+    lower bound of the optimum: ``r.lower_bound``, ``r.gap``) or ``"auto"`` (heuristic
+    above :data:`pets.anon.heuristic.AUTO_THRESHOLD` lattice nodes). ``recoding`` is
+    ``"global"`` (full-domain: one level per quasi-identifier) or ``"local"`` (the
+    search repeated on the rows still suppressed, which get their own levels:
+    ``r.row_levels``).
 
     ``models`` adds privacy models beyond k, l and t (:class:`~pets.anon.models.DeltaPresence`,
     :class:`~pets.anon.models.KMap`, :class:`~pets.anon.models.AverageReidentificationRisk`,
@@ -164,6 +207,17 @@ def anonymize(
         raise QueryError(f"max_suppression must be a share in [0, 1], got {max_suppression!r}")
     if (l is not None or t is not None) and not sens:
         raise QueryError("l-diversity and t-closeness need sensitive=<column>")
+    from .metrics import check_objective
+
+    check_objective(metric, gs_factor, aggregation)
+    if search not in SEARCHES:
+        raise QueryError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    if recoding not in RECODINGS:
+        raise QueryError(f"recoding must be one of {', '.join(RECODINGS)}, got {recoding!r}")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+        raise QueryError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if algorithm == "mondrian" and (search != "optimal" or recoding != "global"):
+        raise QueryError("search and recoding apply to algorithm='optimal' (Mondrian recodes locally by itself)")
     if l_kind not in L_KINDS:
         raise QueryError(f"l_kind must be one of {', '.join(L_KINDS)}, got {l_kind!r}")
     for col in sens:
@@ -208,10 +262,11 @@ def anonymize(
     models.extend(extra_models)
 
     if algorithm == "optimal":
-        result = _optimal(df, qis, hierarchies, models, max_suppression, metric)
+        result = _optimal(df, qis, hierarchies, models, max_suppression, metric,
+                          gs_factor, aggregation, search, float(time_limit), recoding, k)
     else:
-        result = _mondrian(df, qis, hierarchies, models, max_suppression)
-    out, transformation, suppressed, classes, metrics, checked, total = result
+        result = _mondrian(df, qis, hierarchies, models, max_suppression) + ({},)
+    out, transformation, suppressed, classes, metrics, checked, total, more = result
     released = out[qis + sens + [c_ for c_ in extra if c_ not in qis + sens]].reset_index(drop=True)
     return AnonymizationResult(
         df=released,
@@ -225,6 +280,7 @@ def anonymize(
         nodes_total=total,
         seconds=time.perf_counter() - t0,
         quasi_identifiers=qis,
+        **more,
     )
 
 
@@ -292,21 +348,89 @@ def _need_hierarchy(col: str, hierarchies: Mapping[str, Hierarchy]) -> Hierarchy
     return h
 
 
-def _optimal(df, qis, hierarchies, models, max_suppression, metric):  # type: ignore[no-untyped-def]
-    from .lattice import optimal_full_domain
+def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, aggregation,  # type: ignore[no-untyped-def]
+             search, time_limit, recoding, k):
+    from functools import partial
+
+    from .heuristic import AUTO_THRESHOLD, heuristic_full_domain
+    from .lattice import MAX_NODES, optimal_full_domain
+    from .local import local_recoding
+    from .metrics import _encoded_table
 
     encoded = [_need_hierarchy(c, hierarchies).encode(df[c]) for c in qis]
-    res = optimal_full_domain(encoded, models, max_suppression=max_suppression, metric=metric)
-    keep = ~res.suppressed
-    out = df.loc[keep].copy()
-    for c, enc, level in zip(qis, encoded, res.levels):
-        labels = np.asarray(enc.labels[level], dtype=object)
-        out[c] = labels[enc.gen[enc.codes[keep], level]]
-    metrics = dict(res.metrics)
-    metrics.update(_risk(res.class_ids[keep], res.n_classes))
-    transformation = {c: int(lv) for c, lv in zip(qis, res.levels)}
-    return out, transformation, int(res.suppressed.sum()), int(res.n_classes), metrics, \
-        int(res.nodes_checked), int(res.nodes_total)
+    n_nodes = 1
+    for e in encoded:
+        n_nodes *= int(e.gen.shape[1])
+    use = search
+    if search == "auto":
+        use = "heuristic" if n_nodes > AUTO_THRESHOLD else "optimal"
+    elif search == "optimal" and n_nodes > MAX_NODES:
+        raise QueryError(
+            f"the lattice has {n_nodes:,} transformations (more than {MAX_NODES:,}) to search "
+            "exhaustively; use search='heuristic' (or 'auto') or fewer quasi-identifiers"
+        )
+    kw = {"metric": metric, "gs_factor": gs_factor, "aggregation": aggregation}
+    if use == "heuristic":
+        run = partial(heuristic_full_domain, time_limit=time_limit, **kw)
+    else:
+        run = partial(optimal_full_domain, **kw)
+    row_levels = None
+    if recoding == "local":
+        loc = local_recoding(encoded, models, run, max_suppression, gs_factor=gs_factor)
+        res = loc.first
+        sup = loc.suppressed
+        keep = ~sup
+        levels_rows = loc.row_levels
+        out = df.loc[keep].copy()
+        for j, (c, enc) in enumerate(zip(qis, encoded)):
+            lv = levels_rows[keep, j]
+            codes = enc.codes[keep]
+            text = np.empty(len(codes), dtype=object)
+            for h in np.unique(lv):
+                sel = lv == h
+                text[sel] = np.asarray(enc.labels[h], dtype=object)[enc.gen[codes[sel], h]]
+            out[c] = text
+        from .local import _released_classes
+
+        class_ids, n_classes = _released_classes(encoded, levels_rows, keep)
+        row_levels = pd.DataFrame(levels_rows, columns=qis)
+        table: Any = _encoded_table(encoded, levels_rows, sup, gs_factor, k, qis)
+        transformation: dict[str, int] | str = "local"
+        checked = sum(r.nodes_checked for r in loc.iterations)
+        metrics = {m: float(table.loc["total", m]) for m in
+                   ("loss", "entropy", "precision", "monotonic_precision", "height",
+                    "discernibility", "dm*", "aecs", "arx_aecs")}
+        metrics.update({"suppressed": float(sup.sum()), "suppressed_share": float(sup.mean()),
+                        "classes": float(n_classes), "iterations": float(len(loc.iterations))})
+        metrics.update(_risk(class_ids, n_classes))
+        value = None
+    else:
+        res = run(encoded, models, max_suppression)
+        sup = res.suppressed
+        keep = ~sup
+        out = df.loc[keep].copy()
+        for c, enc, level in zip(qis, encoded, res.levels):
+            labels = np.asarray(enc.labels[level], dtype=object)
+            out[c] = labels[enc.gen[enc.codes[keep], level]]
+        metrics = dict(res.metrics)
+        metrics.update(_risk(res.class_ids[keep], res.n_classes))
+        transformation = {c: int(lv) for c, lv in zip(qis, res.levels)}
+        n_classes = int(res.n_classes)
+        checked = int(res.nodes_checked)
+        table = partial(_encoded_table, encoded, list(res.levels), sup, gs_factor, k, qis)
+        value = res.value
+    more = {
+        "_table": table,
+        "suppressed_rows": np.flatnonzero(sup).astype(np.int64),
+        "objective": {"metric": metric, "gs_factor": float(gs_factor),
+                      "aggregation": res.aggregation, "value": value},
+        "search": res.search,
+        "lower_bound": res.lower_bound if use == "heuristic" else value,
+        "gap": res.gap if recoding == "global" else 0.0,
+        "recoding": recoding,
+        "row_levels": row_levels,
+    }
+    return out, transformation, int(sup.sum()), n_classes, metrics, checked, int(res.nodes_total), more
 
 
 def _ordinal(s: pd.Series, h: Hierarchy | None) -> tuple[np.ndarray, list[Any], Any]:

@@ -54,7 +54,7 @@ from .models import DistinctLDiversity, EntropyLDiversity, KAnonymity, KMap, Pri
 __all__ = ["MAX_NODES", "METRICS", "SearchResult", "optimal_full_domain"]
 
 #: metrics the search can minimise
-METRICS = ("loss", "discernibility", "aecs", "precision")
+METRICS = _metrics.OBJECTIVES
 #: the largest lattice searched (∏ (height_j + 1)); use ``max_levels`` or fewer QIs above
 MAX_NODES = 2_000_000
 
@@ -68,8 +68,13 @@ class SearchResult:
     ``levels`` the generalisation level of each QI (in the order given); ``suppressed``
     which rows are removed; ``class_ids`` the class of each row (−1 for suppressed
     rows), classes 0 … ``n_classes`` − 1 among the kept rows; ``metric`` / ``value`` the
-    minimised metric; ``metrics`` all metrics of the result (loss, precision,
-    discernibility, aecs, suppressed rows, min and average class size);
+    minimised metric (for rank aggregation: its largest per-QI value), ``per_qi`` its
+    per-QI values (per-QI metrics), ``gs_factor`` / ``aggregation`` the objective's
+    options; ``metrics`` all metrics of the result at gs-factor 0.5 and ARX's default
+    aggregations (loss, precision, discernibility, aecs, entropy, monotonic_precision,
+    height, dm*, arx_aecs, suppressed rows, min and average class size); ``search``
+    "optimal" or "heuristic", ``lower_bound`` a lower bound of the optimum's value
+    (heuristic) and ``gap`` the relative distance to it;
     ``nodes_checked`` how many lattice nodes were evaluated of ``nodes_total``.
     """
 
@@ -83,6 +88,22 @@ class SearchResult:
     nodes_checked: int = 0
     nodes_total: int = 0
     seconds: float = 0.0
+    gs_factor: float = 0.5
+    aggregation: str | None = "geometric"
+    per_qi: np.ndarray | None = None
+    search: str = "optimal"
+    lower_bound: float | None = None
+
+    @property
+    def gap(self) -> float:
+        """Relative gap between the value found and the lower bound of the optimum
+        (0 for the exhaustive search: its result is the optimum)."""
+        if self.search == "optimal":
+            return 0.0
+        lb = self.lower_bound if self.lower_bound is not None else 0.0
+        if self.value <= 0:
+            return 0.0
+        return max(0.0, (self.value - lb) / self.value)
 
     @property
     def n_suppressed(self) -> int:
@@ -161,6 +182,9 @@ class _Search:
         max_suppression: float,
         metric: str,
         max_levels: Sequence[int] | None,
+        gs_factor: float = 0.5,
+        aggregation: str | None = None,
+        max_nodes: int | None = MAX_NODES,
     ) -> None:
         qis = list(qis)
         models = list(models)
@@ -171,8 +195,7 @@ class _Search:
         for m in models:
             if not isinstance(m, PrivacyModel):
                 raise QueryError(f"not a privacy model: {type(m).__name__}")
-        if metric not in METRICS:
-            raise QueryError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        metric, gs_factor, aggregation = _metrics.check_objective(metric, gs_factor, aggregation)
         if (
             isinstance(max_suppression, bool)
             or not isinstance(max_suppression, (int, float, np.integer, np.floating))
@@ -213,10 +236,11 @@ class _Search:
                     raise QueryError(f"max level {c} of {name!r} is outside 0 … {h}")
         self.heights, self.caps = heights, caps
         self.nodes_total = math.prod(c + 1 for c in caps)
-        if self.nodes_total > MAX_NODES:
+        if max_nodes is not None and self.nodes_total > max_nodes:
             raise QueryError(
-                f"the lattice has {self.nodes_total:,} transformations (more than {MAX_NODES:,}); "
-                "use fewer quasi-identifiers or cap their levels with max_levels"
+                f"the lattice has {self.nodes_total:,} transformations (more than {max_nodes:,}) "
+                "to search exhaustively; use search='heuristic' (or 'auto'), fewer "
+                "quasi-identifiers, or cap their levels with max_levels"
             )
         self.limit = math.floor(self.max_suppression * n + 1e-9)
 
@@ -299,6 +323,7 @@ class _Search:
             self._setup_population(leaf_codes)
         self.k_norm = self.kmax if self.kmax else 1
         self.checked = 0
+        self.setup_objective(gs_factor, aggregation)
 
     # -- one node ------------------------------------------------------------------------
 
@@ -476,105 +501,184 @@ class _Search:
         psizes = np.bincount(codes_all, weights=self.pcnt, minlength=n_cls)[:n_cls]
         return codes, n_cls, psizes
 
-    # -- metric of an evaluated node ------------------------------------------------------
+    # -- the objective ---------------------------------------------------------------------
 
-    def value(self, i: int, lv: Sequence[int], ev: _Eval) -> float:
+    def setup_objective(self, gs_factor: float, aggregation: str | None) -> None:
+        """Per-level tables of the objective: for a per-QI metric, each tuple's cell cost
+        per level (``Gt``), its suppression cost (``St``), the exact value of each level
+        with nothing suppressed (``ex``) and a lower bound with any suppression (``lo``)."""
+        metric = self.metric
+        self.gs_factor = float(gs_factor)
+        self.aggregation = aggregation
+        self.rank = aggregation == "rank"
+        self.g, self.s = _metrics.gs_weights(gs_factor)
+        self.per_qi = metric in _metrics.PER_QI_METRICS
+        self.ignores_supp = metric in _metrics.IGNORE_SUPPRESSION
+        self.tol_rel = 1e-9
+        if not self.per_qi:
+            self.npres = [np.array([len(np.unique(c)) for c in self.C[j]], dtype=np.float64) for j in range(self.d)]
+            return
+        g, s = self.g, self.s
+        self.Gt: list[list[np.ndarray]] = []
+        self.St: list[np.ndarray | None] = []
+        self.Z = np.ones(self.d)
+        self.ex: list[np.ndarray] = []
+        self.lo: list[np.ndarray] = []
+        self.tot: list[np.ndarray] = []  # Σ over all tuples of count · cell cost, per level
+        for j, e in enumerate(self.qis):
+            G, S, Z = _metrics.qi_costs(e, metric)
+            tl = self.C[j][0]  # the leaf of each tuple (gen[:, 0] is the identity)
+            gt = [G[h][tl] for h in range(self.caps[j] + 1)]
+            st = None if S is None else S[tl]
+            self.Gt.append(gt)
+            self.St.append(st)
+            self.Z[j] = Z
+            cnt = self.cnt
+            self.tot.append(np.array([float((cnt * c).sum()) for c in gt]))
+            if st is None:
+                ex = np.array([float((cnt * c).sum()) / Z for c in gt])
+                lo = ex
+            else:
+                ex = np.array([g * float((cnt * c).sum()) / Z for c in gt])
+                lo = np.array([float((cnt * np.minimum(g * c, s * st)).sum()) / Z for c in gt])
+            self.ex.append(ex)
+            self.lo.append(lo)
+
+    def agg(self, X: np.ndarray) -> np.ndarray:
+        """Scalar aggregate of each row (for rank: the largest value, a lower bound of the
+        first component of the rank key)."""
+        return _metrics.aggregate_rows(X, self.aggregation or "sum")
+
+    def key_of(self, vec: np.ndarray) -> Any:
+        if self.rank:
+            return _metrics.rank_key(vec)
+        return _metrics.aggregate(vec, self.aggregation or "sum")
+
+    def first(self, v: Any) -> float:
+        return float(v[0]) if isinstance(v, tuple) else float(v)
+
+    def cmp(self, v: Any, w: Any) -> int:
+        """−1, 0, 1 as v is below, level with (relative tolerance), above w."""
+        if isinstance(v, tuple):
+            for a, b in zip(v, w):
+                t = self.tol_rel * max(1.0, abs(b))
+                if a < b - t:
+                    return -1
+                if a > b + t:
+                    return 1
+            return 0
+        t = self.tol_rel * max(1.0, abs(w))
+        return -1 if v < w - t else (1 if v > w + t else 0)
+
+    def per_qi_vector(self, lv: Sequence[int], ev: _Eval | None) -> np.ndarray:
+        """The per-QI values of a node (``ev`` None: nothing suppressed). Sums run over
+        the suppressed tuples only: kept = all − suppressed."""
+        if self.ignores_supp or ev is None or ev.s == 0:
+            return np.array([self.ex[j][lv[j]] for j in range(self.d)])
+        idx = np.flatnonzero(ev.fail[ev.codes])
+        ws = self.cnt[idx]
+        out = np.empty(self.d)
+        for j in range(self.d):
+            st = self.St[j]
+            assert st is not None
+            kept = self.tot[j][lv[j]] - float((ws * self.Gt[j][lv[j]][idx]).sum())
+            out[j] = (self.g * kept + self.s * float((ws * st[idx]).sum())) / self.Z[j]
+        return out
+
+    def value(self, lv: Sequence[int], ev: _Eval) -> Any:
+        """The objective of an evaluated node: a float, or a tuple for rank aggregation."""
         n = self.n
-        if self.metric in ("loss", "precision"):
-            if ev.s == 0:
-                return float(self.agg(self.A[i][None, :])[0])
-            return float(self.agg((self.A[i] + self.supp_cost(lv, ev.codes, ev.fail, ev.s))[None, :])[0])
+        if self.per_qi:
+            return self.key_of(self.per_qi_vector(lv, ev))
         kept = ~ev.fail
         if self.metric == "discernibility":
             sz = ev.sizes[kept]
             return float((sz * sz).sum() + float(n) * ev.s)
+        if self.metric == "dm*":
+            return _metrics.dm_star(ev.sizes)
+        if self.metric == "arx_aecs":
+            return _metrics.arx_aecs(n, int(np.count_nonzero(kept)), ev.s > 0, self.gs_factor)
         return _metrics.aecs(n - ev.s, int(np.count_nonzero(kept)), self.k_norm)
 
-    def supp_cost(self, lv: Sequence[int], codes: np.ndarray, fail: np.ndarray, s: int) -> np.ndarray:
-        """Normalised extra cost per QI of suppressing the rows of failing classes."""
-        if self.metric == "precision":
-            return s * (1.0 - self.ratio_at(lv)) / self.n
-        supt = fail[codes]
+    def lower_bounds(self, L: np.ndarray) -> np.ndarray:
+        """A lower bound of the objective (its first component, for rank) of each node
+        (rows of ``L``) that is valid whatever the node suppresses."""
+        n, d = self.n, self.d
+        if self.per_qi:
+            tab = self.ex if self.limit == 0 else self.lo
+            A = np.empty((len(L), d))
+            for j in range(d):
+                A[:, j] = tab[j][L[:, j]]
+            return self.agg(A)
+        maxcls = np.ones(len(L))
+        for j in range(d):
+            maxcls = np.minimum(maxcls * self.npres[j][L[:, j]], float(self.nt))
+        if self.metric == "discernibility":
+            return np.maximum(float(self.k_norm) * n, float(n) * n / maxcls)
+        if self.metric == "dm*":
+            return float(n) * n / maxcls
+        if self.metric == "arx_aecs":
+            denom = self.s * maxcls + self.g
+            return np.where(denom > 0, float(n) / np.maximum(denom, 1e-300), 0.0)
+        return np.full(len(L), float(max(n - self.limit, 0))) / (maxcls * self.k_norm)
+
+    @property
+    def propagates(self) -> bool:
+        """Whether an evaluated node lifts the bound of the nodes below it (through the
+        rows they must suppress too)."""
+        return self.metric == "discernibility" or (self.per_qi and not self.ignores_supp)
+
+    def propagated(self, L_idx: np.ndarray, lv: Sequence[int], ev: _Eval) -> np.ndarray:
+        """Lower bound of nodes below ``lv`` (rows ``L_idx``): they suppress at least the
+        rows failing the suppression-monotone models at ``lv``, each costing at least
+        its extra cost there."""
+        if self.metric == "discernibility":
+            kk = float(self.k_norm)
+            return np.full(len(L_idx), kk * self.n + (self.n - kk) * ev.s_strong)
+        supt = np.flatnonzero(ev.fail_strong[ev.codes])
         w = self.cnt[supt]
-        out = np.empty(self.d)
+        u = np.empty(self.d)
         for j in range(self.d):
-            out[j] = float((w * (1.0 - self.SH[j][lv[j]][supt])).sum()) * self.inv_denom[j]
-        return out
-
-    def ratio_at(self, lv: Sequence[int]) -> np.ndarray:
-        return np.array([lv[j] / self.heights[j] if self.heights[j] else 0.0 for j in range(self.d)])
-
-    def agg(self, X: np.ndarray) -> np.ndarray:
-        if self.metric == "loss":
-            return np.prod(X + 1.0, axis=1) ** (1.0 / self.d) - 1.0
-        return X.mean(axis=1)
+            st = self.St[j][supt]  # type: ignore[index]
+            gt = self.Gt[j][lv[j]][supt]
+            u[j] = float((w * (self.s * st - np.minimum(self.g * gt, self.s * st))).sum()) / self.Z[j]
+        A = np.empty((len(L_idx), self.d))
+        for j in range(self.d):
+            A[:, j] = self.lo[j][L_idx[:, j]] + u[j]
+        return self.agg(A)
 
     # -- the search ----------------------------------------------------------------------
 
-    def run(self) -> tuple[tuple[int, ...], float] | None:
-        d, n, caps = self.d, self.n, self.caps
+    def run(self) -> tuple[tuple[int, ...], Any] | None:
+        d, caps = self.d, self.caps
         shape = tuple(c + 1 for c in caps)
         L = np.indices(shape).reshape(d, -1).T.astype(np.int64)  # lexicographic order
         N = len(L)
         height = L.sum(axis=1)
         le = [[L[:, j] <= h for h in range(caps[j] + 1)] for j in range(d)]
+        lb = np.asarray(self.lower_bounds(L), dtype=np.float64)
 
-        # static lower bounds
-        metric = self.metric
-        if metric in ("loss", "precision"):
-            A = np.zeros((N, d))
-            if metric == "loss":
-                self.SH = []
-                self.inv_denom = np.zeros(d)
-                for j, e in enumerate(self.qis):
-                    D = np.asarray(e.gen).shape[0]
-                    sh = [np.asarray(e.leaf_share[h], dtype=np.float64)[self.C[j][h]] for h in range(caps[j] + 1)]
-                    self.SH.append(sh)
-                    if D > 1:
-                        lo = n / D
-                        per_level = np.array([(float((self.cnt * s).sum()) - lo) / (n - lo) for s in sh])
-                        self.inv_denom[j] = 1.0 / (n - lo)
-                    else:
-                        per_level = np.zeros(caps[j] + 1)
-                    A[:, j] = per_level[L[:, j]]
-            else:
-                for j in range(d):
-                    H = self.heights[j]
-                    A[:, j] = L[:, j] / H if H else 0.0
-            self.A = A
-            lb = self.agg(A)
-        else:
-            maxcls = np.ones(N)
-            for j in range(d):
-                npres = np.array([len(np.unique(c)) for c in self.C[j]], dtype=np.float64)
-                maxcls = np.minimum(maxcls * npres[L[:, j]], float(self.nt))
-            if metric == "discernibility":
-                lb = np.maximum(float(self.k_norm) * n, float(n) * n / maxcls)
-            else:
-                lb = np.full(N, float(max(n - self.limit, 0))) / (maxcls * self.k_norm)
-        lb = np.asarray(lb, dtype=np.float64)
-
-        exact = metric in ("loss", "precision") and self.limit == 0
+        exact = self.per_qi and (self.limit == 0 or self.ignores_supp) and not self.rank
         order = np.lexsort((-lb if exact else lb, -height))
         dead = np.zeros(N, dtype=bool)
-        best_v = math.inf
+        best_v: Any = math.inf
         best_key: tuple[int, tuple[int, ...]] | None = None
         best_i = -1
         limit = self.limit
-        if self.kstrong > n and limit < n:
+        if self.kstrong > self.n and limit < self.n:
             return None  # no class can reach k: only suppressing everything would do
         lb_list = lb  # updated in place by propagation
+        bf, tol = math.inf, 0.0  # the best value's first component and its tolerance
+        rank = self.rank
         for i in order.tolist():
             if dead[i]:
                 continue
             b = lb_list[i]
+            if b > bf + tol:
+                continue
             lv = L[i].tolist()
-            if best_key is not None:
-                tol = 1e-9 * max(1.0, abs(best_v))
-                if b > best_v + tol:
-                    continue
-                if b >= best_v - tol and (int(height[i]), tuple(lv)) >= best_key:
-                    continue
+            if best_key is not None and not rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
+                continue
             ev = self.evaluate(lv)
             down = None
             if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
@@ -584,33 +688,31 @@ class _Search:
                 dead |= down
                 continue
             if ev.s <= limit:
-                v = self.value(i, lv, ev)
+                v = self.value(lv, ev)
                 key = (int(height[i]), tuple(lv))
-                tol = 1e-9 * max(1.0, abs(best_v)) if best_key is not None else 0.0
-                if best_key is None or v < best_v - tol or (v <= best_v + tol and key < best_key):
+                c = -1 if best_key is None else self.cmp(v, best_v)
+                if c < 0 or (c == 0 and key < best_key):  # type: ignore[operator]
                     best_v, best_key, best_i = v, key, i
-            if ev.s_strong > 0 and metric != "aecs":
+                    bf = self.first(best_v)
+                    tol = self.tol_rel * max(1.0, abs(bf))
+            if ev.s_strong > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
                 for j in range(1, d):
                     down &= le[j][lv[j]]
                 down &= ~dead
                 if best_key is not None:
-                    down &= lb_list <= best_v + 1e-9 * max(1.0, abs(best_v))
+                    down &= lb_list <= bf + tol
                 idx = np.flatnonzero(down)
                 if len(idx):
-                    if metric in ("loss", "precision"):
-                        u = self.supp_cost(lv, ev.codes, ev.fail_strong, ev.s_strong)
-                        nb = self.agg(self.A[idx] + u)
-                    else:
-                        kk = float(self.k_norm)
-                        nb = np.full(len(idx), kk * n + (n - kk) * ev.s_strong)
+                    nb = self.propagated(L[idx], lv, ev)
                     lb_list[idx] = np.maximum(lb_list[idx], nb)
         if best_key is None:
             return None
         return tuple(int(x) for x in L[best_i]), best_v
 
-    def result(self, levels: tuple[int, ...], t0: float) -> SearchResult:
+    def result(self, levels: tuple[int, ...], t0: float, lower_bound: float | None = None,
+               search: str = "optimal") -> SearchResult:
         ev = self.evaluate(levels)
         self.checked -= 1  # the final re-evaluation is not a search step
         fail_rows = ev.fail[ev.codes][self.inverse]
@@ -626,6 +728,11 @@ class _Search:
             "precision": _metrics.precision(self.qis, levels, fail_rows),
             "discernibility": _metrics.discernibility(sizes, s, n),
             "aecs": _metrics.aecs(n - s, n_classes, self.k_norm),
+            "entropy": _metrics.entropy(self.qis, levels, fail_rows),
+            "monotonic_precision": _metrics.monotonic_precision(self.qis, levels),
+            "height": float(sum(levels)),
+            "dm*": _metrics.dm_star(ev.sizes),
+            "arx_aecs": _metrics.arx_aecs(n, n_classes, s > 0),
             "suppressed": float(s),
             "suppressed_share": s / n,
             "classes": float(n_classes),
@@ -638,11 +745,16 @@ class _Search:
             class_ids=cls_rows,
             n_classes=n_classes,
             metric=self.metric,
-            value=float(m[self.metric]),
+            value=self.first(self.value(levels, ev)),
             metrics=m,
+            gs_factor=self.gs_factor,
+            aggregation=self.aggregation,
+            per_qi=self.per_qi_vector(levels, ev) if self.per_qi else None,
             nodes_checked=self.checked,
             nodes_total=self.nodes_total,
             seconds=time.perf_counter() - t0,
+            search=search,
+            lower_bound=lower_bound,
         )
 
 
@@ -652,18 +764,24 @@ def optimal_full_domain(
     max_suppression: float = 0.0,
     metric: str = "loss",
     max_levels: list[int] | None = None,
+    *,
+    gs_factor: float = 0.5,
+    aggregation: str | None = None,
 ) -> SearchResult:
     """The optimal full-domain generalisation of the encoded quasi-identifiers ``qis``
     (objects with ``codes``, ``gen``, ``leaf_share`` like
     :class:`~pets.anon.hierarchy.EncodedHierarchy`) under ``models``, suppressing at
     most ``floor(max_suppression · n)`` rows (those of the classes failing a model), and
-    minimising ``metric`` ("loss" — ARX's default, "precision", "discernibility",
-    "aecs"). ``max_levels`` caps the level searched per QI.
+    minimising ``metric`` (one of :data:`METRICS`: "loss" — ARX's default, "entropy",
+    "precision", "monotonic_precision", "height", "discernibility", "dm*", "aecs",
+    "arx_aecs"; see :mod:`pets.anon.metrics`) with ARX's ``gs_factor`` and, for the
+    per-QI metrics, ``aggregation`` ("geometric", "arithmetic", "sum", "max", "rank";
+    default: the metric's ARX default). ``max_levels`` caps the level searched per QI.
 
     Raises :class:`~pets.errors.QueryError` when no transformation satisfies the models.
     """
     t0 = time.perf_counter()
-    s = _Search(qis, models, max_suppression, metric, max_levels)
+    s = _Search(qis, models, max_suppression, metric, max_levels, gs_factor, aggregation)
     why = s.impossible()
     if why is not None:
         raise QueryError(

@@ -30,8 +30,14 @@ class Algorithm(str, enum.Enum):
 
 class Metric(str, enum.Enum):
     loss = "loss"
+    entropy = "entropy"
+    precision = "precision"
+    monotonic_precision = "monotonic_precision"
+    height = "height"
     discernibility = "discernibility"
+    dm_star = "dm*"
     aecs = "aecs"
+    arx_aecs = "arx_aecs"
 
 
 # the k-anonymity flags `extract` and `anonymize` share
@@ -48,7 +54,8 @@ MaxSuppressionOpt = Annotated[float, typer.Option(
 AlgorithmOpt = Annotated[Algorithm, typer.Option(
     "--algorithm", help="optimal: full-domain generalisation by the hierarchies (the policy's, "
                         "for extract); mondrian: local recoding.")]
-MetricOpt = Annotated[Metric, typer.Option("--metric", help="The loss to minimise.")]
+MetricOpt = Annotated[Metric, typer.Option(
+    "--metric", help="The loss to minimise (ARX's metrics; docs/anonymisation.md#metrics).")]
 
 Analyst = Annotated[str, typer.Option("--analyst", help="Who asks (needs a grant).")]
 Purpose = Annotated[str, typer.Option("--purpose", help="The purpose of the grant to spend from.")]

@@ -137,6 +137,25 @@ def demo(
 
 
 # -- anonymize (offline, ungoverned) ------------------------------------------------------
+class Aggregation(str, enum.Enum):
+    geometric = "geometric"
+    arithmetic = "arithmetic"
+    sum = "sum"
+    max = "max"
+    rank = "rank"
+
+
+class Search(str, enum.Enum):
+    optimal = "optimal"
+    heuristic = "heuristic"
+    auto = "auto"
+
+
+class Recoding(str, enum.Enum):
+    global_ = "global"
+    local = "local"
+
+
 def detect_separator(path: str) -> str:
     """The field separator of a CSV file as ``Holder.register`` reads it (DuckDB's sniffer)."""
     import duckdb
@@ -176,6 +195,20 @@ def anonymize(
     ] = ";",
     missing: Annotated[Optional[list[str]], typer.Option(
         "--missing", help="A missing-value marker (repeatable).")] = None,
+    gs_factor: Annotated[float, typer.Option(
+        "--gs-factor", min=0.0, max=1.0,
+        help="Weight of generalisation against suppression in the metric (0.5 alike; "
+             "0 favours generalising, 1 suppressing).")] = 0.5,
+    aggregation: Annotated[Optional[Aggregation], typer.Option(
+        "--aggregation", help="How per-column losses combine (default: the metric's).")] = None,
+    search: Annotated[Search, typer.Option(
+        "--search", help="optimal: exhaustive; heuristic: best found in --time-limit with a "
+                         "bound of the optimum; auto: heuristic for huge lattices.")] = Search.optimal,
+    time_limit: Annotated[float, typer.Option(
+        "--time-limit", min=0.001, help="Seconds for --search heuristic/auto.")] = 10.0,
+    recoding: Annotated[Recoding, typer.Option(
+        "--recoding", help="global: one level per column; local: search again on the "
+                           "suppressed rows, which get their own levels.")] = Recoding.global_,
     t_distance: Annotated[Optional[TDistance], typer.Option(
         "--t-distance", help="Ground distance of --t: equal, ordered, or hierarchical (over the "
                              "sensitive column's hierarchy in --hierarchies).")] = None,
@@ -212,6 +245,14 @@ def anonymize(
     qis, sens, kept = split_list(qi), split_list(sensitive), split_list(keep)
     if not qis:
         raise usage_error("name at least one quasi-identifier", "--qi")
+    from ..anon.metrics import PER_QI_METRICS
+
+    if aggregation is not None and metric.value not in PER_QI_METRICS:
+        raise usage_error(f"--aggregation applies only to --metric {', '.join(PER_QI_METRICS)} "
+                          f"(--metric {metric.value} is one number for the whole table)", "--aggregation")
+    if algorithm.value == "mondrian" and (search.value != "optimal" or recoding.value != "global"):
+        raise usage_error("--search and --recoding apply to --algorithm optimal "
+                          "(Mondrian recodes locally by itself)", "--algorithm")
     if not Path(input).is_file():
         raise FileNotFoundError(2, "no such file", input)
     in_sep = sep or detect_separator(input)
@@ -242,7 +283,10 @@ def anonymize(
     with step(f"searching for a {k}-anonymous release ({algorithm.value})"):
         res = run_anonymize(df, qis, hs, k=k, l=l, t=t, sensitive=sens or None,
                             max_suppression=max_suppression, algorithm=algorithm.value,
-                            metric=metric.value, keep=kept, models=models,
+                            metric=metric.value, keep=kept, gs_factor=gs_factor,
+                            aggregation=aggregation.value if aggregation else None,
+                            search=search.value, time_limit=time_limit, recoding=recoding.value,
+                            models=models,
                             t_distance=t_distance.value if t_distance is not None else None)
     res.df.to_csv(output, index=False, sep=in_sep)
     e = err()
@@ -254,6 +298,9 @@ def anonymize(
     if res.nodes_total:
         e.print(f"lattice: {res.nodes_checked} of {res.nodes_total} nodes checked in "
                 f"{res.seconds:.2f} s", markup=False, highlight=False)
+    if res.search != "optimal" and res.lower_bound is not None:
+        e.print(f"search: {res.search}; the optimum's {metric.value} is at least "
+                f"{res.lower_bound:.4g} (gap {res.gap:.1%})", markup=False, highlight=False)
 
 
 class TDistance(str, enum.Enum):

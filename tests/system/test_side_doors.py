@@ -528,6 +528,11 @@ CASES: list[Case] = [
          release(lambda s: s.table("adult").select("age", "sex", "race", "education"),
                  pets.KAnonymity(k=5, max_suppression=0.2)),
          RELEASED_ON_D, why="a k-anonymous extract (counted against max_extracts)"),
+    case("kanon_extract_entropy", adult, adult_setup(),
+         release(lambda s: s.table("adult").select("age", "sex", "race", "education"),
+                 pets.KAnonymity(k=5, max_suppression=0.2, metric="entropy")),
+         RELEASED_ON_D, why="a k-anonymous extract minimising non-uniform entropy (its "
+                            "objective's tables are built from the data)"),
     case("kanon_huge_k_filtered", adult, adult_setup(),
          release(lambda s: s.table("adult").filter(col("age") >= 50).select("age", "sex",
                                                                              "education"),

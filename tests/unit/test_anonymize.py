@@ -498,7 +498,7 @@ BAD = [
      r"algorithm must be one of optimal, mondrian, got 'flash'"),
     ("optimal without a hierarchy", _bad(hierarchies={"age": small_table(0, 1)[1]["age"]}),
      r"quasi-identifier 'zip' has no hierarchy; give one .* or use algorithm='mondrian'"),
-    ("unknown metric", _bad(metric="height"), r"unknown metric 'height'"),
+    ("unknown metric", _bad(metric="ambiguity"), r"unknown metric 'ambiguity'"),
     ("unknown l kind", _bad(sensitive="dx", l=2, l_kind="shannon"),
      r"l_kind must be one of distinct, entropy, recursive, got 'shannon'"),
     ("t out of range", _bad(sensitive="dx", t=1.5), r"t must be a number in \[0, 1\], got 1.5"),

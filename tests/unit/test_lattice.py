@@ -312,7 +312,10 @@ def test_infeasible_raises_query_error():
     "bad,match",
     [
         ({"models": []}, "privacy model"),
-        ({"metric": "entropy"}, "unknown metric"),
+        ({"metric": "ambiguity"}, "unknown metric"),
+        ({"metric": "loss", "gs_factor": 2}, "gs_factor"),
+        ({"metric": "dm*", "aggregation": "sum"}, "aggregation applies only"),
+        ({"metric": "loss", "aggregation": "median"}, "unknown aggregation"),
         ({"max_suppression": 1.5}, "max_suppression"),
         ({"max_levels": [9, 0]}, "max level"),
         ({"max_levels": [1]}, "max_levels"),
