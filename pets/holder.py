@@ -317,6 +317,10 @@ class Holder:
         if rec is None:
             raise QueryError(f"unknown dataset {name!r}; registered: {', '.join(self.datasets()) or 'none'}")
         path = Path(rec["source"]["path"])
+        if rec.get("engine") == "spark":
+            from .engines.spark import _pyspark
+
+            _pyspark()  # before anything is charged: pyspark missing → how to install it
         if rec.get("engine") == "spark" and (rec["source"]["kind"] == "table" or path.is_dir()):
             # a Spark table or Parquet folder: pinned by the list of its data files
             from .engines.sparkreg import folder_fingerprint, table_fingerprint

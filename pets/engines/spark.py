@@ -232,19 +232,28 @@ class SparkEngine:
         """The rows of ``columns`` that pass ``filters`` — for a record-level mechanism (a
         k-anonymous extract) that must see the values it generalises."""
         df = self._frame(source)
-        for f in filters:
-            df = df.filter(_expr(f))
-        return self._collect(df.select(*[_col(c) for c in columns]), "read the rows",
-                             "check the filters")
 
-    def _collect(self, df: Any, what: str, hint: str) -> pd.DataFrame:
+        def build() -> Any:
+            out = df
+            for f in filters:
+                out = out.filter(_expr(f))
+            return out.select(*[_col(c) for c in columns])
+
+        return self._collect(build, "read the rows", "check the filters")
+
+    def _collect(self, build: Any, what: str, hint: str) -> pd.DataFrame:
+        """Build the DataFrame (Spark analyses it eagerly: a bad column fails here) and
+        bring its rows over as Arrow, then pandas. Spark's messages can quote data
+        values: never passed on."""
         try:
             with warnings.catch_warnings():
                 # pyspark 4.x warns that it "does not yet fully support pandas >= 3.0.0";
-                # the Arrow conversion of the plain columns returned here works
+                # the rows come over as Arrow, converted by pyarrow, not by pyspark
                 warnings.simplefilter("ignore", FutureWarning)
-                return df.toPandas()
-        except DataError:
+                warnings.simplefilter("ignore", DeprecationWarning)
+                table = build().toArrow()
+            return table.to_pandas()
+        except (DataError, QueryError, InternalError):
             raise
         except _spark_errors() as e:
             raise DataError(f"the engine could not {what} ({type(e).__name__}); {hint}") from None
@@ -255,12 +264,29 @@ class SparkEngine:
         from pyspark.sql import Window
 
         types = self.schema(source)
-        df = self._frame(source)
         clash = {m.key for m in request.measures} & set(request.group_columns)
         if clash:
             raise InternalError(
                 f"measure key {sorted(clash)[0]!r} is also a group column's name; this is a bug"
             )
+        res = self._collect(lambda: self._plan(F, Window, self._frame(source), types, source, request),
+                            "compute this query",
+                            "check column types against the literals and bounds used")
+        names = {f"{_HIDDEN_PREFIX}m{i}": m.key for i, m in enumerate(request.measures)}
+        cols: dict[str, Any] = {}
+        for c in res.columns:
+            if c in names:
+                cols[names[c]] = np.asarray(res[c], dtype=np.int64)
+            elif c.startswith(_HIDDEN_PREFIX):
+                continue
+            else:
+                cols[c] = res[c].to_numpy()
+        return pd.DataFrame(cols)
+
+    @staticmethod
+    def _plan(F: Any, Window: Any, df: Any, types: dict[str, str], source: Source,
+              request: AggregateRequest) -> Any:
+        """The Spark DataFrame of the request's aggregates (lazy)."""
         for f in request.filters:
             df = df.filter(_expr(f))
         # CASE group keys under hidden names, computed once per row
@@ -303,21 +329,8 @@ class SparkEngine:
         if not aggs:
             aggs = [F.count(F.lit(1)).alias(f"{_HIDDEN_PREFIX}n")]
         if gnames:
-            out = df.groupBy(*[_col(g).alias(c) for g, c in zip(gnames, request.group_columns)]).agg(*aggs)
-        else:
-            out = df.agg(*aggs)
-        res = self._collect(out, "compute this query",
-                            "check column types against the literals and bounds used")
-        names = {f"{_HIDDEN_PREFIX}m{i}": m.key for i, m in enumerate(request.measures)}
-        cols: dict[str, Any] = {}
-        for c in res.columns:
-            if c in names:
-                cols[names[c]] = np.asarray(res[c], dtype=np.int64)
-            elif c.startswith(_HIDDEN_PREFIX):
-                continue
-            else:
-                cols[c] = res[c].to_numpy()
-        return pd.DataFrame(cols)
+            return df.groupBy(*[_col(g).alias(c) for g, c in zip(gnames, request.group_columns)]).agg(*aggs)
+        return df.agg(*aggs)
 
 
 # -- expressions -------------------------------------------------------------------------
