@@ -23,7 +23,8 @@ from pets.engines import AggregateRequest, Bounding, DuckDBEngine, Measure, Sour
 
 from .conftest import write_parquet
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark,
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")]
 pytest.importorskip("pyspark")
 
 
