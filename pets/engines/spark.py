@@ -11,8 +11,8 @@ pandas frame. Noise, policy, ledger and audit stay in pets.
 
 The integers it returns are exactly DuckDB's for the same request and data (the tests
 in ``tests/spark`` pin this): values are clamped in DOUBLE, scaled by the fixed-point
-factor and rounded half away from zero (Spark's ``round``, DuckDB's cast), sums are
-64-bit. Bounding keeps a fresh random choice of a person's rows per release, so the
+factor and rounded to the nearest integer, ties to even (Java's ``rint``, DuckDB's
+cast), sums are 64-bit. Bounding keeps a fresh random choice of a person's rows per release, so the
 rows kept differ between the engines (and between releases), never how many: at most
 ``max_groups`` groups per person and ``max_rows_per_group`` rows per person and group.
 
@@ -371,15 +371,24 @@ def _clamp(x: Any, lower: float, upper: float) -> Any:
 
 
 def _encode(x: Any, lower: float, upper: float, factor: int, int_column: bool) -> Any:
-    """``round(clamp(x, lower, upper) * factor)`` as a 64-bit integer, rounding half away
-    from zero (DuckDB's cast does the same)."""
+    """``round(clamp(x, lower, upper) * factor)`` as a 64-bit integer, ties to even (as
+    DuckDB's cast)."""
     from pyspark.sql import functions as F
 
     if int_column and factor == 1 and float(lower).is_integer() and float(upper).is_integer():
         lo, hi = F.lit(int(lower)), F.lit(int(upper))
         xl = x.cast("long")
         return F.when(xl > hi, hi).when(xl < lo, lo).otherwise(xl).cast("long")
-    return F.round(_clamp(x, lower, upper) * F.lit(int(factor)).cast("double")).cast("long")
+    return _round_half_even(_clamp(x, lower, upper) * F.lit(int(factor)).cast("double"))
+
+
+def _round_half_even(v: Any) -> Any:
+    """A DOUBLE rounded to the nearest BIGINT, ties to even, as DuckDB's DOUBLE → BIGINT
+    cast does (``0.5 → 0``, ``1.5 → 2``, ``2.5 → 2``): Java's ``Math.rint``, exact.
+    (Spark's ``round`` rounds ties away from zero, and goes through BigDecimal.)"""
+    from pyspark.sql import functions as F
+
+    return F.rint(v).cast("long")
 
 
 def _measure(m: Measure, types: dict[str, str], encoded: tuple[tuple[str, float, float, int], ...]) -> Any:

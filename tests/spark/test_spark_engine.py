@@ -139,6 +139,20 @@ def test_exact_aggregates_are_identical(duck: DuckDBEngine, spark_engine: Any, s
         assert out["n"].sum() > 0
 
 
+def test_fixed_point_rounding_breaks_ties_to_even_as_duckdb_does(duck: DuckDBEngine, spark_engine: Any,
+                                                                 tmp_path: Path) -> None:
+    """Ties and near-ties, one row each: the sums of the encoded values are equal."""
+    xs = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999999999999994, -0.49999999999999994, 4503599627370495.5,
+          0.125, -0.375, 1e-300, 2.675, 1.005]
+    src = Source("parquet", str(write_parquet(pd.DataFrame({"i": range(len(xs)), "x": xs}), tmp_path / "ties.parquet")))
+    for factor in (1, 2, 100, 1000):
+        req = AggregateRequest((), ("i",), ((),), (Measure("s", "sum", "x", lower=-1e16, upper=1e16, factor=factor),
+                                                  Measure("q", "sumsq", "x", lower=-3.0, upper=3.0, factor=factor)))
+        out = _same(duck, spark_engine, src, req)
+        if factor == 1:
+            assert list(_sorted(out, ("i",))["s"][:6]) == [0, 2, 2, 0, -2, -2]
+
+
 def test_the_stored_encoded_column_is_used_for_sums(duck: DuckDBEngine, spark_engine: Any,
                                                      tmp_path: Path) -> None:
     """A copy DuckDB materialised (pre-encoded fixed-point sums) reads the same on Spark."""
