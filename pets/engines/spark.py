@@ -127,9 +127,9 @@ class SparkEngine:
                 from pyspark.sql import SparkSession
 
                 b = SparkSession.builder.master(self.master).appName("pets")
-                # small defaults for small machines; a cluster session brings its own
-                b = (b.config("spark.sql.shuffle.partitions", "8").config("spark.ui.enabled", "false")
-                     .config("spark.ui.showConsoleProgress", "false"))
+                b = b.config("spark.ui.showConsoleProgress", "false")
+                if self.master.startswith("local"):  # small defaults for one machine
+                    b = b.config("spark.sql.shuffle.partitions", "8").config("spark.ui.enabled", "false")
                 for k, v in self.config.items():
                     b = b.config(str(k), str(v))
                 self._session = b.getOrCreate()
