@@ -90,21 +90,29 @@ class Dataset:
     schema: dict[str, str]
     version: str = ""  # changes whenever the data or the policy is registered anew
     policy_version: str = ""  # the digest audit records name (pets.store.policy_version)
+    engine: str = "duckdb"  # the engine that runs its releases: "duckdb" or "spark"
 
 
 class Holder:
     """A data holder's home: registered datasets, grants, ledger and audit log."""
 
     def __init__(self, home: str | os.PathLike[str], *, engine: Engine | None = None,
-                 audit_key: str | os.PathLike[str] | None = None) -> None:
+                 audit_key: str | os.PathLike[str] | None = None,
+                 spark: Engine | None = None) -> None:
         """``audit_key``: the file of the key that signs the audit log (default
         ``$PETS_AUDIT_KEY``, else ``home/audit-key.pem``, created on first use); see
-        :mod:`pets.store.keys` and docs/governance.md."""
+        :mod:`pets.store.keys` and docs/governance.md.
+
+        ``spark``: the :class:`pets.engines.spark.SparkEngine` for datasets registered
+        with ``engine="spark"``; without one, the holder starts one on first use, with
+        the master and options of ``home/spark.toml`` (default ``local[2]``; see
+        docs/scale-spark.md)."""
         self.home = Path(home).expanduser().resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self._store = Store(self.home, audit_key=audit_key)
         # the default engine spills inside the home, sized by home/engine.toml (if any)
         self._engine: Engine = engine if engine is not None else engine_for_home(self.home)
+        self._spark: Engine | None = spark
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, Dataset]] = {}
 
@@ -121,6 +129,7 @@ class Holder:
         replace: bool = False,
         copy: bool = False,
         progress: bool = False,
+        engine: str = "duckdb",
     ) -> RegistrationReport:
         """Register a dataset under a policy; returns what the data showed against it.
 
@@ -146,12 +155,21 @@ class Holder:
 
         ``progress=True`` shows a progress bar of the engine's scans with the elapsed
         time on a terminal (docs/scale.md).
+
+        ``engine="spark"`` runs the dataset's releases on Spark (``pip install
+        "pets[spark]"``): ``source`` is then a Parquet file, a folder of Parquet files
+        (as Spark writes them) or the name of a table in the Spark session's catalog, read
+        in place (no ``copy``). See docs/scale-spark.md.
         """
         if progress is not False:
             from .progress import bar
 
             with bar(f"registering {name!r}", progress):
-                return self.register(name, source, policy, replace=replace, copy=copy)
+                return self.register(name, source, policy, replace=replace, copy=copy, engine=engine)
+        if engine not in ("duckdb", "spark"):
+            raise QueryError(f"engine must be 'duckdb' or 'spark', got {engine!r}")
+        if engine == "spark":
+            return self._register_spark(name, source, policy, replace=replace, copy=copy)
         _check_name(name, "dataset name")
         if not replace and self._store.get_dataset(name) is not None:
             raise QueryError(
@@ -277,6 +295,32 @@ class Holder:
             warnings.warn(RegistrationWarning(str(report), report), stacklevel=2)
         return report
 
+    def _register_spark(self, name: str, source: Any, policy: Any, *, replace: bool,
+                        copy: bool) -> RegistrationReport:
+        from .engines.sparkreg import register_spark
+
+        n_rows = register_spark(self, name, source, policy, replace=replace, copy=copy)
+        with self._lock:
+            self._cache.pop(name, None)
+        ds = self._dataset(name)
+        report = build_report(self._spark_engine(), ds.source, name, ds.policy, ds.schema, n_rows)
+        if not report.ok:
+            warnings.warn(RegistrationWarning(str(report), report), stacklevel=3)
+        return report
+
+    def _spark_engine(self) -> Engine:
+        """The Spark engine (started from ``home/spark.toml`` on first use)."""
+        with self._lock:
+            if self._spark is None:
+                from .engines.sparkreg import engine_from_home
+
+                self._spark = engine_from_home(self.home)
+            return self._spark
+
+    def _engine_for(self, ds: Dataset) -> Engine:
+        """The engine that runs releases on ``ds``."""
+        return self._spark_engine() if ds.engine == "spark" else self._engine
+
     def datasets(self) -> list[str]:
         """Names of the registered datasets."""
         return self._store.list_datasets()
@@ -291,19 +335,35 @@ class Holder:
         if rec is None:
             raise QueryError(f"unknown dataset {name!r}; registered: {', '.join(self.datasets()) or 'none'}")
         path = Path(rec["source"]["path"])
-        try:
-            st = path.stat()
-        except OSError:
-            raise DataError(
-                f"the source of dataset {name!r} is gone; re-register it with "
-                "holder.register(..., replace=True)"
-            ) from None
-        if st.st_size != rec["size"] or st.st_mtime_ns != rec["mtime_ns"]:
-            if st.st_size != rec["size"] or _sha256(path) != rec["sha256"]:
+        if rec.get("engine") == "spark":
+            from .engines.spark import _pyspark
+
+            _pyspark()  # before anything is charged: pyspark missing → how to install it
+        if rec.get("engine") == "spark" and (rec["source"]["kind"] == "table" or path.is_dir()):
+            # a Spark table or Parquet folder: pinned by the list of its data files
+            from .engines.sparkreg import folder_fingerprint, table_fingerprint
+
+            fp = (table_fingerprint(self._spark_engine(), rec["source"]["path"])  # type: ignore[arg-type]
+                  if rec["source"]["kind"] == "table" else folder_fingerprint(path))
+            if fp != (rec["sha256"], rec["size"], rec["mtime_ns"]):
                 raise DataError(
                     f"the source of dataset {name!r} has changed since it was registered; "
                     "re-register it with holder.register(..., replace=True)"
                 )
+        else:
+            try:
+                st = path.stat()
+            except OSError:
+                raise DataError(
+                    f"the source of dataset {name!r} is gone; re-register it with "
+                    "holder.register(..., replace=True)"
+                ) from None
+            if st.st_size != rec["size"] or st.st_mtime_ns != rec["mtime_ns"]:
+                if st.st_size != rec["size"] or _sha256(path) != rec["sha256"]:
+                    raise DataError(
+                        f"the source of dataset {name!r} has changed since it was registered; "
+                        "re-register it with holder.register(..., replace=True)"
+                    )
         stamp = f"{rec['sha256']}:{rec.get('registration', rec['registered_at'])}:{rec['size']}"
         with self._lock:
             hit = self._cache.get(name)
@@ -336,6 +396,7 @@ class Holder:
             schema=dict(rec["schema"]),
             version=stamp,
             policy_version=policy_digest(rec["policy"]),
+            engine=rec.get("engine", "duckdb"),
         )
         with self._lock:
             self._cache[name] = (stamp, ds)

@@ -248,7 +248,7 @@ def execute(p: Prepared) -> Any:
     failed: BaseException | None = None
     payload: Any = None
     try:
-        exact = c.run(s._holder._engine, ctx.dataset.source)
+        exact = c.run(s._holder._engine_for(ctx.dataset), ctx.dataset.source)
         payload = c.finish(exact)
         del exact
     except Exception as e:  # data-dependent: charged below, reported without detail

@@ -20,6 +20,11 @@ class Format(str, enum.Enum):
     json = "json"
 
 
+class EngineName(str, enum.Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 class Accounting(str, enum.Enum):
     basic = "basic"
     zcdp = "zcdp"
@@ -37,7 +42,9 @@ DatasetOpt = Annotated[str, typer.Option("--dataset", help="A registered dataset
 @command()
 def register(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name (letters, digits, '_', '-').")],
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A CSV or Parquet file (separator detected).")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A CSV or Parquet file (separator detected); with "
+                                               "--engine spark also a folder of Parquet files "
+                                               "or a Spark table name.")],
     policy: Annotated[str, typer.Option("--policy", help="The policy TOML file.")],
     home: Home = None,
     replace: Annotated[bool, typer.Option(
@@ -46,11 +53,18 @@ def register(
         "--copy", help="Store a typed Parquet snapshot inside the home (faster queries; later "
                        "changes to SOURCE do not matter) instead of referencing SOURCE in place.")
     ] = False,
+    engine: Annotated[EngineName, typer.Option(
+        "--engine", help="The engine that runs the dataset's releases: duckdb (embedded) or "
+                         "spark (needs pets[spark]; session from HOME/spark.toml).")
+    ] = EngineName.duckdb,
 ) -> None:
     """Register a dataset under a policy (creates the home if needed)."""
+    if copy and engine is EngineName.spark:
+        raise usage_error("--copy stores a copy with DuckDB; --engine spark reads the source "
+                          "in place: drop one of them", "--copy")
     h = open_home(home, create=True)
     with step(f"registering {name!r} from {source}" + (" (copying into the home)" if copy else "")):
-        h.register(name, source, policy, replace=replace, copy=copy)
+        h.register(name, source, policy, replace=replace, copy=copy, engine=engine.value)
     verb = "replaced" if replace else "registered"
     out().print(f"{verb} {name!r} in {h.home}", markup=False, highlight=False)
 

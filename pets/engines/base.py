@@ -2,8 +2,8 @@
 
 An engine runs the exact part of a release inside the holder's domain and returns
 aggregates (never rows) to the mechanism that asked. It knows nothing about noise,
-policies or budgets. DuckDB is the embedded default; a Spark engine implements the
-same two methods.
+policies or budgets. DuckDB is the embedded default; the Spark engine (spark.py)
+implements the same methods (its ``materialize`` refuses: Spark reads in place).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Source:
     values are compared after trimming surrounding whitespace when ``trim`` is set.
     """
 
-    kind: str  # "csv" | "parquet"
+    kind: str  # "csv" | "parquet" (a file, or a folder of Parquet files on Spark) | "table" (Spark's catalog)
     # A materialised copy (see Engine.materialize) may carry pre-encoded columns: the
     # exact clamped fixed-point value ``round(clamp(x, lower, upper) * factor)`` of a
     # bounded column, computed once, so sums under those bounds need no per-row work.
