@@ -306,7 +306,9 @@ def test_count_of_a_literal_is_count_of_rows():
 
 # ------------------------------------------------------------------------ JSON form
 
-names = st.text(min_size=1, max_size=6)
+# output and group names: any text but pets' reserved prefix, which plans refuse in any
+# case (RESERVED_PREFIX; a name such as "__PETS" is a refusal, not a round trip)
+names = st.text(min_size=1, max_size=6).filter(lambda n: not n.lower().startswith("__pets"))
 numbers = st.one_of(st.integers(-(2**40), 2**40), st.floats(-1e9, 1e9, allow_nan=False))
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=5))
 nonzero = st.one_of(st.integers(1, 99), st.integers(-99, -1),
