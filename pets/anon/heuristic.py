@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import QueryError
-from .lattice import SearchResult, _describe, _Search
+from .lattice import SearchResult, _describe, _Search, refuse_if_impossible
 from .models import PrivacyModel
 
 __all__ = ["AUTO_THRESHOLD", "heuristic_full_domain"]
@@ -211,6 +211,7 @@ def heuristic_full_domain(
         raise QueryError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     t0 = time.perf_counter()
     s = _Search(qis, models, max_suppression, metric, max_levels, gs_factor, aggregation, max_nodes=None)
+    refuse_if_impossible(s, models)  # as the exhaustive search: no time spent on it
     # 5% of the time is kept for the result's metrics, so the call returns within it
     h = _Heuristic(s, max(0.0, 0.95 * float(time_limit) - (time.perf_counter() - t0)), int(seed))
     top = tuple(s.caps)

@@ -758,6 +758,19 @@ class _Search:
         )
 
 
+def refuse_if_impossible(s: _Search, models: Sequence[PrivacyModel]) -> None:
+    """:class:`QueryError` before any search when :meth:`_Search.impossible` shows that
+    no transformation can satisfy ``models`` (shared by the exhaustive and heuristic
+    searches)."""
+    why = s.impossible()
+    if why is not None:
+        raise QueryError(
+            f"no transformation satisfies {_describe(models)} with at most {s.limit:,} of "
+            f"{s.n:,} rows suppressed (max_suppression={s.max_suppression:g}); found before "
+            f"searching: {why}"
+        )
+
+
 def optimal_full_domain(
     qis: list[Any],
     models: list[PrivacyModel],
@@ -782,13 +795,7 @@ def optimal_full_domain(
     """
     t0 = time.perf_counter()
     s = _Search(qis, models, max_suppression, metric, max_levels, gs_factor, aggregation)
-    why = s.impossible()
-    if why is not None:
-        raise QueryError(
-            f"no transformation satisfies {_describe(models)} with at most {s.limit:,} of "
-            f"{s.n:,} rows suppressed (max_suppression={s.max_suppression:g}); found before "
-            f"searching: {why}"
-        )
+    refuse_if_impossible(s, models)
     found = s.run()
     if found is None:
         raise QueryError(

@@ -418,6 +418,12 @@ def test_entropy_l_refused_in_milliseconds_on_adult() -> None:
     assert time.perf_counter() - t0 < 0.5  # 3.6 s before the check (the whole lattice)
     with pytest.raises(QueryError, match=r"has 2 distinct values, fewer than l = 3; lower l to at most 2"):
         anon.anonymize(df, qis, h, k=5, l=3, sensitive="salary-class", max_suppression=0.04)
+    # the heuristic search refuses the same way, at once, not after its time limit
+    t0 = time.perf_counter()
+    with pytest.raises(QueryError, match=r"found before searching: .*entropy at most 0\.5723"):
+        anon.anonymize(df, qis, h, k=5, l=2, sensitive="salary-class", l_kind="entropy",
+                       max_suppression=0.04, search="heuristic", time_limit=30)
+    assert time.perf_counter() - t0 < 5
     # with every row allowed to go, a (useless) release exists
     r = anon.anonymize(df, qis[:3], h, k=5, l=2, sensitive="salary-class", l_kind="entropy", max_suppression=1.0)
     kept = r.df.groupby(qis[:3])["salary-class"].value_counts(normalize=True)
