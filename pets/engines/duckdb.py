@@ -282,15 +282,18 @@ class DuckDBEngine:
             if stored:
                 stored = self._usable_ordinals(cur, dest, stored)
         except duckdb.Error as e:
-            if isinstance(e, duckdb.OutOfMemoryException):
-                raise self._out_of_memory("storing a copy of the source") from None
-            raise DataError(
-                f"cannot store a copy of the source ({type(e).__name__}); check that it is a "
-                "valid table with named columns"
-            ) from None
+            raise self._store_failed(e, "a copy of the source") from None
         finally:
             cur.close()
         return Source("parquet", dest, (), trim=False, encoded=tuple(encode), ordinals=stored)
+
+    def _store_failed(self, e: Exception, what: str) -> Exception:
+        """The error for a failed write of ``what`` into the home (DuckDB's own message is
+        never passed on: it can quote data values)."""
+        if isinstance(e, duckdb.OutOfMemoryException):
+            return self._out_of_memory(f"storing {what}")
+        return DataError(f"cannot store {what} ({type(e).__name__}); check that it is a valid "
+                         "table with named columns")
 
     def store_ordinals(self, source: Source, dest: str, ordinals: tuple[Ordinals, ...],
                        encode: tuple[tuple[str, float, float, int], ...] = ()) -> Source:
@@ -327,12 +330,7 @@ class DuckDBEngine:
             )
             stored = self._usable_ordinals(cur, dest, stored)
         except duckdb.Error as e:
-            if isinstance(e, duckdb.OutOfMemoryException):
-                raise self._out_of_memory("storing the bounding ordinals of the source") from None
-            raise DataError(
-                f"cannot store the bounding ordinals of the source ({type(e).__name__}); check "
-                "that it is a valid table with named columns"
-            ) from None
+            raise self._store_failed(e, "the bounding ordinals of the source") from None
         finally:
             cur.close()
         if not stored:
