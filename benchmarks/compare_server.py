@@ -74,14 +74,17 @@ def _epsilon(i: int) -> float:
     return EPSILON + i * 1e-9 if VARY[0] == "epsilon" else EPSILON
 
 
+def _small(dataset: str, a: int, b: int, h: int) -> pets.Query:
+    """The small DP query: a count by sex under three filter thresholds."""
+    return (pets.Query(dataset)
+            .filter((pets.col("age") >= a) & (pets.col("age") <= b) & (pets.col("hours-per-week") >= h))
+            .group_by("sex").agg(n=pets.count()))
+
+
 def query(dataset: str) -> tuple[pets.Query, pets.DP]:
-    """A small DP query (a count by sex under three filters) that is never a repeat."""
+    """The small DP query, never a repeat."""
     i = next(_counter)
-    a, b, h = _thresholds(i)
-    q = (pets.Query(dataset)
-         .filter((pets.col("age") >= a) & (pets.col("age") <= b) & (pets.col("hours-per-week") >= h))
-         .group_by("sex").agg(n=pets.count()))
-    return q, pets.DP(epsilon=_epsilon(i))
+    return _small(dataset, *_thresholds(i)), pets.DP(epsilon=_epsilon(i))
 
 
 def free_port() -> int:
@@ -208,10 +211,7 @@ def raw_throughput(url: str, keys: list[str], dataset: str, seconds: float) -> d
     client CPU taken from the shared cores. Every request is a distinct query."""
     host, port = url.rsplit("//", 1)[1].split(":")
     sentinels, sentinel_eps = (123456781, 123456782, 123456783), 0.987654321
-    q = (pets.Query(dataset)
-         .filter((pets.col("age") >= sentinels[0]) & (pets.col("age") <= sentinels[1])
-                 & (pets.col("hours-per-week") >= sentinels[2]))
-         .group_by("sex").agg(n=pets.count()))
+    q = _small(dataset, *sentinels)
     template = json.dumps({"purpose": PURPOSE, "plan": q.plan.to_dict(),
                            "protection": pets.DP(epsilon=sentinel_eps).to_dict(),
                            "ci_levels": [0.95]})
