@@ -30,6 +30,7 @@ from .cost import Cost
 from .dp.aggregate import sum_factor
 from .engines.base import AggregateRequest, Engine, Measure, Ordinals, Source
 from .engines.config import engine_for_home
+from .engines.hot import reads_once
 from .errors import DataError, PolicyError, PolicyFormatError, QueryError
 from .plan import RESERVED_PREFIX
 from .policy import Policy
@@ -120,6 +121,7 @@ class Holder:
         return f"Holder({str(self.home)!r}, datasets={self.datasets()})"
 
     # -- datasets --------------------------------------------------------------------
+    @reads_once
     def register(
         self,
         name: str,

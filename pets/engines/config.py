@@ -7,6 +7,7 @@ A home may hold ``engine.toml`` to size the engine for the machine::
     threads = 2                       # default: DuckDB's (the cores)
     temp_directory = "spill"          # relative to the home (the default) or absolute
     max_temp_directory_size = "100GB" # cap on the spill (default DuckDB's: 90% of free disk)
+    hot_tables = "512MB"              # small sources kept in memory between releases; "0" = never
 
 Without the file, DuckDB's defaults apply (memory: 80% of RAM, every core) and spilled
 data goes to ``<home>/spill``, inside the holder's domain, never a system temp folder.
@@ -27,7 +28,7 @@ __all__ = ["ENGINE_CONFIG", "SPILL_DIR", "engine_for_home"]
 ENGINE_CONFIG = "engine.toml"
 #: Where DuckDB spills by default, relative to the home.
 SPILL_DIR = "spill"
-_KEYS = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size"}
+_KEYS = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size", "hot_tables"}
 
 
 def engine_for_home(home: Path) -> DuckDBEngine:
@@ -60,6 +61,7 @@ def engine_for_home(home: Path) -> DuckDBEngine:
     try:
         return DuckDBEngine(conf.get("threads"), memory_limit=conf.get("memory_limit"),
                             temp_directory=str(spill),
-                            max_temp_directory_size=conf.get("max_temp_directory_size"))
+                            max_temp_directory_size=conf.get("max_temp_directory_size"),
+                            hot_tables=conf.get("hot_tables"))
     except Exception as e:  # a QueryError naming the Python argument: say the file's key
         raise QueryError(f"{path}: {e}") from None

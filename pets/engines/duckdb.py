@@ -25,6 +25,7 @@ from .. import plan as P
 from ..errors import DataError, InternalError, QueryError
 from ..progress import current_sink
 from .base import AggregateRequest, Bounding, Measure, Ordinals, Source
+from .hot import DEFAULT_BUDGET_BYTES, HotTables
 
 __all__ = ["DuckDBEngine", "quote_ident", "ENCODED_PREFIX", "BOUND_PREFIX", "HIDDEN_PREFIX"]
 
@@ -94,8 +95,10 @@ class DuckDBEngine:
 
     def __init__(self, threads: int | None = None, *, memory_limit: str | None = None,
                  temp_directory: str | os.PathLike[str] | None = None,
-                 max_temp_directory_size: str | None = None) -> None:
-        for name, v in (("memory_limit", memory_limit), ("max_temp_directory_size", max_temp_directory_size)):
+                 max_temp_directory_size: str | None = None,
+                 hot_tables: str | None = None) -> None:
+        for name, v in (("memory_limit", memory_limit), ("max_temp_directory_size", max_temp_directory_size),
+                        ("hot_tables", hot_tables)):
             if v is not None and (not isinstance(v, str) or not _SIZE.fullmatch(v.strip())):
                 raise QueryError(f"{name} must be a size such as '512MB' or '4GB', not {v!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -119,6 +122,9 @@ class DuckDBEngine:
         self._con.execute("SET enable_progress_bar_print = false")
         self._lock = threading.Lock()
         self._raw_types: dict[Source, list[tuple[str, str]]] = {}
+        # small sources stay in memory between releases (pets.engines.hot)
+        self._hot = HotTables(self._con, DEFAULT_BUDGET_BYTES if hot_tables is None
+                              else _size_bytes(hot_tables))
 
     def _out_of_memory(self, what: str) -> DataError:
         """The error for a query that ran out of memory even with spilling: what to change."""
@@ -155,7 +161,10 @@ class DuckDBEngine:
 
         sink = current_sink()
         if sink is None:
-            return run()
+            try:
+                return run()
+            finally:
+                self._hot.release_held()
         done = threading.Event()
 
         def poll() -> None:
@@ -179,6 +188,7 @@ class DuckDBEngine:
         finally:
             done.set()
             t.join()
+            self._hot.release_held()
 
     # -- sources ---------------------------------------------------------------------
     def _scan(self, source: Source) -> str:
@@ -210,9 +220,12 @@ class DuckDBEngine:
                 self._raw_types[source] = cached
         return cached
 
-    def _relation(self, source: Source) -> str:
-        """A sub-query yielding the source with missing markers as NULL and strings trimmed."""
-        return _relation_sql(self._scan(source), self._raw(source), source.missing, source.trim)
+    def _relation(self, source: Source, hot: bool = False) -> str:
+        """A sub-query yielding the source with missing markers as NULL and strings trimmed.
+        ``hot``: from the source's in-memory table if it is small (:mod:`pets.engines.hot`);
+        the caller then runs its query with :meth:`_execute`, which ends the table's use."""
+        scan = self._hot.scan(source, self._scan) if hot else self._scan(source)
+        return _relation_sql(scan, self._raw(source), source.missing, source.trim)
 
     def schema(self, source: Source) -> dict[str, str]:
         return {
@@ -350,6 +363,7 @@ class DuckDBEngine:
     def forget(self, source: Source) -> None:
         with self._lock:
             self._raw_types.pop(source, None)
+        self._hot.forget(source)
 
     def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[P.Expr, ...]) -> pd.DataFrame:
         """The rows of ``columns`` that pass ``filters`` — for a mechanism that releases
@@ -357,7 +371,7 @@ class DuckDBEngine:
         params: list[Any] = []
         where = [_expr_sql(f, params) for f in filters]
         cols = ", ".join(quote_ident(c) for c in columns)
-        sql = f"SELECT {cols} FROM {self._relation(source)} AS t"
+        sql = f"SELECT {cols} FROM {self._relation(source, hot=True)} AS t"
         if where:
             sql += f" WHERE {' AND '.join(where)}"
         try:
@@ -399,7 +413,8 @@ class DuckDBEngine:
         # without bounding, groups outside the keys are computed and dropped by the
         # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
-        rel = self._relation(source)
+        # a source with ordinals beside it is read from its file: the join pairs rows by position
+        rel = self._relation(source, hot=not source.sidecar)
         joined = ords is not None and bool(source.sidecar)
         if joined:
             # in place: the source's rows beside their ordinals, row for row (the sidecar
@@ -475,6 +490,15 @@ class DuckDBEngine:
                 "types against the literals and bounds used"
             ) from None
         return df
+
+
+def _size_bytes(text: str) -> int:
+    """Bytes of a size such as ``"512MB"`` (DuckDB's units: KB = 1000 B, KiB = 1024 B)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text.strip())
+    unit = (m.group(2) if m else "").upper() or "B"
+    mult = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+            "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}[unit]
+    return int(float(m.group(1)) * mult) if m else 0
 
 
 def _relation_sql(
