@@ -73,6 +73,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -369,11 +370,17 @@ class CompiledDP:
         return pd.DataFrame(rows)
 
     # -- running -------------------------------------------------------------------
-    def cell_frame(self) -> pd.DataFrame:
+    def cell_columns(self) -> dict[str, np.ndarray]:
+        """The group columns of the released cells, as arrays (see :meth:`cell_frame`)."""
         if not self.group_columns:
-            return pd.DataFrame(index=[0])
+            return {}
         if self.selected is not None:
-            return pd.DataFrame(self.selected, columns=list(self.group_columns))
+            cols = {}
+            for j, name in enumerate(self.group_columns):
+                arr = np.empty(len(self.selected), dtype=object)
+                arr[:] = [g[j] for g in self.selected]
+                cols[name] = arr
+            return cols
         # the product of the public keys in row-major order (as itertools.product), built
         # column by column: repeat each key for the cells after it, tile for those before
         sizes = [len(k) for k in self.keys]
@@ -384,7 +391,14 @@ class CompiledDP:
             arr = np.empty(len(k), dtype=object)
             arr[:] = list(k)
             cols[name] = np.tile(np.repeat(arr, after), before)
-        return pd.DataFrame(cols)
+        return cols
+
+    def cell_frame(self) -> pd.DataFrame:
+        if not self.group_columns:
+            return pd.DataFrame(index=[0])
+        if self.selected is not None:
+            return pd.DataFrame(self.selected, columns=list(self.group_columns))
+        return pd.DataFrame(self.cell_columns())
 
     def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
         """The exact integer value of each measurement in every public cell: the
@@ -400,7 +414,12 @@ class CompiledDP:
             positions = np.zeros(len(exact), dtype=np.int64)
             ok = np.ones(len(exact), dtype=bool)
             for c, k in zip(self.group_columns, self.keys):
-                idx = _key_index(k).get_indexer(exact[c].to_numpy(dtype=object))
+                vals = exact[c].to_numpy(dtype=object)
+                if len(vals) <= _DICT_LOOKUP:  # few rows: a dict beats building an index
+                    pos = _key_positions(k)
+                    idx = np.fromiter((_lookup(pos, v) for v in vals), dtype=np.int64, count=len(vals))
+                else:
+                    idx = _key_index(k).get_indexer(vals)
                 ok &= idx >= 0
                 positions = positions * len(k) + idx
             for m in self.measures:
@@ -521,9 +540,12 @@ class NoisyResult:
                 df[h.agg.name] = df[h.agg.name].astype("Int64")
                 df.loc[self.suppressed, h.agg.name] = pd.NA
             return df
-        df = c.cell_frame()
-        for o in c.outputs:
-            df[o.agg.name] = self._value(o)
+        if c.group_columns and c.selected is None:  # one frame, built once
+            df = pd.DataFrame({**c.cell_columns(), **{o.agg.name: self._value(o) for o in c.outputs}})
+        else:
+            df = c.cell_frame()
+            for o in c.outputs:
+                df[o.agg.name] = self._value(o)
         if self.suppressed.any():
             for o in c.outputs:
                 counted = o.agg.kind in ("count", "count_distinct")
@@ -634,6 +656,27 @@ class NoisyResult:
         if o.agg.kind == "stddev":  # sqrt is increasing: the interval maps end to end
             return np.sqrt(lo), np.sqrt(hi)
         return lo, hi
+
+
+#: Up to this many engine rows, cells are found by dict lookup (same matching as
+#: :func:`_key_index`: Python's ==, so 1 == 1.0 == True); beyond, by a pandas index.
+_DICT_LOOKUP = 256
+
+
+@lru_cache(maxsize=1024)
+def _key_positions(keys: tuple[Any, ...]) -> dict[Any, int]:
+    """Public key → its position (the first, as ``Index.get_indexer`` gives)."""
+    out: dict[Any, int] = {}
+    for i, k in enumerate(keys):
+        out.setdefault(_plain(k), i)
+    return out
+
+
+def _lookup(pos: dict[Any, int], v: Any) -> int:
+    try:
+        return pos.get(v, -1)
+    except TypeError:  # an unhashable value is no public key
+        return -1
 
 
 def _key_index(keys: tuple[Any, ...]) -> pd.Index:
