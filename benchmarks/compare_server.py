@@ -275,6 +275,9 @@ def main() -> int:
     ap.add_argument("--log-level", default="info", help="pets serve --log-level")
     ap.add_argument("--datasets", default="adult,adult_csv")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--duckdb-threads", type=int, default=None,
+                    help="threads of each server process's DuckDB (the home's engine.toml); "
+                         "default DuckDB's, one per core")
     ap.add_argument("--raw", action="store_true",
                     help="also measure with minimal raw-socket HTTP clients (the server's "
                          "own ceiling: almost no client CPU on the shared cores)")
@@ -288,8 +291,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pets-srvbench-"))
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                              "platform": platform.platform()},
-                 "workers": a.workers, "processes": a.processes, "latency": [], "recall": [], "throughput": []}
+                 "workers": a.workers, "processes": a.processes, "duckdb_threads": a.duckdb_threads, "latency": [], "recall": [], "throughput": []}
     try:
+        if a.duckdb_threads:
+            (tmp / "home").mkdir(parents=True)
+            (tmp / "home" / "engine.toml").write_text(f"[duckdb]\nthreads = {a.duckdb_threads}\n")
         keys = make_home(tmp / "home", max(clients))
         holder = pets.Holder(tmp / "home")
         proc, url = start(tmp / "home", a.workers, tmp / "server.log", a.processes,
