@@ -130,8 +130,9 @@ class HotTables:
             with self._lock:
                 entry = [name, size, 0, False]
                 self._tables[key] = entry
-                # older versions of the same source, then the least recently used
-                victims = [k for k in self._tables if k[0] == source and k != key]
+                # older versions of the same file (re-registered, rewritten), then the
+                # least recently used
+                victims = [k for k in self._tables if k[0].path == source.path and k != key]
                 total = sum(e[1] for e in self._tables.values())
                 for k in list(self._tables):
                     if total <= self.budget_bytes:
@@ -180,9 +181,9 @@ class HotTables:
         self._drop(drop)
 
     def forget(self, source: Source) -> None:
-        """Drop every hot table of ``source`` (re-registered, removed)."""
+        """Drop every hot table of ``source``'s file (re-registered, removed)."""
         with self._lock:
-            drop = [self._retire(k) for k in [k for k in self._tables if k[0] == source]]
+            drop = [self._retire(k) for k in [k for k in self._tables if k[0].path == source.path]]
         self._drop([n for n in drop if n])
 
     def _drop(self, names: list[str]) -> None:
