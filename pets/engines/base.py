@@ -158,3 +158,10 @@ class Engine(Protocol):
         ``dest`` inside the holder's home, with the ``encode`` columns pre-encoded and
         the requested per-person ``ordinals`` stored; return the Source that reads it
         (listing the ordinals it could store)."""
+
+
+#: The count column of an engine's optional ``fetch_counted(source, columns, filters)``:
+#: the distinct rows of ``columns`` passing ``filters``, each with how many rows have it.
+#: A k-anonymous extract uses it where the engine has it (Spark: the class sizes are
+#: counted in the cluster and only distinct tuples travel), else ``fetch``.
+COUNT_COLUMN = "__pets_n"

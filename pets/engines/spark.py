@@ -37,7 +37,7 @@ import pandas as pd
 
 from .. import plan as P
 from ..errors import DataError, InternalError, QueryError
-from .base import AggregateRequest, Measure, Ordinals, Source
+from .base import COUNT_COLUMN, AggregateRequest, Measure, Ordinals, Source
 
 __all__ = ["SparkEngine", "INSTALL_HINT", "DEFAULT_MASTER"]
 
@@ -240,6 +240,24 @@ class SparkEngine:
             return out.select(*[_col(c) for c in columns])
 
         return self._collect(build, "read the rows", "check the filters")
+
+    def fetch_counted(self, source: Source, columns: tuple[str, ...],
+                      filters: tuple[P.Expr, ...]) -> pd.DataFrame:
+        """The distinct rows of ``columns`` that pass ``filters``, each with the number of
+        rows that have it in the column :data:`COUNT_COLUMN`: the class-size counting of
+        a k-anonymous extract runs in Spark, and only distinct tuples come back (the
+        extract is the same multiset of rows as :meth:`fetch` gives, in another order)."""
+        F = _pyspark()
+        df = self._frame(source)
+
+        def build() -> Any:
+            out = df
+            for f in filters:
+                out = out.filter(_expr(f))
+            return out.groupBy(*[_col(c) for c in columns]).agg(
+                F.count(F.lit(1)).alias(COUNT_COLUMN))
+
+        return self._collect(build, "count the rows", "check the filters")
 
     def _collect(self, build: Any, what: str, hint: str) -> pd.DataFrame:
         """Build the DataFrame (Spark analyses it eagerly: a bad column fails here) and

@@ -244,6 +244,24 @@ def test_fetch_returns_the_same_rows(duck: DuckDBEngine, spark_engine: Any, src:
     assert len(b) == (DATA["g"].isin(["a", "c"]) & (DATA["age"] < 60)).sum()
 
 
+def test_fetch_counted_counts_each_distinct_row_in_spark(spark_engine: Any, src: Source) -> None:
+    """A k-anonymous extract's rows come back as distinct tuples with their counts: the
+    same multiset as fetch, counted in Spark (NULL is a value like any other)."""
+    from pets.engines.base import COUNT_COLUMN
+
+    flt = (P.Compare(">=", P.Col("age"), P.Lit(18)),)
+    got = spark_engine.fetch_counted(src, ("g", "flag", "age"), flt)
+    assert list(got.columns) == ["g", "flag", "age", COUNT_COLUMN]
+    ref = DATA[DATA["age"] >= 18].groupby(["g", "flag", "age"], dropna=False).size()
+    assert len(got) == len(ref) and got[COUNT_COLUMN].sum() == (DATA["age"] >= 18).sum()
+    assert sorted(got[COUNT_COLUMN]) == sorted(ref)
+    rows = got.loc[got.index.repeat(got.pop(COUNT_COLUMN))]
+    pd.testing.assert_frame_equal(
+        _sorted(rows.reset_index(drop=True), ("g", "flag", "age")),
+        _sorted(spark_engine.fetch(src, ("g", "flag", "age"), flt), ("g", "flag", "age")),
+        check_dtype=False)
+
+
 def test_a_bad_column_is_a_data_error_naming_no_value(spark_engine: Any, src: Source) -> None:
     from pets.errors import DataError
 
