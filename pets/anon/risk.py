@@ -21,9 +21,11 @@ and the sampling fraction π = n / N. Four estimators, from their papers' formul
   K, r and p are fitted by matching the sample's number of classes, uniques and
   pairs; population uniques = K·pʳ.
 - **Dankar** (Dankar, El Emam, Neisa & Roffey 2012, decision rule): Pitman when
-  π ≤ 0.1 (Zayatz when Pitman's fit does not converge); above, the smaller of the
-  Zayatz and SNB estimates that exist. (Our reading of the paper's rule; it is not
-  checked against ARX's figures.)
+  π ≤ 0.1 (Zayatz when Pitman's fit gives no number or 0); above, the smaller of the
+  Zayatz and SNB estimates, Zayatz alone when SNB gives no number or 0. This is the
+  choice ARX's ``RiskModelPopulationUniqueness`` makes (its source read and compared
+  case by case). One difference, on purpose: where the chosen estimate is not a number,
+  ARX reports 0 uniques; pets reports NaN, which a privacy model refuses.
 
 With π = 1 (the sample is the population) every estimator returns the sample's
 uniques exactly. All are estimates under a model of how the population's class sizes
@@ -305,13 +307,15 @@ def estimate_population_uniques(class_sizes: Any, sample_fraction: float, model:
     n = int(sizes.sum())
     N = n / pi
     if model == "dankar":
+        # an estimate counts when it is a number other than 0 (a fit that failed or
+        # collapsed gives NaN or 0), as in ARX's RiskModelPopulationUniqueness
         if pi <= 0.1:
             v, used = pitman(sizes, pi), "pitman"
-            if not _finite(v):
+            if not _usable(v):
                 v, used = zayatz(sizes, pi), "zayatz"
         else:
             z, s = zayatz(sizes, pi), snb(sizes, pi)
-            if _finite(s) and (not _finite(z) or s < z):
+            if _usable(s) and not (_finite(z) and z < s):
                 v, used = s, "snb"
             else:
                 v, used = z, "zayatz"
@@ -322,6 +326,11 @@ def estimate_population_uniques(class_sizes: Any, sample_fraction: float, model:
         v = float(min(max(v, 0.0), N))
     share = v / N if N > 0 and _finite(v) else (0.0 if N == 0 else math.nan)
     return UniquenessEstimate(uniques=float(v), share=float(share), model=used, population=float(N))
+
+
+def _usable(v: float) -> bool:
+    """An estimate the decision rule takes: a finite number other than 0."""
+    return _finite(v) and v != 0.0
 
 
 def _class_sizes(df: pd.DataFrame, quasi_identifiers: Sequence[str]) -> np.ndarray:

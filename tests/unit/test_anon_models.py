@@ -536,3 +536,25 @@ def test_releases_under_the_new_models_checked_by_pycanon() -> None:
     r = anon.anonymize(pop, QIS, H, k=3, t=0.2, sensitive="disease", t_distance="equal", max_suppression=0.05)
     df = r.df.astype({c: str for c in QIS}).reset_index(drop=True)
     assert anonymity.t_closeness(df, QIS, ["disease"]) <= 0.2 + 1e-9
+
+
+@pytest.mark.parametrize("pi, p, z, s, want", [
+    (0.05, 7.0, 9.0, 8.0, ("pitman", 7.0)),
+    (0.05, 0.0, 9.0, 8.0, ("zayatz", 9.0)),          # a fit that collapsed to 0: fallback
+    (0.05, float("nan"), 9.0, 8.0, ("zayatz", 9.0)),
+    (0.5, 7.0, 5.0, 3.0, ("snb", 3.0)),               # the smaller of Zayatz and SNB
+    (0.5, 7.0, 3.0, 5.0, ("zayatz", 3.0)),
+    (0.5, 7.0, 4.0, 4.0, ("snb", 4.0)),               # a tie: SNB, as ARX
+    (0.5, 7.0, 6.0, 0.0, ("zayatz", 6.0)),            # SNB 0 is no estimate
+    (0.5, 7.0, 6.0, float("nan"), ("zayatz", 6.0)),
+    (0.5, 7.0, float("nan"), 3.0, ("snb", 3.0)),
+])
+def test_dankar_rule_chooses_as_arx_does(monkeypatch, pi, p, z, s, want) -> None:
+    """The decision rule's choice, case by case as ARX's RiskModelPopulationUniqueness
+    makes it (the estimators themselves are checked above against independent fits)."""
+    risk = importlib.import_module("pets.anon.risk")
+    monkeypatch.setattr(risk, "pitman", lambda sizes, f: p)
+    monkeypatch.setattr(risk, "zayatz", lambda sizes, f: z)
+    monkeypatch.setattr(risk, "snb", lambda sizes, f: s)
+    est = risk.estimate_population_uniques([1, 1, 2, 3, 5], pi, "dankar")
+    assert (est.model, est.uniques) == want
