@@ -46,9 +46,11 @@ from .models import (
 )
 from .risk import UniquenessEstimate, estimate_population_uniques, population_uniqueness, risk
 from .mondrian import MondrianResult, mondrian
+from .order import shuffled
 
 __all__ = [
     "AnonymizationResult",
+    "shuffled",
     "AverageReidentificationRisk",
     "DeltaPresence",
     "KMap",

@@ -10,10 +10,8 @@ rows. The failure message names only the request.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..cost import Cost
@@ -24,22 +22,6 @@ from ..release import Explanation, Extract
 from .base import Charge, Compiled, Context, Mechanism
 
 __all__ = ["KAnonymityMechanism"]
-
-
-def released_order(df: pd.DataFrame) -> pd.DataFrame:
-    """The extract's rows in a uniformly random order drawn from the CSPRNG.
-
-    Released in the source's order, the rows of two extracts of one table could be
-    paired by position (Sweeney's "unsorted matching attack"): an analyst holding
-    extracts of different quasi-identifiers would re-join them row by row and undo the
-    generalisation, and a source sorted by a name or an identifier would tell who each
-    row is. Sorting by 64 random bits per row gives a uniform permutation (up to ties,
-    probability below n²/2⁶⁵)."""
-    n = len(df)
-    if n < 2:
-        return df.reset_index(drop=True)
-    keys = np.frombuffer(secrets.token_bytes(8 * n), dtype=np.uint64)
-    return df.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
 
 
 class CompiledExtract(Compiled):
@@ -96,9 +78,11 @@ class CompiledExtract(Compiled):
                 "suppressed": result.suppressed, "classes": result.classes}
 
     def result(self, result: Any, audit_id: int, spent: Cost, repeat_of: int | None) -> Extract:
+        from ..anon.order import shuffled  # never in the source's order (pets.anon.order)
+
         ctx = self.ctx
         return Extract(
-            df=released_order(result.df), transformation=result.transformation, suppressed=result.suppressed,
+            df=shuffled(result.df), transformation=result.transformation, suppressed=result.suppressed,
             metrics=result.metrics, classes=result.classes, audit_id=audit_id, plan=ctx.plan,
             protection=ctx.protection, models=result.models, extracts_left=self.quota_left,
         )
