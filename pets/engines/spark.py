@@ -221,11 +221,21 @@ class SparkEngine:
     def materialize(self, source: Source | pd.DataFrame, dest: str, missing: tuple[str, ...],
                     encode: tuple[tuple[str, float, float, int], ...],
                     ordinals: tuple[Ordinals, ...] = ()) -> Source:
-        raise DataError(
-            "the Spark engine reads its sources in place: register the Parquet path or Spark "
-            "table without copy=True (write a Parquet copy with Spark first if you need a "
-            "snapshot)"
-        )
+        """Have Spark write a Parquet copy of ``source`` to the folder ``dest``, with the
+        ``encode`` columns pre-encoded and the per-person ``ordinals`` stored
+        (:mod:`pets.engines.sparkcopy`)."""
+        if isinstance(source, pd.DataFrame):
+            raise DataError("a pandas DataFrame is registered with the default engine (DuckDB), "
+                            "not with engine='spark'")
+        from .sparkcopy import materialize
+
+        try:
+            return materialize(self, source, dest, encode, ordinals)
+        except (DataError, QueryError, InternalError):
+            raise
+        except _spark_errors() as e:
+            raise DataError(f"Spark could not write the copy ({type(e).__name__}); check that the "
+                            "home's data folder is writable and the source readable") from None
 
     # -- rows ------------------------------------------------------------------------
     def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[P.Expr, ...]) -> pd.DataFrame:
@@ -318,6 +328,15 @@ class SparkEngine:
                 df = df.withColumn(name, _expr(e))
                 gnames.append(name)
         b = request.bounding
+        if b is not None and source.ordinals:
+            from .duckdb import _fitting_ordinals
+            from .sparkcopy import ordinal_filters
+
+            ords = _fitting_ordinals(source, request)
+            if ords is not None:  # a stored copy's ordinals: a bit test per row, no window
+                for f in ordinal_filters(ords, b):
+                    df = df.filter(f)
+                b = None
         if b is not None:
             # rows outside the public keys must not use up a person's contribution bound
             for g, keys in zip(gnames, request.group_keys):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 import tomllib
 import uuid
@@ -130,11 +131,6 @@ def register_spark(holder: "Holder", name: str, source: Any, policy: Any, *, rep
     from .spark import INSTALL_HINT
 
     H._check_name(name, "dataset name")
-    if copy:
-        raise QueryError(
-            "copy=True stores a Parquet copy with DuckDB; a dataset with engine='spark' is "
-            "read in place: leave copy off (or write a copy with Spark and register that)"
-        )
     if isinstance(source, pd.DataFrame):
         raise QueryError(
             "engine='spark' takes a Parquet path, a folder of Parquet files or a Spark table "
@@ -197,12 +193,35 @@ def register_spark(holder: "Holder", name: str, source: Any, policy: Any, *, rep
     n_rows = H._count_rows(engine, src)
     H._check_rows(pol, n_rows)
     H._check_hierarchies(pol, lambda c: engine.fetch(src, (c,), ())[c])
+    stored: dict[str, Any] = {"kind": kind, "path": where, "missing": list(pol.missing),
+                              "trim": kind == "csv", "encoded": []}
+    old_copy = None
+    if copy:
+        # Spark writes a Parquet copy into the home, with the bounded columns pre-encoded
+        # and the per-person ordinals (pets.engines.sparkcopy); it is what releases read
+        data_dir = holder.home / "data"
+        data_dir.mkdir(exist_ok=True)
+        dest = data_dir / f"{name}.{uuid.uuid4().hex[:12]}.spark"
+        try:
+            copied = engine.materialize(src, str(dest), tuple(pol.missing), H._encode_wanted(pol, schema),
+                                        ordinals=H._ordinals_wanted(pol, schema))
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        stored = {"kind": "parquet", "path": str(dest), "missing": [], "trim": False,
+                  "encoded": [list(e) for e in copied.encoded],
+                  "ordinals": [H._ordinals_record(o) for o in copied.ordinals]}
+        fp = folder_fingerprint(dest)
+        prev = holder._store.get_dataset(name) if replace else None
+        if prev is not None and prev.get("engine") == "spark":
+            p = Path(prev["source"]["path"])
+            if p.parent == data_dir and p.name.endswith(".spark"):
+                old_copy = p
     record = {
         "name": name,
         "origin": {"kind": "spark-table" if kind == "table" else "path", "path": where},
         "engine": "spark",
-        "source": {"kind": kind, "path": where, "missing": list(pol.missing),
-                   "trim": kind == "csv", "encoded": []},
+        "source": stored,
         "sha256": fp[0],
         "size": fp[1],
         "mtime_ns": fp[2],
@@ -211,5 +230,12 @@ def register_spark(holder: "Holder", name: str, source: Any, policy: Any, *, rep
         "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "registration": uuid.uuid4().hex,
     }
-    holder._store.put_dataset(name, record, replace=replace)
+    try:
+        holder._store.put_dataset(name, record, replace=replace)
+    except BaseException:
+        if copy:
+            shutil.rmtree(stored["path"], ignore_errors=True)
+        raise
+    if old_copy is not None and old_copy != Path(stored["path"]):
+        shutil.rmtree(old_copy, ignore_errors=True)  # the replaced registration's copy
     return n_rows

@@ -175,7 +175,6 @@ def test_an_in_memory_view_cannot_be_pinned(home: tuple[pets.Holder, Path], spar
 
 @pytest.mark.parametrize("source,kw,message", [
     ("nowhere_table", {}, "neither a file, a folder nor a table"),
-    ("people.parquet", {"copy": True}, "copy=True stores a Parquet copy with DuckDB"),
     ("frame", {}, "register a pandas DataFrame with the default engine"),
     ("empty-dir", {}, "holds no .parquet files"),
 ])
