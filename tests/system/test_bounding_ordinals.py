@@ -400,3 +400,15 @@ def test_a_case_group_named_like_a_keyed_column_is_bounded_by_its_own_groups(tmp
         counts = dict(zip(r.df["g"], r.df["n"].round().astype(int)))
         # the person is kept in one CASE group only (max_groups = 1), with all 3 rows there
         assert sorted(counts.values()) == [0, 3], counts
+
+
+def test_the_copy_is_clustered_by_the_bounded_group_column(holder: pets.Holder) -> None:
+    """The stored copy holds each group's rows together (a bounded group-by reads them
+    together), in the source's order within a group, with the source's row number: the
+    fetch above restores the source's order from it."""
+    path = holder._dataset("copy").source.path
+    stored = duckdb.sql(f"SELECT g, v, {BOUND_PREFIX}pos AS pos FROM read_parquet('{path}')").df()
+    runs = (stored["g"] != stored["g"].shift()).sum()
+    assert runs == stored["g"].nunique()  # one run per group
+    assert stored.sort_values("pos")["v"].tolist() == DATA["v"].tolist()
+    assert (stored.groupby("g", sort=False)["pos"].diff().dropna() > 0).all()

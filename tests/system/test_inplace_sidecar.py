@@ -241,8 +241,20 @@ def test_sums_through_the_sidecar_use_its_encoded_column_and_are_exact(tmp_path:
         return Spy()
 
     h._engine._cursor = spy  # type: ignore[method-assign]
-    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 10_000))), pets.DP(epsilon=1e8))
-    got = r.df.set_index("g")["t"].round().astype(int)
-    want = PEOPLE[PEOPLE["g"] != "zz"].groupby("g")["v"].sum()
-    assert got.reindex(want.index).to_dict() == want.to_dict()
-    assert any("POSITIONAL JOIN" in q and '"__pets_fx__v"' in q for q in sent)
+    side = h._dataset("d").source.sidecar
+    want = PEOPLE[PEOPLE["g"] != "zz"].groupby("g")["v"]
+    # the policy's bounds: the sidecar alone holds the group, the choice and the sums
+    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 10_000)),
+                                                 m=pets.mean("v", bounds=(0, 10_000))), pets.DP(epsilon=1e8))
+    got = r.df.set_index("g")
+    assert got["t"].round().astype(int).reindex(want.sum().index).to_dict() == want.sum().to_dict()
+    assert (got["m"].reindex(want.mean().index) - want.mean()).abs().max() < 1e-3
+    q = next(q for q in reversed(sent) if "GROUP BY" in q)
+    assert "POSITIONAL JOIN" not in q and side in q and '"__pets_fx__v"' in q
+    assert "people.parquet" not in q.replace(side, "")  # the source file is not read
+    # other bounds than the stored encoding's: the source is read beside the sidecar
+    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 20_000))), pets.DP(epsilon=1e8))
+    got2 = r.df.set_index("g")["t"].round().astype(int)
+    assert got2.reindex(want.sum().index).to_dict() == want.sum().to_dict()
+    q = next(q for q in reversed(sent) if "GROUP BY" in q)
+    assert "POSITIONAL JOIN" in q and '"__pets_fx__v"' not in q
