@@ -313,10 +313,12 @@ class DuckDBEngine:
         one row per source row, in the source's order. Return ``source`` with the
         ordinals it could store and ``sidecar=dest``.
 
-        At release time a request the ordinals fit reads the source ``POSITIONAL JOIN``
-        the sidecar and bounds contributions with the same row-wise predicate as on a
-        stored copy (:func:`_ordinal_predicates`), instead of sorting every person's
-        rows with window functions. The ordinals are those :func:`_ordinals_sql` computes
+        At release time a request the ordinals fit bounds contributions with the same
+        row-wise predicate as on a stored copy (:func:`_ordinal_predicates`), instead
+        of sorting every person's rows with window functions: it reads the sidecar
+        alone when the sidecar holds every column the request needs (the group column's
+        in-key values are stored too; see :meth:`_sidecar_alone`), otherwise the source
+        ``POSITIONAL JOIN`` the sidecar. The ordinals are those :func:`_ordinals_sql` computes
         for a copy (same guarantee); the sidecar is valid for these exact bytes of the
         source only: the holder names it by the file's digest and refuses a changed file.
         The ``encode`` columns are stored pre-encoded beside them too, as in a copy
