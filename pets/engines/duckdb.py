@@ -283,8 +283,21 @@ class DuckDBEngine:
                 # order, or an extract would list rows by a value it may have generalised
                 pos = quote_ident(POSITION)
                 exprs.append(pos)
-                grouped = [quote_ident(o.column) for o in stored if o.column is not None]
-                order = f" ORDER BY {', '.join(grouped[:1] + [pos])}"
+                grouped = [(i, o) for i, o in enumerate(stored) if o.column is not None]
+                cluster = [quote_ident(o.column) for _, o in grouped[:1]]
+                if grouped and types.get(grouped[0][1].column) == "str" and \
+                        all(isinstance(k, str) for k in grouped[0][1].keys) and \
+                        len(grouped[0][1].keys) < 2**15:
+                    # and the group's index among the keys, a small integer: a bounded
+                    # group-by groups by it (a perfect hash) and names the keys after
+                    i, o = grouped[0]
+                    listed = ", ".join(_quote_str(k) for k in o.keys)  # type: ignore[arg-type]
+                    index = quote_ident(_key_index(o))
+                    exprs.append(f"CASE WHEN {quote_ident(f'{BOUND_PREFIX}in{i}')} THEN "
+                                 f"(list_position([{listed}], {quote_ident(o.column)}) - 1)::SMALLINT "
+                                 f"END AS {index}")
+                    cluster = [index]
+                order = f" ORDER BY {', '.join(cluster + [pos])}"
             self._execute(
                 cur,
                 f"COPY (SELECT {', '.join(exprs)} FROM {rel}{order}) TO {_quote_str(dest)} (FORMAT parquet)",
@@ -440,6 +453,7 @@ class DuckDBEngine:
         # mechanism: cheaper than filtering every row against the key list
         gcols = [quote_ident(c) for c in request.group_columns]
         rel = self._relation(source)
+        index_of: Ordinals | None = None
         joined = ords is not None and bool(source.sidecar)
         if joined and self._sidecar_alone(source, ords, request):
             # every column the release needs is in the sidecar (the bit of the choice,
@@ -448,6 +462,11 @@ class DuckDBEngine:
             assert ords is not None
             rel = f"read_parquet({_quote_str(source.sidecar)})"
             gcols = [quote_ident(_group_copy(ords))] if gcols else []
+        elif ords is not None and ords.column is not None and not source.sidecar and gcols and \
+                _key_index(ords) in self.column_names(source):
+            # a copy holding the group's index among the keys: group by it, name after
+            index_of = ords
+            gcols = [quote_ident(_key_index(ords))]
         elif joined:
             # in place: the source's rows beside their ordinals, row for row (the sidecar
             # was written in the order DuckDB reads these bytes; the holder refuses others)
@@ -512,6 +531,12 @@ class DuckDBEngine:
             finally:
                 cur.close()
             keys = dict(zip((m.key for m in hidden), (m.key for m in request.measures)))
+            if index_of is not None:  # the group's index among the keys → the key
+                column = request.group_columns[0]
+                idx = cols[column]
+                if np.ma.is_masked(idx):
+                    raise InternalError("a kept row of the stored copy has no key index; this is a bug")
+                cols[column] = np.array(index_of.keys, dtype=object)[np.asarray(idx, dtype=np.int64)]
             df = pd.DataFrame({keys.get(k, k): np.asarray(v) for k, v in cols.items()})
         except duckdb.Error as e:
             if isinstance(e, duckdb.OutOfMemoryException):
@@ -727,6 +752,12 @@ def _group_copy(o: Ordinals) -> str:
     """The hidden name under which a sidecar stores the in-key values of the group
     column of ``o`` (beside its row ordinal ``…_ri``)."""
     return o.columns[2][: -len("_ri")] + "_grp"
+
+
+def _key_index(o: Ordinals) -> str:
+    """The hidden name under which a copy stores the index among ``o.keys`` of the
+    group column's value (NULL outside the keys)."""
+    return o.columns[2][: -len("_ri")] + "_key"
 
 
 def _from_encoded(m: Measure, encoded: tuple[tuple[str, float, float, int], ...],
