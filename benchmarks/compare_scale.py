@@ -82,7 +82,7 @@ def generate(path: Path, rows: int) -> float:
     return time.perf_counter() - t
 
 
-def policy(kind: str) -> dict[str, Any]:
+def policy(kind: str, rows: int = 0) -> dict[str, Any]:
     p: dict[str, Any] = {
         "columns": {
             "region": {"role": "attribute", "grade": 1, "keys": REGIONS},
@@ -93,12 +93,14 @@ def policy(kind: str) -> dict[str, Any]:
     }
     if kind == "b":
         p["dataset"] = {"privacy_unit": "person_id", "max_groups": 3, "max_rows_per_group": 5}
+    if rows > 2**26:  # above the default row cap (10^8 rows: sums of income stay within int64)
+        p.setdefault("dataset", {})["max_rows"] = rows
     return p
 
 
 class Bench:
     def __init__(self, file: Path, home: Path, windows: bool, memory_limit: str | None = None,
-                 datasets: tuple[str, ...] = DATASETS) -> None:
+                 datasets: tuple[str, ...] = DATASETS, rows: int = 0) -> None:
         import warnings
 
         self.file = file
@@ -116,7 +118,7 @@ class Bench:
             t = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.holder.register(name, str(file), policy(kind), copy=mode == "copy")
+                self.holder.register(name, str(file), policy(kind, rows), copy=mode == "copy")
             self.register_s[name] = time.perf_counter() - t
             self.holder.grant("bench", dataset=name, purpose="bench", epsilon=1e9)
         if windows:  # the same registration without its sidecar: the window fallback
@@ -189,7 +191,7 @@ def run_size(rows: int, folder: Path, rounds: int, windows: bool, memory_limit: 
     file = folder / f"scale-{rows}.parquet"
     gen_s = generate(file, rows) if not file.exists() else 0.0
     with tempfile.TemporaryDirectory(dir=folder) as home:
-        b = Bench(file, Path(home) / "home", windows, memory_limit, datasets)
+        b = Bench(file, Path(home) / "home", windows, memory_limit, datasets, rows)
         work = {"plain-file": b.plain(str(file))}
         for name, path in b.copy_paths.items():
             work[f"plain-{name}"] = b.plain(path)
