@@ -46,6 +46,27 @@ def holder(tmp_path_factory: pytest.TempPathFactory) -> pets.Holder:
     return h
 
 
+def _record_sql(h: pets.Holder) -> list[str]:
+    """The list the holder's engine appends every SQL text it runs to, from now on."""
+    sent: list[str] = []
+    cursor = h._engine._cursor
+
+    def spy() -> object:
+        cur = cursor()
+
+        class Spy:
+            def __getattr__(self, k: str) -> object:
+                return getattr(cur, k)
+
+            def execute(self, sql: str, params: object = None) -> object:
+                sent.append(sql)
+                return cur.execute(sql, params or [])
+        return Spy()
+
+    h._engine._cursor = spy  # type: ignore[method-assign]
+    return sent
+
+
 def _groups_kept(got: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     n = got["n"].reindex(KEYS, fill_value=0)
     kept = n[n > 0]
@@ -227,22 +248,7 @@ def test_sums_through_the_sidecar_use_its_encoded_column_and_are_exact(tmp_path:
     h.register("d", path, _policy(max_groups=8, max_rows=6))
     h.grant("ann", dataset="d", purpose=PURPOSE, epsilon=1e9)
     s = h.session("ann", purpose=PURPOSE)
-    sent: list[str] = []
-    cursor = h._engine._cursor
-
-    def spy() -> object:
-        cur = cursor()
-
-        class Spy:
-            def __getattr__(self, k: str) -> object:
-                return getattr(cur, k)
-
-            def execute(self, sql: str, params: object = None) -> object:
-                sent.append(sql)
-                return cur.execute(sql, params or [])
-        return Spy()
-
-    h._engine._cursor = spy  # type: ignore[method-assign]
+    sent = _record_sql(h)
     side = h._dataset("d").source.sidecar
     want = PEOPLE[PEOPLE["g"] != "zz"].groupby("g")["v"]
     # the policy's bounds: the sidecar alone holds the group, the choice and the sums
@@ -280,22 +286,7 @@ def test_an_ordinals_file_without_the_group_values_is_read_beside_the_source(tmp
                f"TO '{old}' (FORMAT parquet)")
     os.replace(old, side)
     h._engine.forget(src)
-    sent: list[str] = []
-    cursor = h._engine._cursor
-
-    def spy() -> object:
-        cur = cursor()
-
-        class Spy:
-            def __getattr__(self, k: str) -> object:
-                return getattr(cur, k)
-
-            def execute(self, sql: str, params: object = None) -> object:
-                sent.append(sql)
-                return cur.execute(sql, params or [])
-        return Spy()
-
-    h._engine._cursor = spy  # type: ignore[method-assign]
+    sent = _record_sql(h)
     assert not h._engine._sidecar_alone(src, _fitting_ordinals(src, req), req)
     joined = h._engine.aggregate(src, req).set_index("g")["n"]
     assert "POSITIONAL JOIN" in sent[-1]
