@@ -19,15 +19,18 @@ Two policies on the same file:
   person and region (the bounds of benchmarks/compare_dp_peers.py).
 
 Each registered twice: ``copy`` (``copy=True``: a Parquet copy in the home, with
-pre-encoded sums and, for ``b``, per-person ordinals) and ``inplace`` (the file read in
-place; for ``b`` its ordinals in a sidecar file in the home, read with ``POSITIONAL
-JOIN``). ``--windows`` also times ``b`` in place with the sidecar removed (the window
-function fallback: seconds at 10^7 rows).
+pre-encoded sums and, for ``b``, per-person ordinals, clustered by region) and
+``inplace`` (the file read in place; for ``b`` its ordinals in a sidecar file in the
+home, which also holds the region and the encoded income: this release reads the
+sidecar alone). ``--windows`` also times ``b`` in place with the sidecar removed (the
+window function fallback: seconds at 10^7 rows). ``--memory-limit`` writes the home's
+``engine.toml`` (DuckDB's memory cap; the registrations' per-person sort spills beyond
+it), for large runs on a shared machine.
 
 Timed in interleaved rounds, medians, on the holder's own DuckDB database:
 
-* ``plain-file`` / ``plain-copy``: ``SELECT region, count(*), sum(income), avg(income)
-  FROM read_parquet(<file>) GROUP BY region`` on the original file / on pets' copy;
+* ``plain-file`` / ``plain-<copy>``: ``SELECT region, count(*), sum(income), avg(income)
+  FROM read_parquet(<file>) GROUP BY region`` on the original file / on that copy's file;
 * ``pets-<policy>-<mode>``: ``session.release(q, pets.DP(epsilon=1))`` of the same
   count / sum / mean by region (a new output name each call, so that pets never answers
   from its ledger).
@@ -37,7 +40,7 @@ Timed in interleaved rounds, medians, on the holder's own DuckDB database:
   ``fetchnumpy()``): what DuckDB spends, without pets' own per-release work (plan,
   noise, ledger transaction, signed audit record).
 
-Ratios: pets ÷ plain on the same file (copy ÷ plain-copy, in place ÷ plain-file) and
+Ratios: pets ÷ plain on the same file (a copy ÷ plain on its file, in place ÷ plain-file) and
 pets ÷ plain on the original file. Targets (issue 16): ≤ 1.3× for the DP group-by with
 and without bounding; ≤ 2× for the in-place bounded release at 10^6 and 10^7 rows.
 """
@@ -60,6 +63,7 @@ import pets
 
 REGIONS = [f"r{i:02d}" for i in range(50)]
 BOUNDS = (0.0, 200_000.0)
+DATASETS = ("a-copy", "a-inplace", "b-copy", "b-inplace")
 PLAIN = "SELECT region, count(*) AS n, sum(income) AS total, avg(income) AS avg FROM {src} GROUP BY region"
 
 
@@ -78,7 +82,7 @@ def generate(path: Path, rows: int) -> float:
     return time.perf_counter() - t
 
 
-def policy(kind: str) -> dict[str, Any]:
+def policy(kind: str, rows: int = 0) -> dict[str, Any]:
     p: dict[str, Any] = {
         "columns": {
             "region": {"role": "attribute", "grade": 1, "keys": REGIONS},
@@ -89,18 +93,24 @@ def policy(kind: str) -> dict[str, Any]:
     }
     if kind == "b":
         p["dataset"] = {"privacy_unit": "person_id", "max_groups": 3, "max_rows_per_group": 5}
+    if rows > 2**26:  # above the default row cap (10^8 rows: sums of income stay within int64)
+        p.setdefault("dataset", {})["max_rows"] = rows
     return p
 
 
 class Bench:
-    def __init__(self, file: Path, home: Path, windows: bool) -> None:
+    def __init__(self, file: Path, home: Path, windows: bool, memory_limit: str | None = None,
+                 datasets: tuple[str, ...] = DATASETS, rows: int = 0) -> None:
         import warnings
 
         self.file = file
+        if memory_limit:
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "engine.toml").write_text(f'[duckdb]\nmemory_limit = "{memory_limit}"\n')
         self.holder = pets.Holder(home)
         self.con = self.holder._engine._con  # type: ignore[attr-defined]
         self.register_s: dict[str, float] = {}
-        names = [f"{k}-{m}" for k in ("a", "b") for m in ("copy", "inplace")]
+        names = list(datasets)
         if windows:
             names.append("b-windows")
         for name in names:
@@ -108,14 +118,16 @@ class Bench:
             t = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.holder.register(name, str(file), policy(kind), copy=mode == "copy")
+                self.holder.register(name, str(file), policy(kind, rows), copy=mode == "copy")
             self.register_s[name] = time.perf_counter() - t
             self.holder.grant("bench", dataset=name, purpose="bench", epsilon=1e9)
         if windows:  # the same registration without its sidecar: the window fallback
             Path(self.holder._store.get_dataset("b-windows")["source"]["sidecar"]).unlink()
             self.holder._cache.clear()
-        self.sidecar_mb = os.path.getsize(self.holder._dataset("b-inplace").source.sidecar) / 2**20
-        self.copy_path = self.holder._dataset("a-copy").source.path
+        self.sidecar_mb = (os.path.getsize(self.holder._dataset("b-inplace").source.sidecar) / 2**20
+                           if "b-inplace" in names else 0.0)
+        # each copy's own file (b's copy is clustered by region, a's is not)
+        self.copy_paths = {n: self.holder._dataset(n).source.path for n in names if n.endswith("copy")}
         self.session = self.holder.session("bench", purpose="bench")
         self._calls = 0
         self.names = names
@@ -174,12 +186,15 @@ def timed(work: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[flo
     return out
 
 
-def run_size(rows: int, folder: Path, rounds: int, windows: bool) -> dict[str, Any]:
+def run_size(rows: int, folder: Path, rounds: int, windows: bool, memory_limit: str | None = None,
+             datasets: tuple[str, ...] = DATASETS) -> dict[str, Any]:
     file = folder / f"scale-{rows}.parquet"
     gen_s = generate(file, rows) if not file.exists() else 0.0
     with tempfile.TemporaryDirectory(dir=folder) as home:
-        b = Bench(file, Path(home) / "home", windows)
-        work = {"plain-file": b.plain(str(file)), "plain-copy": b.plain(b.copy_path)}
+        b = Bench(file, Path(home) / "home", windows, memory_limit, datasets, rows)
+        work = {"plain-file": b.plain(str(file))}
+        for name, path in b.copy_paths.items():
+            work[f"plain-{name}"] = b.plain(path)
         for name in b.names:
             work[f"pets-{name}"] = b.pets(name)
         con = b.con
@@ -192,7 +207,7 @@ def run_size(rows: int, folder: Path, rounds: int, windows: bool) -> dict[str, A
         med = {k: statistics.median(v) * 1000 for k, v in times.items()}
         ratios = {}
         for name in b.names:
-            base = "plain-copy" if name.endswith("copy") else "plain-file"
+            base = f"plain-{name}" if name.endswith("copy") else "plain-file"
             ratios[name] = {"same_file": med[f"pets-{name}"] / med[base],
                             "original_file": med[f"pets-{name}"] / med["plain-file"],
                             "engine_sql": med[f"sql-{name}"] / med["sql-plain-file"]}
@@ -206,7 +221,7 @@ def report(res: dict[str, Any]) -> str:
              "| workload | median | min | ÷ plain, same file | ÷ plain, original file | engine SQL alone | its ÷ plain SQL |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     med, mn = res["median_ms"], res["min_ms"]
-    for k in ("plain-file", "plain-copy"):
+    for k in ["plain-file"] + [f"plain-{n}" for n in res["ratios"] if n.endswith("copy")]:
         extra = f"{med['sql-plain-file']:.1f} ms | 1.00×" if k == "plain-file" else " | "
         lines.append(f"| {k} | {med[k]:.1f} ms | {mn[k]:.1f} ms | 1.00× | {med[k] / med['plain-file']:.2f}× | {extra} |")
     for name, r in res["ratios"].items():
@@ -225,19 +240,23 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--windows", action="store_true", help="also time the window-function fallback")
     ap.add_argument("--dir", default=None, help="folder for the generated Parquet (default: a temporary one)")
+    ap.add_argument("--datasets", default=",".join(DATASETS),
+                    help="which registrations to time (a copy's plain query is timed on the first copy)")
+    ap.add_argument("--memory-limit", default=None, help="DuckDB's memory cap in the home's engine.toml, e.g. 8GB")
     ap.add_argument("--out", default="benchmarks/.data/scale.json")
     a = ap.parse_args()
     sizes = sorted({a.rows, *(int(x) for x in a.inplace_rows.split(",") if x)})
     results = []
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(a.dir) if a.dir else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for rows in sizes:
-            res = run_size(rows, folder, a.rounds, a.windows)
+            res = run_size(rows, folder, a.rounds, a.windows, a.memory_limit, tuple(a.datasets.split(",")))
             results.append(res)
             print(report(res), flush=True)
     meta = {"python": platform.python_version(), "duckdb": duckdb.__version__, "cpus": os.cpu_count(),
-            "load": os.getloadavg(), "rounds": a.rounds}
+            "load_at_start": load0, "load": os.getloadavg(), "rounds": a.rounds, "memory_limit": a.memory_limit}
     print("env:", json.dumps(meta))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"meta": meta, "results": results}, indent=1))

@@ -400,3 +400,30 @@ def test_a_case_group_named_like_a_keyed_column_is_bounded_by_its_own_groups(tmp
         counts = dict(zip(r.df["g"], r.df["n"].round().astype(int)))
         # the person is kept in one CASE group only (max_groups = 1), with all 3 rows there
         assert sorted(counts.values()) == [0, 3], counts
+
+
+def test_the_copy_is_clustered_by_the_bounded_group_column(holder: pets.Holder) -> None:
+    """The stored copy holds each group's rows together (a bounded group-by reads them
+    together), in the source's order within a group, with the source's row number: the
+    fetch above restores the source's order from it."""
+    path = holder._dataset("copy").source.path
+    stored = duckdb.sql(f"SELECT pid, g, v, {BOUND_PREFIX}pos AS pos FROM read_parquet('{path}')").df()
+    bounded = stored[stored["pid"].notna() & (stored["g"] != "zz")]  # the rows with ordinals
+    runs = (bounded["g"] != bounded["g"].shift()).sum()
+    assert runs == bounded["g"].nunique() == len(KEYS)  # one run per group
+    assert stored.sort_values("pos")["v"].tolist() == DATA["v"].tolist()
+    assert (stored.groupby("g", sort=False)["pos"].diff().dropna() > 0).all()
+
+
+def test_a_bounded_group_by_on_the_copy_groups_by_the_key_index(holder: pets.Holder) -> None:
+    """The copy stores each row's index among the keys; the fast path groups by it and
+    names the groups after the keys: the same exact counts as the window functions."""
+    src = holder._dataset("copy").source
+    o = next(o for o in src.ordinals if o.column == "g")
+    assert duck._key_index(o) in holder._engine.column_names(src)
+    assert duck._key_index(o) not in holder._engine.schema(src)  # hidden
+    fast = _kept(holder, "copy", _request(True, 8, 6, 3)).sort_index()
+    slow = _kept(holder, "copy", _request(True, 8, 6, 3, use_ordinals=False)).sort_index()
+    want = IN_KEYS.groupby("g").size()
+    assert list(fast.index) == list(want.index) and fast["n"].tolist() == want.tolist()
+    assert fast.equals(slow)

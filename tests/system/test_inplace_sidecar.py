@@ -9,6 +9,7 @@ own, so the exact per-group counts show what the bounding kept for each person.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -18,9 +19,10 @@ import pandas as pd
 import pytest
 
 import pets
+from pets.engines.base import Measure
 from pets.engines.duckdb import _fitting_ordinals
 
-from .test_bounding_ordinals import DATA, HUGE, KEYS, NG, NR, PEOPLE, PURPOSE, _policy, _request
+from .test_bounding_ordinals import DATA, HUGE, IN_KEYS, KEYS, NG, NR, PEOPLE, PURPOSE, _policy, _request
 
 ORDER = ["pid", "g", "v"]
 
@@ -42,6 +44,27 @@ def holder(tmp_path_factory: pytest.TempPathFactory) -> pets.Holder:
     for name in ("side", "windows"):
         h.grant("ann", dataset=name, purpose=PURPOSE, epsilon=1e9)
     return h
+
+
+def _record_sql(h: pets.Holder) -> list[str]:
+    """The list the holder's engine appends every SQL text it runs to, from now on."""
+    sent: list[str] = []
+    cursor = h._engine._cursor
+
+    def spy() -> object:
+        cur = cursor()
+
+        class Spy:
+            def __getattr__(self, k: str) -> object:
+                return getattr(cur, k)
+
+            def execute(self, sql: str, params: object = None) -> object:
+                sent.append(sql)
+                return cur.execute(sql, params or [])
+        return Spy()
+
+    h._engine._cursor = spy  # type: ignore[method-assign]
+    return sent
 
 
 def _groups_kept(got: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -225,24 +248,48 @@ def test_sums_through_the_sidecar_use_its_encoded_column_and_are_exact(tmp_path:
     h.register("d", path, _policy(max_groups=8, max_rows=6))
     h.grant("ann", dataset="d", purpose=PURPOSE, epsilon=1e9)
     s = h.session("ann", purpose=PURPOSE)
-    sent: list[str] = []
-    cursor = h._engine._cursor
+    sent = _record_sql(h)
+    side = h._dataset("d").source.sidecar
+    want = PEOPLE[PEOPLE["g"] != "zz"].groupby("g")["v"]
+    # the policy's bounds: the sidecar alone holds the group, the choice and the sums
+    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 10_000)),
+                                                 m=pets.mean("v", bounds=(0, 10_000))), pets.DP(epsilon=1e8))
+    got = r.df.set_index("g")
+    assert got["t"].round().astype(int).reindex(want.sum().index).to_dict() == want.sum().to_dict()
+    assert (got["m"].reindex(want.mean().index) - want.mean()).abs().max() < 1e-3
+    q = next(q for q in reversed(sent) if "GROUP BY" in q)
+    assert "POSITIONAL JOIN" not in q and side in q and '"__pets_fx__v"' in q
+    assert "people.parquet" not in q.replace(side, "")  # the source file is not read
+    # other bounds than the stored encoding's: the source is read beside the sidecar
+    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 20_000))), pets.DP(epsilon=1e8))
+    got2 = r.df.set_index("g")["t"].round().astype(int)
+    assert got2.reindex(want.sum().index).to_dict() == want.sum().to_dict()
+    q = next(q for q in reversed(sent) if "GROUP BY" in q)
+    assert "POSITIONAL JOIN" in q and '"__pets_fx__v"' not in q
 
-    def spy() -> object:
-        cur = cursor()
 
-        class Spy:
-            def __getattr__(self, k: str) -> object:
-                return getattr(cur, k)
-
-            def execute(self, sql: str, params: object = None) -> object:
-                sent.append(sql)
-                return cur.execute(sql, params or [])
-        return Spy()
-
-    h._engine._cursor = spy  # type: ignore[method-assign]
-    r = s.release(s.table("d").group_by("g").agg(t=pets.sum("v", bounds=(0, 10_000))), pets.DP(epsilon=1e8))
-    got = r.df.set_index("g")["t"].round().astype(int)
-    want = PEOPLE[PEOPLE["g"] != "zz"].groupby("g")["v"].sum()
-    assert got.reindex(want.index).to_dict() == want.to_dict()
-    assert any("POSITIONAL JOIN" in q and '"__pets_fx__v"' in q for q in sent)
+def test_an_ordinals_file_without_the_group_values_is_read_beside_the_source(tmp_path: Path) -> None:
+    """An ordinals file written before the group column's values were stored in it (or
+    missing them for any reason) is still used, through the POSITIONAL JOIN with the
+    source: the same exact counts as the ordinals file read alone."""
+    path = tmp_path / "people.parquet"
+    _write(DATA, path)
+    h = pets.Holder(tmp_path / "home")
+    h.register("d", path, _policy(max_groups=8, max_rows=6))  # bounds that never bind
+    src = h._dataset("d").source
+    req = dataclasses.replace(_request(True, 8, 6, 5), measures=(Measure("n", "rows"),))
+    side = Path(src.sidecar)
+    assert h._engine._sidecar_alone(src, _fitting_ordinals(src, req), req)
+    alone = h._engine.aggregate(src, req).set_index("g")["n"]
+    old = tmp_path / "old.parquet"
+    duckdb.sql(f"COPY (SELECT * EXCLUDE ('__pets_bd__1_grp') FROM read_parquet('{side}')) "
+               f"TO '{old}' (FORMAT parquet)")
+    os.replace(old, side)
+    h._engine.forget(src)
+    sent = _record_sql(h)
+    assert not h._engine._sidecar_alone(src, _fitting_ordinals(src, req), req)
+    joined = h._engine.aggregate(src, req).set_index("g")["n"]
+    assert "POSITIONAL JOIN" in sent[-1]
+    want = IN_KEYS.groupby("g").size()
+    assert alone.reindex(want.index).to_dict() == want.to_dict()
+    assert joined.reindex(want.index).to_dict() == want.to_dict()
