@@ -49,7 +49,15 @@ import pandas as pd
 
 from ..errors import QueryError
 from . import metrics as _metrics
-from .models import DistinctLDiversity, EntropyLDiversity, KAnonymity, KMap, PrivacyModel, RecursiveCLDiversity
+from .models import (
+    DistinctLDiversity,
+    EntropyLDiversity,
+    KAnonymity,
+    KMap,
+    PrivacyModel,
+    RecursiveCLDiversity,
+    TCloseness,
+)
 
 __all__ = ["MAX_NODES", "METRICS", "SearchResult", "optimal_full_domain"]
 
@@ -59,6 +67,8 @@ METRICS = _metrics.OBJECTIVES
 MAX_NODES = 2_000_000
 
 _INT_LIMIT = 1 << 62
+#: the largest class × sensitive-value count matrix built per node (else row-level checks)
+_DENSE_LIMIT = 20_000_000
 
 
 @dataclass
@@ -172,6 +182,11 @@ class _Eval:
     fail_strong: np.ndarray  # bool per class: fails a suppression-monotone model
     s: int  # rows suppressed
     s_strong: int  # rows failing the suppression-monotone models
+    s_lb: int = -1  # rows every node below must suppress (≥ s_strong; -1: s_strong)
+
+    def __post_init__(self) -> None:
+        if self.s_lb < self.s_strong:
+            self.s_lb = self.s_strong
 
 
 class _Search:
@@ -275,6 +290,10 @@ class _Search:
         self.kstrong = 0  # k-anonymity and estimated k-map: classes smaller fail
         self.dl: list[tuple[PrivacyModel, np.ndarray, np.ndarray]] = []
         self.weighted: list[PrivacyModel] = []
+        # t-closeness / entropy l-diversity, checked on the class × value count matrix
+        # built from the distinct (tuple, sensitive value) pairs: (model, tuple of each
+        # pair, value of each pair, rows of each pair, n_values)
+        self.dense: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray, int]] = []
         self.pop_strong: list[PrivacyModel] = []  # population models monotone under suppression
         self.pop_weak: list[PrivacyModel] = []
         self.table: list[PrivacyModel] = []
@@ -314,6 +333,13 @@ class _Search:
                 pinv, puniq = pd.factorize(pk)
                 prow = _first_rows(np.asarray(pinv, dtype=np.int64), len(puniq))
                 self.dl.append((m, self.inverse[prow], prow))
+            elif isinstance(m, (TCloseness, EntropyLDiversity)) and hasattr(m, "check_and_bound"):
+                nv = max(int(m.n_values), 1)
+                pk = self.inverse * nv + np.asarray(m.codes, dtype=np.int64)
+                pinv, puniq = pd.factorize(pk)
+                puniq = np.asarray(puniq, dtype=np.int64)
+                pc = np.bincount(np.asarray(pinv, dtype=np.int64), minlength=len(puniq)).astype(np.float64)
+                self.dense.append((m, puniq // nv, puniq % nv, pc, nv))
             else:
                 self.weighted.append(m)
         self.kstrong = max(self.kstrong, self.kmax)
@@ -356,23 +382,41 @@ class _Search:
             fail_strong |= ~np.asarray(m.check_population(sizes, psizes), dtype=bool)
         for m, pt, prow in self.dl:
             fail_strong |= ~np.asarray(m.check(codes[pt], n_cls, prow), dtype=bool)
-        if self.weighted or self.pop_weak:
+        need = None  # rows of each class that every node below must suppress
+        if self.dense:
             fail = fail_strong.copy()
+            for m, pt, pv, pc, nv in self.dense:
+                if n_cls * nv > _DENSE_LIMIT:  # too large a matrix: the row-level check
+                    fail |= ~np.asarray(m.check(codes[self.inverse], n_cls), dtype=bool)
+                    continue
+                counts = np.bincount(codes[pt] * nv + pv, weights=pc, minlength=n_cls * nv)
+                ok, nb = m.check_and_bound(counts.reshape(n_cls, nv))
+                fail |= ~ok
+                need = nb if need is None else np.maximum(need, nb)
+        if self.weighted or self.pop_weak:
+            if not self.dense:
+                fail = fail_strong.copy()
             if self.weighted:
                 rows_cls = codes[self.inverse]
             for m in self.weighted:
                 fail |= ~np.asarray(m.check(rows_cls, n_cls), dtype=bool)
             for m in self.pop_weak:
                 fail |= ~np.asarray(m.check_population(sizes, psizes), dtype=bool)
-        else:
+        elif not self.dense:
             fail = fail_strong
         s_strong = round(float(sizes[fail_strong].sum()))
         s = s_strong if fail is fail_strong else round(float(sizes[fail].sum()))
+        s_lb = s_strong
+        if need is not None:
+            # a class failing k-anonymity (or another suppression-monotone model) is
+            # suppressed whole below; otherwise at least its rows found by refine_bound
+            need = np.where(fail_strong, sizes, need)
+            s_lb = max(s_strong, int(np.ceil(np.maximum(need - 1e-6, 0.0)).sum()))
         if self.table and s <= self.limit:
             kept = sizes[~fail]
             if not all(bool(m.check_table(kept)) for m in self.table):
                 s = self.n + 1  # the released table as a whole fails: infeasible
-        return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong)
+        return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong, s_lb)
 
     # -- refusing fast when no transformation can pass ----------------------------------
 
@@ -419,7 +463,7 @@ class _Search:
         top = [int(c) for c in self.caps]
         ev = self.evaluate(top)
         self.checked -= 1  # not a search step (the search evaluates the top node again)
-        if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
+        if ev.s_lb > limit or (ev.s > limit and limit == 0 and self.all_monotone):
             return (
                 f"even the most general transformation ({', '.join(f'{a}={b}' for a, b in zip(self.names, top))}) "
                 f"fails {_describe(self.models)}"
@@ -634,7 +678,7 @@ class _Search:
         its extra cost there."""
         if self.metric == "discernibility":
             kk = float(self.k_norm)
-            return np.full(len(L_idx), kk * self.n + (self.n - kk) * ev.s_strong)
+            return np.full(len(L_idx), kk * self.n + (self.n - kk) * ev.s_lb)
         supt = np.flatnonzero(ev.fail_strong[ev.codes])
         w = self.cnt[supt]
         u = np.empty(self.d)
@@ -681,7 +725,7 @@ class _Search:
                 continue
             ev = self.evaluate(lv)
             down = None
-            if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
+            if ev.s_lb > limit or (ev.s > limit and limit == 0 and self.all_monotone):
                 down = le[0][lv[0]].copy()
                 for j in range(1, d):
                     down &= le[j][lv[j]]
@@ -695,7 +739,7 @@ class _Search:
                     best_v, best_key, best_i = v, key, i
                     bf = self.first(best_v)
                     tol = self.tol_rel * max(1.0, abs(bf))
-            if ev.s_strong > 0 and self.propagates:
+            if ev.s_lb > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
                 for j in range(1, d):
