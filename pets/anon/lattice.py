@@ -349,6 +349,7 @@ class _Search:
             self._setup_population(leaf_codes)
         self.k_norm = self.kmax if self.kmax else 1
         self.checked = 0
+        self.push_budget = 48  # nodes whose bound one evaluation may lift (push_split_bounds)
         self.setup_objective(gs_factor, aggregation)
 
     # -- one node ------------------------------------------------------------------------
@@ -666,6 +667,95 @@ class _Search:
             return np.where(denom > 0, float(n) / np.maximum(denom, 1e-300), 0.0)
         return np.full(len(L), float(max(n - self.limit, 0))) / (maxcls * self.k_norm)
 
+    def _setup_fans(self) -> None:
+        """``fan[j][h][h2][label]`` (h2 < h): how many distinct level-h2 labels of QI j
+        the table's tuples have under each level-h label."""
+        if getattr(self, "fan", None) is not None:
+            return
+        self.fan: list[list[list[np.ndarray]]] = []
+        for j in range(self.d):
+            fj: list[list[np.ndarray]] = []
+            for h in range(self.caps[j] + 1):
+                fh = []
+                for h2 in range(h):
+                    lo_n = self.nlab[j][h2]
+                    pairs = np.asarray(pd.unique(self.C[j][h] * lo_n + self.C[j][h2]))
+                    fh.append(np.bincount(pairs // lo_n, minlength=self.nlab[j][h]).astype(np.float64))
+                fj.append(fh)
+            self.fan.append(fj)
+
+    def split_bound(self, w: np.ndarray, f: np.ndarray) -> float:
+        """A lower bound of the objective of a node N below an evaluated node P, from P's
+        class sizes ``w`` and, per class of P, ``f``: at most how many classes of N it
+        splits into.
+
+        Proof. N's classes refine P's. The rows of a class c of P share, for every QI j,
+        their level-h_j label (h_j P's level); in N their level-h'_j labels (h'_j ≤ h_j)
+        are among the F_j(c) present under it in the table, so c splits into at most
+        m_c = min(w_c, ∏_j F_j(c)) classes of N (``f`` = that product).
+        - Σ of squares of at most m parts of w is at least w² / m (Cauchy–Schwarz), so
+          DM*(N) ≥ Σ_c w_c² / m_c; DM(N) ≥ DM*(N) (a suppressed class of x rows costs
+          x·n ≥ x²).
+        - A kept class has at least kk rows (kk the k of k-anonymity / estimated k-map,
+          else 1), so c holds at most min(f_c, ⌊w_c / kk⌋) kept classes of N: N keeps at
+          most K = Σ_c of those. A feasible N keeps at least n − limit rows, so
+          AECS(N) = kept rows / (kept classes · k) ≥ (n − limit) / (K · k), and ARX's
+          AECS n / (s·kept classes + g·[any suppressed]) ≥ n / (s·K + g).
+        """
+        m = self.metric
+        if m in ("dm*", "discernibility"):
+            parts = np.minimum(w, f)
+            return float((w * w / np.maximum(parts, 1.0)).sum())
+        kk = float(max(self.kstrong, 1))
+        K = float(np.minimum(f, np.floor(w / kk + 1e-9)).sum())
+        n = float(self.n)
+        if m == "arx_aecs":
+            denom = self.s * K + self.g
+            return n / denom if denom > 0 else 0.0
+        if K <= 0:
+            return math.inf if self.limit < self.n else 0.0
+        return float(max(self.n - self.limit, 0)) / (K * self.k_norm)
+
+    def push_split_bounds(self, i: int, lv: Sequence[int], ev: _Eval, lb: np.ndarray, dead: np.ndarray,
+                          thr: float, strides: Sequence[int], budget: int | None = None) -> None:
+        """Lift the bounds of nodes below the evaluated node ``lv`` (index ``i``) by
+        :meth:`split_bound`: its children, and, below a child whose bound now exceeds
+        ``thr`` (it will be skipped and push nothing itself), that child's children, and
+        so on (at most ``budget`` nodes)."""
+        if budget is None:
+            budget = self.push_budget
+        labels: list[np.ndarray | None] = [None] * self.d
+        first = None
+        seen = {i}
+        stack = [(i, list(lv))]
+        while stack and budget > 0:
+            ni, nlv = stack.pop(0)  # breadth first: the children, then below the skipped ones
+            for j in range(self.d):
+                if nlv[j] == 0:
+                    continue
+                ci = ni - strides[j]
+                if ci in seen or dead[ci]:
+                    continue
+                seen.add(ci)
+                budget -= 1
+                clv = nlv.copy()
+                clv[j] -= 1
+                if lb[ci] <= thr:
+                    if first is None:
+                        first = _first_rows(ev.codes, ev.n_cls)
+                    f = None
+                    for q in range(self.d):
+                        if clv[q] < lv[q]:
+                            if labels[q] is None:
+                                labels[q] = self.C[q][lv[q]][first]
+                            fq = self.fan[q][lv[q]][clv[q]][labels[q]]
+                            f = fq if f is None else f * fq
+                    b = self.split_bound(ev.sizes, f)  # type: ignore[arg-type]
+                    if b > lb[ci]:
+                        lb[ci] = b
+                if lb[ci] > thr and budget > 0:
+                    stack.append((ci, clv))
+
     @property
     def propagates(self) -> bool:
         """Whether an evaluated node lifts the bound of the nodes below it (through the
@@ -714,6 +804,10 @@ class _Search:
         lb_list = lb  # updated in place by propagation
         bf, tol = math.inf, 0.0  # the best value's first component and its tolerance
         rank = self.rank
+        splits = not self.per_qi  # class-count objectives: bounds pushed to the nodes below
+        if splits:
+            self._setup_fans()
+        strides = [math.prod(shape[j + 1:]) for j in range(d)]
         for i in order.tolist():
             if dead[i]:
                 continue
@@ -739,6 +833,8 @@ class _Search:
                     best_v, best_key, best_i = v, key, i
                     bf = self.first(best_v)
                     tol = self.tol_rel * max(1.0, abs(bf))
+            if splits:
+                self.push_split_bounds(i, lv, ev, lb_list, dead, bf + tol, strides)
             if ev.s_lb > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
