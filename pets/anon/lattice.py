@@ -174,6 +174,19 @@ def _describe(models: Sequence[PrivacyModel]) -> str:
 
 
 @dataclass
+class _Origin:
+    """An evaluated node whose classes bound the nodes below it (push_split_bounds)."""
+
+    i: int
+    lv: list[int]
+    height: int
+    sizes: np.ndarray
+    keys: np.ndarray | None
+    first: np.ndarray | None
+    labels: list[np.ndarray | None]
+
+
+@dataclass
 class _Eval:
     codes: np.ndarray  # class of each distinct tuple
     n_cls: int
@@ -183,6 +196,7 @@ class _Eval:
     s: int  # rows suppressed
     s_strong: int  # rows failing the suppression-monotone models
     s_lb: int = -1  # rows every node below must suppress (≥ s_strong; -1: s_strong)
+    keys: np.ndarray | None = None  # each class's mixed-radix key (labels decodable), if any
 
     def __post_init__(self) -> None:
         if self.s_lb < self.s_strong:
@@ -275,6 +289,7 @@ class _Search:
             self.C.append([gen[tl, h].astype(np.int64) for h in range(cap + 1)])
             self.nlab.append([int(gen[:, h].max()) + 1 for h in range(cap + 1)])
         radix = [max(r) for r in self.nlab]
+        self._radix = radix
         self.K: list[list[np.ndarray]] | None = None
         self._mult: list[int] = []
         if math.prod(radix) < _INT_LIMIT:
@@ -349,7 +364,9 @@ class _Search:
             self._setup_population(leaf_codes)
         self.k_norm = self.kmax if self.kmax else 1
         self.checked = 0
-        self.push_budget = 48  # nodes whose bound one evaluation may lift (push_split_bounds)
+        self.push_budget = 16  # nodes whose bound one evaluation may lift (push_split_bounds)
+        self.pull_budget = 4  # … and one skipped node, from its origin
+        self._last_keys: np.ndarray | None = None
         self.setup_objective(gs_factor, aggregation)
 
     # -- one node ------------------------------------------------------------------------
@@ -366,10 +383,12 @@ class _Search:
         else:
             key = _combine([self.C[j][lv[j]] for j in range(self.d)], [self.nlab[j][lv[j]] for j in range(self.d)])
         codes, uniq = pd.factorize(key)
+        self._last_keys = uniq if self.K is not None else None
         return np.asarray(codes), len(uniq)
 
     def evaluate(self, lv: Sequence[int]) -> _Eval:
         self.checked += 1
+        self._last_keys = None
         if self.npop:
             codes, n_cls, psizes = self._classes_pop(lv)
         else:
@@ -417,7 +436,7 @@ class _Search:
             kept = sizes[~fail]
             if not all(bool(m.check_table(kept)) for m in self.table):
                 s = self.n + 1  # the released table as a whole fails: infeasible
-        return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong, s_lb)
+        return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong, s_lb, self._last_keys)
 
     # -- refusing fast when no transformation can pass ----------------------------------
 
@@ -539,10 +558,12 @@ class _Search:
         else:
             cols = [np.concatenate([self.C[j][lv[j]], self.CP[j][lv[j]]]) for j in range(self.d)]
             key = _combine(cols, [self.nlab[j][lv[j]] for j in range(self.d)])
-        codes_all, _ = pd.factorize(key)
+        codes_all, uniq = pd.factorize(key)
         codes_all = np.asarray(codes_all)
         codes = codes_all[: self.nt]
         n_cls = int(codes.max()) + 1
+        # the table's tuples come first, so its classes are the first n_cls keys
+        self._last_keys = np.asarray(uniq)[:n_cls] if self.KX is not None else None
         psizes = np.bincount(codes_all, weights=self.pcnt, minlength=n_cls)[:n_cls]
         return codes, n_cls, psizes
 
@@ -716,20 +737,38 @@ class _Search:
             return math.inf if self.limit < self.n else 0.0
         return float(max(self.n - self.limit, 0)) / (K * self.k_norm)
 
-    def push_split_bounds(self, i: int, lv: Sequence[int], ev: _Eval, lb: np.ndarray, dead: np.ndarray,
-                          thr: float, strides: Sequence[int], budget: int | None = None) -> None:
-        """Lift the bounds of nodes below the evaluated node ``lv`` (index ``i``) by
-        :meth:`split_bound`: its children, and, below a child whose bound now exceeds
+    def split_origin(self, i: int, lv: Sequence[int], ev: _Eval) -> _Origin:
+        """What :meth:`push_split_bounds` needs of an evaluated node (kept while the
+        search works a few levels below it)."""
+        first = None if ev.keys is not None else _first_rows(ev.codes, ev.n_cls)
+        return _Origin(i, list(lv), int(sum(lv)), ev.sizes, ev.keys, first, [None] * self.d)
+
+    def _labels(self, o: _Origin, q: int) -> np.ndarray:
+        """The level label of QI q of each class of the origin node."""
+        lab = o.labels[q]
+        if lab is None:
+            if o.keys is not None:  # decoded from the class keys
+                lab = (o.keys // self._mult[q]) % self._radix[q]
+            else:
+                lab = self.C[q][o.lv[q]][o.first]
+            o.labels[q] = lab
+        return lab
+
+    def push_split_bounds(self, o: _Origin, i: int, lv: Sequence[int], lb: np.ndarray, dead: np.ndarray,
+                          thr: float, strides: Sequence[int], src: np.ndarray,
+                          budget: int | None = None) -> None:
+        """Lift the bounds of nodes below node ``lv`` (index ``i``: the evaluated node
+        ``o`` itself, or a node below it that the search skips) by :meth:`split_bound`
+        from ``o``'s classes: its children, and, below a child whose bound now exceeds
         ``thr`` (it will be skipped and push nothing itself), that child's children, and
-        so on (at most ``budget`` nodes)."""
+        so on (at most ``budget`` nodes). ``src`` records the origin of each lift."""
         if budget is None:
             budget = self.push_budget
-        labels: list[np.ndarray | None] = [None] * self.d
-        first = None
         seen = {i}
-        stack = [(i, list(lv))]
-        while stack and budget > 0:
-            ni, nlv = stack.pop(0)  # breadth first: the children, then below the skipped ones
+        queue = [(i, list(lv))]
+        olv = o.lv
+        while queue and budget > 0:
+            ni, nlv = queue.pop(0)  # breadth first: the children, then below the skipped ones
             for j in range(self.d):
                 if nlv[j] == 0:
                     continue
@@ -741,20 +780,17 @@ class _Search:
                 clv = nlv.copy()
                 clv[j] -= 1
                 if lb[ci] <= thr:
-                    if first is None:
-                        first = _first_rows(ev.codes, ev.n_cls)
                     f = None
                     for q in range(self.d):
-                        if clv[q] < lv[q]:
-                            if labels[q] is None:
-                                labels[q] = self.C[q][lv[q]][first]
-                            fq = self.fan[q][lv[q]][clv[q]][labels[q]]
+                        if clv[q] < olv[q]:
+                            fq = self.fan[q][olv[q]][clv[q]][self._labels(o, q)]
                             f = fq if f is None else f * fq
-                    b = self.split_bound(ev.sizes, f)  # type: ignore[arg-type]
+                    b = self.split_bound(o.sizes, f)  # type: ignore[arg-type]
                     if b > lb[ci]:
                         lb[ci] = b
+                        src[ci] = o.i
                 if lb[ci] > thr and budget > 0:
-                    stack.append((ci, clv))
+                    queue.append((ci, clv))
 
     @property
     def propagates(self) -> bool:
@@ -808,11 +844,20 @@ class _Search:
         if splits:
             self._setup_fans()
         strides = [math.prod(shape[j + 1:]) for j in range(d)]
+        origins: dict[int, _Origin] = {}  # evaluated nodes a few levels up, by index
+        src = np.full(N, -1, dtype=np.int64)  # the origin of each node's lifted bound
+        pulled = np.zeros(N, dtype=bool)
+        cur_h = -1
         for i in order.tolist():
             if dead[i]:
                 continue
             b = lb_list[i]
             if b > bf + tol:
+                if splits and src[i] >= 0 and not pulled[i] and int(src[i]) in origins:
+                    # skipped: carry its origin's bound on to the nodes below it
+                    pulled[i] = True
+                    self.push_split_bounds(origins[int(src[i])], i, L[i].tolist(), lb_list, dead, bf + tol,
+                                           strides, src, budget=self.pull_budget)
                 continue
             lv = L[i].tolist()
             if best_key is not None and not rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
@@ -834,7 +879,11 @@ class _Search:
                     bf = self.first(best_v)
                     tol = self.tol_rel * max(1.0, abs(bf))
             if splits:
-                self.push_split_bounds(i, lv, ev, lb_list, dead, bf + tol, strides)
+                if int(height[i]) != cur_h:
+                    cur_h = int(height[i])
+                    origins = {k: o for k, o in origins.items() if o.height <= cur_h + 3}
+                o = origins[i] = self.split_origin(i, lv, ev)
+                self.push_split_bounds(o, i, lv, lb_list, dead, bf + tol, strides, src)
             if ev.s_lb > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
