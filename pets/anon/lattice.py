@@ -184,6 +184,7 @@ class _Origin:
     keys: np.ndarray | None
     first: np.ndarray | None
     labels: list[np.ndarray | None]
+    pre: np.ndarray | None = None  # w² or ⌊w / k⌋ per class (split_bound)
 
 
 @dataclass
@@ -723,12 +724,16 @@ class _Search:
           AECS(N) = kept rows / (kept classes · k) ≥ (n − limit) / (K · k), and ARX's
           AECS n / (s·kept classes + g·[any suppressed]) ≥ n / (s·K + g).
         """
+        return self._split_bound(w, f, None)
+
+    def _split_bound(self, w: np.ndarray, f: np.ndarray, pre: np.ndarray | None) -> float:
+        """:meth:`split_bound`; ``pre`` (if given) is w² for DM / DM*, ⌊w / kk⌋ else."""
         m = self.metric
         if m in ("dm*", "discernibility"):
-            parts = np.minimum(w, f)
-            return float((w * w / np.maximum(parts, 1.0)).sum())
-        kk = float(max(self.kstrong, 1))
-        K = float(np.minimum(f, np.floor(w / kk + 1e-9)).sum())
+            w2 = w * w if pre is None else pre
+            return float((w2 / np.maximum(np.minimum(w, f), 1.0)).sum())
+        wk = np.floor(w / float(max(self.kstrong, 1)) + 1e-9) if pre is None else pre
+        K = float(np.minimum(f, wk).sum())
         n = float(self.n)
         if m == "arx_aecs":
             denom = self.s * K + self.g
@@ -785,7 +790,10 @@ class _Search:
                         if clv[q] < olv[q]:
                             fq = self.fan[q][olv[q]][clv[q]][self._labels(o, q)]
                             f = fq if f is None else f * fq
-                    b = self.split_bound(o.sizes, f)  # type: ignore[arg-type]
+                    if o.pre is None:
+                        o.pre = (o.sizes * o.sizes if self.metric in ("dm*", "discernibility")
+                                 else np.floor(o.sizes / float(max(self.kstrong, 1)) + 1e-9))
+                    b = self._split_bound(o.sizes, f, o.pre)  # type: ignore[arg-type]
                     if b > lb[ci]:
                         lb[ci] = b
                         src[ci] = o.i
