@@ -22,14 +22,21 @@ How it is fast (everything vectorised, nothing loops over rows):
   below it. Without suppression all models are monotone (merging passing classes gives
   a passing class), so any failing node prunes its down-set. Entropy / recursive
   l-diversity and t-closeness with suppression are not monotone in the suppressed
-  count; they only prune a node by itself (k-anonymity alongside them still prunes).
+  count; they only prune a node by itself (k-anonymity alongside them still prunes) —
+  and by a count: t-closeness and entropy l-diversity give, for each class failing them,
+  how many of its rows every refinement must leave in failing classes
+  (:meth:`~pets.anon.models.TCloseness.refine_bound`, from convexity of the EMD /
+  concavity of entropy); when those rows exceed the limit the down-set is pruned. Both
+  are checked on the class × value count matrix of the distinct (tuple, value) pairs.
 - *Bound pruning (exact).* Each node has a lower bound of its metric: for Loss and
   Precision the value with no suppression (separable per QI, non-decreasing in every
   level, and suppression only adds to it); for discernibility max(k·n, n²/#classes at
   most); for AECS (n − limit)/(#classes at most · k). An evaluated node M also lifts the
   bound of every node N below it: N suppresses at least M's rows failing the monotone
-  models, each costing at least what it costs at M. Nodes whose bound cannot beat the
-  best transformation found are never evaluated.
+  models, each costing at least what it costs at M. For the class-count metrics an
+  evaluated node bounds the nodes below it by how far its classes can split
+  (:meth:`_Search.split_bound`), pushed to its children and on below the ones it rules
+  out. Nodes whose bound cannot beat the best transformation found are never evaluated.
 - *Order.* Nodes are visited from the top of the lattice down (by total height), so an
   infeasible node prunes a large down-set and feasible nodes give good solutions and
   bounds early; within a height by increasing bound (by decreasing bound when the bound
