@@ -863,7 +863,7 @@ class _Search:
         src = np.full(N, -1, dtype=np.int64)  # the origin of each node's lifted bound
         pulled = np.zeros(N, dtype=bool)
         cur_h = -1
-        for i in order.tolist():
+        for i in self._visit(order, height, lb_list, dead, splits):
             if dead[i]:
                 continue
             b = lb_list[i]
@@ -914,6 +914,20 @@ class _Search:
         if best_key is None:
             return None
         return tuple(int(x) for x in L[best_i]), best_v
+
+    @staticmethod
+    def _visit(order: np.ndarray, height: np.ndarray, lb: np.ndarray, dead: np.ndarray, dynamic: bool):  # type: ignore[no-untyped-def]
+        """The nodes in ``order`` (by decreasing height); with ``dynamic``, each height's
+        nodes re-sorted by their bound as it stands when the search reaches that height
+        (the nodes above have pushed theirs by then): the most promising first."""
+        if not dynamic:
+            yield from order.tolist()
+            return
+        hs = height[order]
+        cuts = np.flatnonzero(np.diff(hs)) + 1
+        for part in np.split(order, cuts):
+            part = part[~dead[part]]
+            yield from part[np.argsort(lb[part], kind="stable")].tolist()
 
     def result(self, levels: tuple[int, ...], t0: float, lower_bound: float | None = None,
                search: str = "optimal") -> SearchResult:
