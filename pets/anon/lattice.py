@@ -74,6 +74,8 @@ METRICS = _metrics.OBJECTIVES
 MAX_NODES = 2_000_000
 
 _INT_LIMIT = 1 << 62
+#: classes of the evaluated nodes kept for bounds below skipped nodes, at most (memory)
+_ORIGIN_CLASSES = 2_000_000
 #: the largest class × sensitive-value count matrix built per node (else row-level checks)
 _DENSE_LIMIT = 20_000_000
 
@@ -862,7 +864,7 @@ class _Search:
         origins: dict[int, _Origin] = {}  # evaluated nodes a few levels up, by index
         src = np.full(N, -1, dtype=np.int64)  # the origin of each node's lifted bound
         pulled = np.zeros(N, dtype=bool)
-        cur_h = -1
+        cur_h, held = -1, 0
         for i in self._visit(order, height, lb_list, dead, splits):
             if dead[i]:
                 continue
@@ -897,8 +899,14 @@ class _Search:
                 if int(height[i]) != cur_h:
                     cur_h = int(height[i])
                     origins = {k: o for k, o in origins.items() if o.height <= cur_h + 3}
-                o = origins[i] = self.split_origin(i, lv, ev)
+                    held = sum(len(o.sizes) for o in origins.values())
+                o = self.split_origin(i, lv, ev)
                 self.push_split_bounds(o, i, lv, lb_list, dead, bf + tol, strides, src)
+                if held + ev.n_cls <= _ORIGIN_CLASSES:  # kept (without its labels) for later skips
+                    o.labels = [None] * d
+                    o.pre = None
+                    origins[i] = o
+                    held += ev.n_cls
             if ev.s_lb > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
