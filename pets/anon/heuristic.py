@@ -80,7 +80,7 @@ class _Heuristic:
             out: tuple[bool, Any] = (False, None)
         else:
             ev = s.evaluate(lv)
-            if ev.s_strong > s.limit or (ev.s > s.limit and s.limit == 0 and s.all_monotone):
+            if ev.s_lb > s.limit or (ev.s > s.limit and s.limit == 0 and s.all_monotone):
                 self.failed.append(lv)
                 out = (False, None)
             elif ev.s > s.limit:

@@ -22,14 +22,21 @@ How it is fast (everything vectorised, nothing loops over rows):
   below it. Without suppression all models are monotone (merging passing classes gives
   a passing class), so any failing node prunes its down-set. Entropy / recursive
   l-diversity and t-closeness with suppression are not monotone in the suppressed
-  count; they only prune a node by itself (k-anonymity alongside them still prunes).
+  count; they only prune a node by itself (k-anonymity alongside them still prunes) —
+  and by a count: t-closeness and entropy l-diversity give, for each class failing them,
+  how many of its rows every refinement must leave in failing classes
+  (:meth:`~pets.anon.models.TCloseness.refine_bound`, from convexity of the EMD /
+  concavity of entropy); when those rows exceed the limit the down-set is pruned. Both
+  are checked on the class × value count matrix of the distinct (tuple, value) pairs.
 - *Bound pruning (exact).* Each node has a lower bound of its metric: for Loss and
   Precision the value with no suppression (separable per QI, non-decreasing in every
   level, and suppression only adds to it); for discernibility max(k·n, n²/#classes at
   most); for AECS (n − limit)/(#classes at most · k). An evaluated node M also lifts the
   bound of every node N below it: N suppresses at least M's rows failing the monotone
-  models, each costing at least what it costs at M. Nodes whose bound cannot beat the
-  best transformation found are never evaluated.
+  models, each costing at least what it costs at M. For the class-count metrics an
+  evaluated node bounds the nodes below it by how far its classes can split
+  (:meth:`_Search.split_bound`), pushed to its children and on below the ones it rules
+  out. Nodes whose bound cannot beat the best transformation found are never evaluated.
 - *Order.* Nodes are visited from the top of the lattice down (by total height), so an
   infeasible node prunes a large down-set and feasible nodes give good solutions and
   bounds early; within a height by increasing bound (by decreasing bound when the bound
@@ -49,7 +56,15 @@ import pandas as pd
 
 from ..errors import QueryError
 from . import metrics as _metrics
-from .models import DistinctLDiversity, EntropyLDiversity, KAnonymity, KMap, PrivacyModel, RecursiveCLDiversity
+from .models import (
+    DistinctLDiversity,
+    EntropyLDiversity,
+    KAnonymity,
+    KMap,
+    PrivacyModel,
+    RecursiveCLDiversity,
+    TCloseness,
+)
 
 __all__ = ["MAX_NODES", "METRICS", "SearchResult", "optimal_full_domain"]
 
@@ -59,6 +74,10 @@ METRICS = _metrics.OBJECTIVES
 MAX_NODES = 2_000_000
 
 _INT_LIMIT = 1 << 62
+#: classes of the evaluated nodes kept for bounds below skipped nodes, at most (memory)
+_ORIGIN_CLASSES = 2_000_000
+#: the largest class × sensitive-value count matrix built per node (else row-level checks)
+_DENSE_LIMIT = 20_000_000
 
 
 @dataclass
@@ -164,6 +183,20 @@ def _describe(models: Sequence[PrivacyModel]) -> str:
 
 
 @dataclass
+class _Origin:
+    """An evaluated node whose classes bound the nodes below it (push_split_bounds)."""
+
+    i: int
+    lv: list[int]
+    height: int
+    sizes: np.ndarray
+    keys: np.ndarray | None
+    first: np.ndarray | None
+    labels: list[np.ndarray | None]
+    pre: np.ndarray | None = None  # w² or ⌊w / k⌋ per class (split_bound)
+
+
+@dataclass
 class _Eval:
     codes: np.ndarray  # class of each distinct tuple
     n_cls: int
@@ -172,6 +205,12 @@ class _Eval:
     fail_strong: np.ndarray  # bool per class: fails a suppression-monotone model
     s: int  # rows suppressed
     s_strong: int  # rows failing the suppression-monotone models
+    s_lb: int = -1  # rows every node below must suppress (≥ s_strong; -1: s_strong)
+    keys: np.ndarray | None = None  # each class's mixed-radix key (labels decodable), if any
+
+    def __post_init__(self) -> None:
+        if self.s_lb < self.s_strong:
+            self.s_lb = self.s_strong
 
 
 class _Search:
@@ -260,6 +299,7 @@ class _Search:
             self.C.append([gen[tl, h].astype(np.int64) for h in range(cap + 1)])
             self.nlab.append([int(gen[:, h].max()) + 1 for h in range(cap + 1)])
         radix = [max(r) for r in self.nlab]
+        self._radix = radix
         self.K: list[list[np.ndarray]] | None = None
         self._mult: list[int] = []
         if math.prod(radix) < _INT_LIMIT:
@@ -275,6 +315,10 @@ class _Search:
         self.kstrong = 0  # k-anonymity and estimated k-map: classes smaller fail
         self.dl: list[tuple[PrivacyModel, np.ndarray, np.ndarray]] = []
         self.weighted: list[PrivacyModel] = []
+        # t-closeness / entropy l-diversity, checked on the class × value count matrix
+        # built from the distinct (tuple, sensitive value) pairs: (model, tuple of each
+        # pair, value of each pair, rows of each pair, n_values)
+        self.dense: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray, int]] = []
         self.pop_strong: list[PrivacyModel] = []  # population models monotone under suppression
         self.pop_weak: list[PrivacyModel] = []
         self.table: list[PrivacyModel] = []
@@ -314,6 +358,13 @@ class _Search:
                 pinv, puniq = pd.factorize(pk)
                 prow = _first_rows(np.asarray(pinv, dtype=np.int64), len(puniq))
                 self.dl.append((m, self.inverse[prow], prow))
+            elif isinstance(m, (TCloseness, EntropyLDiversity)) and hasattr(m, "check_and_bound"):
+                nv = max(int(m.n_values), 1)
+                pk = self.inverse * nv + np.asarray(m.codes, dtype=np.int64)
+                pinv, puniq = pd.factorize(pk)
+                puniq = np.asarray(puniq, dtype=np.int64)
+                pc = np.bincount(np.asarray(pinv, dtype=np.int64), minlength=len(puniq)).astype(np.float64)
+                self.dense.append((m, puniq // nv, puniq % nv, pc, nv))
             else:
                 self.weighted.append(m)
         self.kstrong = max(self.kstrong, self.kmax)
@@ -323,6 +374,9 @@ class _Search:
             self._setup_population(leaf_codes)
         self.k_norm = self.kmax if self.kmax else 1
         self.checked = 0
+        self.push_budget = 16  # nodes whose bound one evaluation may lift (push_split_bounds)
+        self.pull_budget = 4  # … and one skipped node, from its origin
+        self._last_keys: np.ndarray | None = None
         self.setup_objective(gs_factor, aggregation)
 
     # -- one node ------------------------------------------------------------------------
@@ -339,10 +393,12 @@ class _Search:
         else:
             key = _combine([self.C[j][lv[j]] for j in range(self.d)], [self.nlab[j][lv[j]] for j in range(self.d)])
         codes, uniq = pd.factorize(key)
+        self._last_keys = uniq if self.K is not None else None
         return np.asarray(codes), len(uniq)
 
     def evaluate(self, lv: Sequence[int]) -> _Eval:
         self.checked += 1
+        self._last_keys = None
         if self.npop:
             codes, n_cls, psizes = self._classes_pop(lv)
         else:
@@ -356,23 +412,41 @@ class _Search:
             fail_strong |= ~np.asarray(m.check_population(sizes, psizes), dtype=bool)
         for m, pt, prow in self.dl:
             fail_strong |= ~np.asarray(m.check(codes[pt], n_cls, prow), dtype=bool)
-        if self.weighted or self.pop_weak:
+        need = None  # rows of each class that every node below must suppress
+        if self.dense:
             fail = fail_strong.copy()
+            for m, pt, pv, pc, nv in self.dense:
+                if n_cls * nv > _DENSE_LIMIT:  # too large a matrix: the row-level check
+                    fail |= ~np.asarray(m.check(codes[self.inverse], n_cls), dtype=bool)
+                    continue
+                counts = np.bincount(codes[pt] * nv + pv, weights=pc, minlength=n_cls * nv)
+                ok, nb = m.check_and_bound(counts.reshape(n_cls, nv))
+                fail |= ~ok
+                need = nb if need is None else np.maximum(need, nb)
+        if self.weighted or self.pop_weak:
+            if not self.dense:
+                fail = fail_strong.copy()
             if self.weighted:
                 rows_cls = codes[self.inverse]
             for m in self.weighted:
                 fail |= ~np.asarray(m.check(rows_cls, n_cls), dtype=bool)
             for m in self.pop_weak:
                 fail |= ~np.asarray(m.check_population(sizes, psizes), dtype=bool)
-        else:
+        elif not self.dense:
             fail = fail_strong
         s_strong = round(float(sizes[fail_strong].sum()))
         s = s_strong if fail is fail_strong else round(float(sizes[fail].sum()))
+        s_lb = s_strong
+        if need is not None:
+            # a class failing k-anonymity (or another suppression-monotone model) is
+            # suppressed whole below; otherwise at least its rows found by refine_bound
+            need = np.where(fail_strong, sizes, need)
+            s_lb = max(s_strong, int(np.ceil(np.maximum(need - 1e-6, 0.0)).sum()))
         if self.table and s <= self.limit:
             kept = sizes[~fail]
             if not all(bool(m.check_table(kept)) for m in self.table):
                 s = self.n + 1  # the released table as a whole fails: infeasible
-        return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong)
+        return _Eval(codes, n_cls, sizes, fail, fail_strong, s, s_strong, s_lb, self._last_keys)
 
     # -- refusing fast when no transformation can pass ----------------------------------
 
@@ -419,7 +493,7 @@ class _Search:
         top = [int(c) for c in self.caps]
         ev = self.evaluate(top)
         self.checked -= 1  # not a search step (the search evaluates the top node again)
-        if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
+        if ev.s_lb > limit or (ev.s > limit and limit == 0 and self.all_monotone):
             return (
                 f"even the most general transformation ({', '.join(f'{a}={b}' for a, b in zip(self.names, top))}) "
                 f"fails {_describe(self.models)}"
@@ -494,10 +568,12 @@ class _Search:
         else:
             cols = [np.concatenate([self.C[j][lv[j]], self.CP[j][lv[j]]]) for j in range(self.d)]
             key = _combine(cols, [self.nlab[j][lv[j]] for j in range(self.d)])
-        codes_all, _ = pd.factorize(key)
+        codes_all, uniq = pd.factorize(key)
         codes_all = np.asarray(codes_all)
         codes = codes_all[: self.nt]
         n_cls = int(codes.max()) + 1
+        # the table's tuples come first, so its classes are the first n_cls keys
+        self._last_keys = np.asarray(uniq)[:n_cls] if self.KX is not None else None
         psizes = np.bincount(codes_all, weights=self.pcnt, minlength=n_cls)[:n_cls]
         return codes, n_cls, psizes
 
@@ -622,6 +698,117 @@ class _Search:
             return np.where(denom > 0, float(n) / np.maximum(denom, 1e-300), 0.0)
         return np.full(len(L), float(max(n - self.limit, 0))) / (maxcls * self.k_norm)
 
+    def _setup_fans(self) -> None:
+        """``fan[j][h][h2][label]`` (h2 < h): how many distinct level-h2 labels of QI j
+        the table's tuples have under each level-h label."""
+        if getattr(self, "fan", None) is not None:
+            return
+        self.fan: list[list[list[np.ndarray]]] = []
+        for j in range(self.d):
+            fj: list[list[np.ndarray]] = []
+            for h in range(self.caps[j] + 1):
+                fh = []
+                for h2 in range(h):
+                    lo_n = self.nlab[j][h2]
+                    pairs = np.asarray(pd.unique(self.C[j][h] * lo_n + self.C[j][h2]))
+                    fh.append(np.bincount(pairs // lo_n, minlength=self.nlab[j][h]).astype(np.float64))
+                fj.append(fh)
+            self.fan.append(fj)
+
+    def split_bound(self, w: np.ndarray, f: np.ndarray) -> float:
+        """A lower bound of the objective of a node N below an evaluated node P, from P's
+        class sizes ``w`` and, per class of P, ``f``: at most how many classes of N it
+        splits into.
+
+        Proof. N's classes refine P's. The rows of a class c of P share, for every QI j,
+        their level-h_j label (h_j P's level); in N their level-h'_j labels (h'_j ≤ h_j)
+        are among the F_j(c) present under it in the table, so c splits into at most
+        m_c = min(w_c, ∏_j F_j(c)) classes of N (``f`` = that product).
+        - Σ of squares of at most m parts of w is at least w² / m (Cauchy–Schwarz), so
+          DM*(N) ≥ Σ_c w_c² / m_c; DM(N) ≥ DM*(N) (a suppressed class of x rows costs
+          x·n ≥ x²).
+        - A kept class has at least kk rows (kk the k of k-anonymity / estimated k-map,
+          else 1), so c holds at most min(f_c, ⌊w_c / kk⌋) kept classes of N: N keeps at
+          most K = Σ_c of those. A feasible N keeps at least n − limit rows, so
+          AECS(N) = kept rows / (kept classes · k) ≥ (n − limit) / (K · k), and ARX's
+          AECS n / (s·kept classes + g·[any suppressed]) ≥ n / (s·K + g).
+        """
+        return self._split_bound(w, f, None)
+
+    def _split_bound(self, w: np.ndarray, f: np.ndarray, pre: np.ndarray | None) -> float:
+        """:meth:`split_bound`; ``pre`` (if given) is w² for DM / DM*, ⌊w / kk⌋ else."""
+        m = self.metric
+        if m in ("dm*", "discernibility"):
+            w2 = w * w if pre is None else pre
+            return float((w2 / np.maximum(np.minimum(w, f), 1.0)).sum())
+        wk = np.floor(w / float(max(self.kstrong, 1)) + 1e-9) if pre is None else pre
+        K = float(np.minimum(f, wk).sum())
+        n = float(self.n)
+        if m == "arx_aecs":
+            denom = self.s * K + self.g
+            return n / denom if denom > 0 else 0.0
+        if K <= 0:
+            return math.inf if self.limit < self.n else 0.0
+        return float(max(self.n - self.limit, 0)) / (K * self.k_norm)
+
+    def split_origin(self, i: int, lv: Sequence[int], ev: _Eval) -> _Origin:
+        """What :meth:`push_split_bounds` needs of an evaluated node (kept while the
+        search works a few levels below it)."""
+        first = None if ev.keys is not None else _first_rows(ev.codes, ev.n_cls)
+        return _Origin(i, list(lv), int(sum(lv)), ev.sizes, ev.keys, first, [None] * self.d)
+
+    def _labels(self, o: _Origin, q: int) -> np.ndarray:
+        """The level label of QI q of each class of the origin node."""
+        lab = o.labels[q]
+        if lab is None:
+            if o.keys is not None:  # decoded from the class keys
+                lab = (o.keys // self._mult[q]) % self._radix[q]
+            else:
+                lab = self.C[q][o.lv[q]][o.first]
+            o.labels[q] = lab
+        return lab
+
+    def push_split_bounds(self, o: _Origin, i: int, lv: Sequence[int], lb: np.ndarray, dead: np.ndarray,
+                          thr: float, strides: Sequence[int], src: np.ndarray,
+                          budget: int | None = None) -> None:
+        """Lift the bounds of nodes below node ``lv`` (index ``i``: the evaluated node
+        ``o`` itself, or a node below it that the search skips) by :meth:`split_bound`
+        from ``o``'s classes: its children, and, below a child whose bound now exceeds
+        ``thr`` (it will be skipped and push nothing itself), that child's children, and
+        so on (at most ``budget`` nodes). ``src`` records the origin of each lift."""
+        if budget is None:
+            budget = self.push_budget
+        seen = {i}
+        queue = [(i, list(lv))]
+        olv = o.lv
+        while queue and budget > 0:
+            ni, nlv = queue.pop(0)  # breadth first: the children, then below the skipped ones
+            for j in range(self.d):
+                if nlv[j] == 0:
+                    continue
+                ci = ni - strides[j]
+                if ci in seen or dead[ci]:
+                    continue
+                seen.add(ci)
+                budget -= 1
+                clv = nlv.copy()
+                clv[j] -= 1
+                if lb[ci] <= thr:
+                    f = None
+                    for q in range(self.d):
+                        if clv[q] < olv[q]:
+                            fq = self.fan[q][olv[q]][clv[q]][self._labels(o, q)]
+                            f = fq if f is None else f * fq
+                    if o.pre is None:
+                        o.pre = (o.sizes * o.sizes if self.metric in ("dm*", "discernibility")
+                                 else np.floor(o.sizes / float(max(self.kstrong, 1)) + 1e-9))
+                    b = self._split_bound(o.sizes, f, o.pre)  # type: ignore[arg-type]
+                    if b > lb[ci]:
+                        lb[ci] = b
+                        src[ci] = o.i
+                if lb[ci] > thr and budget > 0:
+                    queue.append((ci, clv))
+
     @property
     def propagates(self) -> bool:
         """Whether an evaluated node lifts the bound of the nodes below it (through the
@@ -634,7 +821,7 @@ class _Search:
         its extra cost there."""
         if self.metric == "discernibility":
             kk = float(self.k_norm)
-            return np.full(len(L_idx), kk * self.n + (self.n - kk) * ev.s_strong)
+            return np.full(len(L_idx), kk * self.n + (self.n - kk) * ev.s_lb)
         supt = np.flatnonzero(ev.fail_strong[ev.codes])
         w = self.cnt[supt]
         u = np.empty(self.d)
@@ -670,18 +857,31 @@ class _Search:
         lb_list = lb  # updated in place by propagation
         bf, tol = math.inf, 0.0  # the best value's first component and its tolerance
         rank = self.rank
-        for i in order.tolist():
+        splits = not self.per_qi  # class-count objectives: bounds pushed to the nodes below
+        if splits:
+            self._setup_fans()
+        strides = [math.prod(shape[j + 1:]) for j in range(d)]
+        origins: dict[int, _Origin] = {}  # evaluated nodes a few levels up, by index
+        src = np.full(N, -1, dtype=np.int64)  # the origin of each node's lifted bound
+        pulled = np.zeros(N, dtype=bool)
+        cur_h, held = -1, 0
+        for i in self._visit(order, height, lb_list, dead, splits):
             if dead[i]:
                 continue
             b = lb_list[i]
             if b > bf + tol:
+                if splits and src[i] >= 0 and not pulled[i] and int(src[i]) in origins:
+                    # skipped: carry its origin's bound on to the nodes below it
+                    pulled[i] = True
+                    self.push_split_bounds(origins[int(src[i])], i, L[i].tolist(), lb_list, dead, bf + tol,
+                                           strides, src, budget=self.pull_budget)
                 continue
             lv = L[i].tolist()
             if best_key is not None and not rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
                 continue
             ev = self.evaluate(lv)
             down = None
-            if ev.s_strong > limit or (ev.s > limit and limit == 0 and self.all_monotone):
+            if ev.s_lb > limit or (ev.s > limit and limit == 0 and self.all_monotone):
                 down = le[0][lv[0]].copy()
                 for j in range(1, d):
                     down &= le[j][lv[j]]
@@ -695,7 +895,19 @@ class _Search:
                     best_v, best_key, best_i = v, key, i
                     bf = self.first(best_v)
                     tol = self.tol_rel * max(1.0, abs(bf))
-            if ev.s_strong > 0 and self.propagates:
+            if splits:
+                if int(height[i]) != cur_h:
+                    cur_h = int(height[i])
+                    origins = {k: o for k, o in origins.items() if o.height <= cur_h + 3}
+                    held = sum(len(o.sizes) for o in origins.values())
+                o = self.split_origin(i, lv, ev)
+                self.push_split_bounds(o, i, lv, lb_list, dead, bf + tol, strides, src)
+                if held + ev.n_cls <= _ORIGIN_CLASSES:  # kept (without its labels) for later skips
+                    o.labels = [None] * d
+                    o.pre = None
+                    origins[i] = o
+                    held += ev.n_cls
+            if ev.s_lb > 0 and self.propagates:
                 # every node below suppresses at least these rows, each costing at least as much
                 down = le[0][lv[0]].copy()
                 for j in range(1, d):
@@ -710,6 +922,20 @@ class _Search:
         if best_key is None:
             return None
         return tuple(int(x) for x in L[best_i]), best_v
+
+    @staticmethod
+    def _visit(order: np.ndarray, height: np.ndarray, lb: np.ndarray, dead: np.ndarray, dynamic: bool):  # type: ignore[no-untyped-def]
+        """The nodes in ``order`` (by decreasing height); with ``dynamic``, each height's
+        nodes re-sorted by their bound as it stands when the search reaches that height
+        (the nodes above have pushed theirs by then): the most promising first."""
+        if not dynamic:
+            yield from order.tolist()
+            return
+        hs = height[order]
+        cuts = np.flatnonzero(np.diff(hs)) + 1
+        for part in np.split(order, cuts):
+            part = part[~dead[part]]
+            yield from part[np.argsort(lb[part], kind="stable")].tolist()
 
     def result(self, levels: tuple[int, ...], t0: float, lower_bound: float | None = None,
                search: str = "optimal") -> SearchResult:

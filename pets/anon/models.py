@@ -166,6 +166,15 @@ class _Sensitive(PrivacyModel):
         return uniq // m, uniq % m, counts
 
 
+def _entropies(counts: np.ndarray) -> np.ndarray:
+    """Entropy (natural log) of each row of a class × value count matrix."""
+    w = counts.sum(axis=1, keepdims=True)
+    p = counts / np.maximum(w, 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return t.sum(axis=1)
+
+
 def _check_l(l: object, what: str) -> float:
     if isinstance(l, bool) or not isinstance(l, (int, float, np.integer, np.floating)) or not l >= 1:
         raise QueryError(f"{what} must be a number >= 1, got {l!r}")
@@ -205,6 +214,30 @@ class EntropyLDiversity(_Sensitive):
         entropy = np.bincount(cls, weights=-p * np.log(p), minlength=n_classes)
         # a tiny tolerance: a class with exactly l equally frequent values passes
         return (entropy >= math.log(self.l) - 1e-12) & (sizes > 0)
+
+    def check_counts(self, counts: np.ndarray) -> np.ndarray:
+        """:meth:`check` from the class × value count matrix (one row per class)."""
+        return _entropies(counts) >= math.log(self.l) - 1e-12
+
+    def refine_bound(self, counts: np.ndarray) -> np.ndarray:
+        """Rows of each class (rows of ``counts``) that every refinement must suppress.
+
+        Proof: split a class C (w rows, entropy H_C) into the rows of its passing
+        subclasses (w_p) and of its failing ones (w_f = w − w_p). Each passing subclass
+        has entropy ≥ log l − ε (ε the check's tolerance), so their mixture does too
+        (entropy is concave), and by concavity again H_C ≥ (w_p / w)(log l − ε) + (w_f / w)·0.
+        Hence w_f ≥ w · (1 − H_C / (log l − ε)); 0 for a passing class."""
+        return self.check_and_bound(counts)[1]
+
+    def check_and_bound(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`check_counts` and :meth:`refine_bound` from one entropy computation."""
+        thr = math.log(self.l) - 1e-12
+        w = counts.sum(axis=1)
+        H = _entropies(counts)
+        ok = H >= thr
+        if thr <= 0:
+            return ok, np.zeros(len(w))
+        return ok, np.where(ok, 0.0, np.clip(w * (1.0 - H / thr), 0.0, None))
 
     def describe(self) -> str:
         return f"entropy {self.l:g}-diversity of {self.column}"
@@ -313,30 +346,99 @@ class TCloseness(_Sensitive):
                 out[lo:hi] = self._hierarchical(dense - q)
         return out
 
-    def _hierarchical(self, diff: np.ndarray) -> np.ndarray:
-        """Li et al.'s hierarchical EMD, one row of ``p − q`` (over the leaves) per class:
-        at every inner node N of height h, min(mass to move in, mass to move out) among its
-        children is moved at cost h / H (the children's surplus beyond it moves up)."""
+    def _onehots(self) -> list[np.ndarray]:
+        """Per level h ≥ 1 of the hierarchy: the (level h−1 nodes × level h nodes) 0/1
+        matrix of each node's parent (built once)."""
+        cached = getattr(self, "_onehot_cache", None)
+        if cached is not None:
+            return cached
         gen = self._gen
         assert gen is not None
-        H = gen.shape[1] - 1
-        total = np.zeros(diff.shape[0])
-        extra = diff  # surplus of each node of the level below (leaves first)
+        out = []
         below = np.arange(gen.shape[0])  # the level-below node of each leaf
-        for h in range(1, H + 1):
-            # parent (level-h node) of each level-(h−1) node
+        for h in range(1, gen.shape[1]):
             n_below = int(below.max()) + 1
             parent = np.zeros(n_below, dtype=np.int64)
             parent[below] = gen[:, h]
             n_up = int(gen[:, h].max()) + 1
             onehot = np.zeros((n_below, n_up))
             onehot[np.arange(n_below), parent] = 1.0
+            out.append(onehot)
+            below = gen[:, h]
+        self._onehot_cache = out
+        return out
+
+    def _hierarchical(self, diff: np.ndarray) -> np.ndarray:
+        """Li et al.'s hierarchical EMD, one row of ``p − q`` (over the leaves) per class:
+        at every inner node N of height h, min(mass to move in, mass to move out) among its
+        children is moved at cost h / H (the children's surplus beyond it moves up)."""
+        onehots = self._onehots()
+        H = len(onehots)
+        total = np.zeros(diff.shape[0])
+        extra = diff  # surplus of each node of the level below (leaves first)
+        for h, onehot in enumerate(onehots, start=1):
             pos = np.clip(extra, 0, None) @ onehot
             neg = np.clip(-extra, 0, None) @ onehot
             total += (h / H) * np.minimum(pos, neg).sum(axis=1)
             extra = pos - neg
-            below = gen[:, h]
         return total
+
+    def distances_from_counts(self, counts: np.ndarray) -> np.ndarray:
+        """:meth:`distances` from the class × value count matrix (one row per class,
+        ``n_values`` columns): the same EMD, computed on the dense rows."""
+        q = self._global
+        m = len(q)
+        w = counts.sum(axis=1, keepdims=True)
+        diff = counts / np.maximum(w, 1.0) - q
+        if self.distance == "equal":
+            return 0.5 * np.abs(diff).sum(axis=1)
+        if m <= 1:
+            return np.zeros(counts.shape[0])
+        if self.distance == "ordered":
+            return np.abs(np.cumsum(diff, axis=1)[:, :-1]).sum(axis=1) / (m - 1)
+        return self._hierarchical(diff)
+
+    def check_counts(self, counts: np.ndarray) -> np.ndarray:
+        """:meth:`check` from the class × value count matrix."""
+        return self.distances_from_counts(counts) <= self.t + 1e-12
+
+    def vertex_distances(self) -> np.ndarray:
+        """EMD to the table's distribution of the distribution concentrated on each value
+        (the largest distance of any distribution on a set of values is that of one of
+        them: the EMD to a fixed distribution is convex)."""
+        cached = getattr(self, "_vertex_cache", None)
+        if cached is None:
+            m = len(self._global)
+            cached = np.concatenate([self.distances_from_counts(np.eye(m)[lo:lo + 512])
+                                     for lo in range(0, m, 512)]) if m else np.zeros(0)
+            self._vertex_cache = cached
+        return cached
+
+    def refine_bound(self, counts: np.ndarray) -> np.ndarray:
+        """Rows of each class (rows of ``counts``) that every refinement must suppress.
+
+        Proof: split a class C (w rows, distance D_C) into the rows of its passing
+        subclasses (w_p) and of its failing ones (w_f = w − w_p). Each passing subclass is
+        within t' = t + ε (ε the check's tolerance) of the table, so is their mixture (the
+        EMD to a fixed distribution is convex). The failing rows' distribution lies on
+        C's values, so its distance is at most V_C, the largest distance of a single
+        value of C (convexity again). C is their mixture: D_C ≤ (w_p·t' + w_f·V_C) / w,
+        so w_f ≥ w · (D_C − t') / (V_C − t') when D_C > t' (then V_C ≥ D_C > t')."""
+        return self.check_and_bound(counts)[1]
+
+    def check_and_bound(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`check_counts` and :meth:`refine_bound` from one distance computation."""
+        tp = self.t + 1e-12
+        w = counts.sum(axis=1)
+        D = self.distances_from_counts(counts)
+        ok = D <= tp
+        if ok.all():
+            return ok, np.zeros(len(w))
+        V = np.where(counts > 0, self.vertex_distances()[None, :], -np.inf).max(axis=1)
+        out = np.zeros(len(w))
+        bad = D > tp
+        out[bad] = w[bad] * (D[bad] - tp) / np.maximum(V[bad] - tp, 1e-300)
+        return ok, np.minimum(out, w)
 
     def check(self, class_ids, n_classes, rows=None):  # type: ignore[no-untyped-def]
         return self.distances(class_ids, n_classes, rows) <= self.t + 1e-12
