@@ -239,6 +239,10 @@ def anonymize(
             )
 
     extra_models = _extra_models(models, algorithm)
+    if recoding == "cells":
+        from .cells import refuse_models
+
+        refuse_models(extra_models)
     if t_distance is not None and t_distance not in T_DISTANCES:
         raise QueryError(f"t_distance must be one of {', '.join(T_DISTANCES)}, got {t_distance!r}")
     if t_distance is not None and t is None:

@@ -52,11 +52,14 @@ class CellResult:
     rounds: int
     restored: int
     seconds: float
+    given: np.ndarray | None = None
 
     @property
     def cells_suppressed(self) -> int:
-        """Cells shown as ``*`` in the released rows (rows removed whole are not counted)."""
-        return int(np.count_nonzero(self.starred[~self.suppressed]))
+        """Cells this suppression turned into ``*`` in the released rows (rows removed
+        whole are not counted, nor cells that were ``*`` in the data)."""
+        new = self.starred if self.given is None else self.starred & ~self.given
+        return int(np.count_nonzero(new[~self.suppressed]))
 
 
 def refuse_models(models: Sequence[PrivacyModel]) -> None:
@@ -192,30 +195,35 @@ def suppress_cells(codes: Sequence[np.ndarray], models: Sequence[PrivacyModel],
                 )
     return CellResult(codes=C, starred=(C == STAR), suppressed=suppressed, class_ids=ids,
                       n_classes=int(nc), rounds=rounds, restored=restored,
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0, given=(orig == STAR))
 
 
 def _fill_all_star(C: np.ndarray, k: int, radix: _Radix) -> None:
     """An all-``*`` class of fewer than k rows (it cannot merge further) takes whole rows
     from the classes that can spare them (largest spare first; their last rows), all
-    their cells starred, rather than leaving its rows to be removed."""
+    their cells starred, rather than leaving its rows to be removed; when they cannot
+    spare enough, the smallest classes join it whole."""
     stars = (C == STAR).all(axis=1)
     s = int(stars.sum())
     if s == 0 or s >= k:
         return
     keys, inv, counts = _classes(C, radix)
     need = k - s
-    spare = counts - k
-    spare[(keys == STAR).all(axis=1)] = 0
-    if spare[spare > 0].sum() < need:
+    other = ~(keys == STAR).all(axis=1)
+    spare = np.where(other, counts - k, 0)
+    if spare[spare > 0].sum() >= need:
+        for c in np.argsort(-spare, kind="stable").tolist():
+            if need <= 0 or spare[c] <= 0:
+                break
+            take = min(need, int(spare[c]))
+            C[np.flatnonzero(inv == c)[-take:]] = STAR
+            need -= take
         return
-    for c in np.argsort(-spare, kind="stable").tolist():
-        if need <= 0 or spare[c] <= 0:
+    for c in np.argsort(np.where(other, counts, np.iinfo(np.int64).max), kind="stable").tolist():
+        if need <= 0 or not other[c]:
             break
-        take = min(need, int(spare[c]))
-        rows = np.flatnonzero(inv == c)[-take:]
-        C[rows] = STAR
-        need -= take
+        C[inv == c] = STAR
+        need -= int(counts[c])
 
 
 def _restore(C: np.ndarray, orig: np.ndarray, k: int) -> int:
