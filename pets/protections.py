@@ -188,6 +188,11 @@ class KAnonymity(Protection):
             )
         if self.t_distance is not None and self.t is None:
             raise QueryError("KAnonymity(t_distance=...) needs t=<threshold>")
+        if self.recoding == "cells" and (self.search not in (None, "optimal") or self.max_nodes is not None):
+            raise QueryError(
+                "KAnonymity(search=..., max_nodes=...) choose the lattice search of recoding='global' "
+                "or 'local'; recoding='cells' searches no lattice"
+            )
         if self.aggregation is not None and self.algorithm == "optimal":
             from .anon.metrics import PER_QI_METRICS
 

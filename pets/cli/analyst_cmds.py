@@ -216,6 +216,23 @@ def extract(
     if not explain and not output:
         raise usage_error("give -o FILE (or '-' for stdout), or --explain", "--output")
     sens = split_list(sensitive)
+    if algorithm is Algorithm.mondrian:
+        for flag, v in (("--gs-factor", gs_factor), ("--aggregation", aggregation), ("--search", search),
+                        ("--max-nodes", max_nodes), ("--recoding", recoding)):
+            if v is not None:
+                raise usage_error(f"{flag} applies to --algorithm optimal (Mondrian recodes locally "
+                                  "by itself)", flag)
+    if recoding is Recoding.cells and (search not in (None, Search.optimal) or max_nodes is not None):
+        raise usage_error("--search and --max-nodes choose the lattice search of --recoding global or "
+                          "local; --recoding cells searches no lattice", "--search")
+    if t_distance is not None and t is None:
+        raise usage_error("--t-distance needs --t", "--t-distance")
+    if aggregation is not None and algorithm is Algorithm.optimal:
+        from ..anon.metrics import PER_QI_METRICS
+
+        if metric.value not in PER_QI_METRICS:
+            raise usage_error(f"--aggregation applies only to --metric {', '.join(PER_QI_METRICS)} "
+                              f"(--metric {metric.value} is one number for the whole table)", "--aggregation")
     prot = pets.KAnonymity(
         k=k, l=l, t=t, sensitive=(sens[0] if len(sens) == 1 else tuple(sens)) if sens else None,
         max_suppression=max_suppression, algorithm=algorithm.value, metric=metric.value,

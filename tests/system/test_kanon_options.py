@@ -150,3 +150,20 @@ def test_cli_extract_options(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(args + ["--search", "heuristic", "--max-nodes", "41", "-o", str(out)]) != 0
     err = capsys.readouterr().err
     assert "max_nodes=41 is above the policy's [kanon] max_nodes of 40" in err
+
+
+def test_cli_extract_bad_flags_in_cli_terms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pets.cli import main
+
+    _home(tmp_path, rows=500)
+    args = ["extract", "adult", "--home", str(tmp_path / "home"), "--analyst", "alice", "--purpose", PURPOSE,
+            "--columns", ",".join(QIS), "--k", "5", "-o", str(tmp_path / "x.csv")]
+    for extra, words in [(["--algorithm", "mondrian", "--recoding", "local"], "--recoding applies to --algorithm optimal"),
+                         (["--recoding", "cells", "--search", "heuristic"], "--recoding cells searches no lattice"),
+                         (["--t-distance", "equal"], "--t-distance needs --t"),
+                         (["--metric", "discernibility", "--aggregation", "sum"], "--aggregation applies only to"),
+                         (["--recoding", "cell"], "--recoding")]:
+        capsys.readouterr()
+        assert main(args + extra) != 0
+        assert words in capsys.readouterr().err, extra
+    assert not (tmp_path / "x.csv").exists()
