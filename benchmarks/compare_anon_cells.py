@@ -31,19 +31,8 @@ import pandas as pd  # noqa: E402
 
 from pets import anon  # noqa: E402
 
-ADULT_DIR = ROOT / "tests" / "data" / "adult-arx"
-QIS9 = ["sex", "age", "race", "marital-status", "education", "native-country",
-        "workclass", "occupation", "salary-class"]
-
-
-def timed(fn, rounds: int):  # type: ignore[no-untyped-def]
-    fn()
-    times, out = [], None
-    for _ in range(rounds):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+sys.path.insert(0, str(HERE))
+from compare_anon_search import QIS9, adult9, timed  # noqa: E402
 
 
 def main() -> None:
@@ -51,8 +40,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, pandas {pd.__version__}\n")
-    df = pd.read_csv(ADULT_DIR / "adult.csv", sep=";", dtype=str)
-    H = anon.load_hierarchies(ADULT_DIR, QIS9)
+    df, H = adult9()
     print("| QIs | k | max supp. | recoding | time (s) | rows suppressed | cells suppressed | Loss | loss / global |")
     print("|---|---|---|---|---|---|---|---|---|")
     for qis in (QIS9[:5], QIS9):
