@@ -280,6 +280,13 @@ def resolve_options(section: KanonPolicy | None, p: Any) -> dict[str, Any]:
                           f"{', '.join(map(repr, getattr(section, 'search', None) or _choices('search')))})",
                           rule="kanon.max_nodes")
     if out.get("recoding") == "cells":
+        if p.search not in (None, "optimal") or p.max_nodes is not None:
+            raise PolicyError(
+                "search and max_nodes choose a lattice search; the recoding of this extract is the "
+                "policy's [kanon] recoding default 'cells', which searches none: ask for "
+                "recoding='global' or 'local' too",
+                rule="kanon.recoding", allowed=list(getattr(section, "recoding", None) or ()),
+            )
         out.pop("search", None)
     elif out.get("search", "optimal") != "optimal":
         out["max_nodes"] = int(mn if mn is not None else (cap if cap is not None else DEFAULT_MAX_NODES))

@@ -51,6 +51,13 @@ def test_policy_section_parses_and_round_trips() -> None:
     assert k.gs_factor == (0.3, 0.7) and not k.active
     assert KanonPolicy.from_dict(k.to_dict()) == k
     assert k.to_dict()["recoding"] == "global" and KanonPolicy.from_dict({"gs_factor": 0.2}).to_dict() == {"gs_factor": 0.2}
+    cells = KanonPolicy.from_dict({"recoding": ["cells", "global"], "search": "heuristic", "max_nodes": 70})
+    assert cells.options(pets.KAnonymity(k=5)) == {"recoding": "cells"}
+    assert cells.options(pets.KAnonymity(k=5, recoding="global")) == {
+        "recoding": "global", "search": "heuristic", "max_nodes": 70}
+    with pytest.raises(pets.PolicyError, match="recoding default 'cells', which searches none") as e:
+        cells.options(pets.KAnonymity(k=5, search="heuristic"))
+    assert e.value.rule == "kanon.recoding"
     for bad, key in [({"search": "fast"}, "kanon.search"), ({"search": []}, "kanon.search"),
                      ({"recoding": ["global", "cell"]}, "kanon.recoding"),
                      ({"gs_factor": [0.8, 0.2]}, "kanon.gs_factor"), ({"gs_factor": 2}, "kanon.gs_factor"),
