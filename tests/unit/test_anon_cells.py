@@ -140,3 +140,20 @@ def test_node_budget_is_deterministic_and_bounded() -> None:
     assert runs[0].lower_bound <= best.metrics["loss"] + 1e-9 <= runs[0].metrics["loss"] + 2e-9
     with pytest.raises(QueryError, match="max_nodes must be an integer >= 1"):
         anon.anonymize(df, QIS, H, k=5, search="heuristic", max_nodes=0)
+
+
+def test_the_guides_cell_suppression_figures() -> None:
+    """docs/anonymisation.md "Cell suppression": its block prints the figures it quotes."""
+    import contextlib
+    import io
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "anonymisation.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    use = [blocks[0]] + [b for b in blocks if b.startswith("g = anon.anonymize") or b.startswith("c = anon.anonymize")]
+    assert len(use) == 3
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile("\n".join(use), "docs/anonymisation.md", "exec"), {})
+    lines = printed.getvalue().splitlines()
+    assert "0 14005 8.6% 894 0.0766" in lines and "1135 0.1052 | 0 0.0853" in lines
