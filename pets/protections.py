@@ -21,6 +21,10 @@ MAX_EPSILON = 1e9
 MAX_GAUSSIAN_EPSILON = 1e4
 #: Largest k (and l) of a k-anonymous extract: far beyond any table a holder serves.
 MAX_K = 10**9
+#: the largest node budget of a governed heuristic search (KAnonymity(max_nodes=...))
+MAX_NODES = 10**7
+#: KAnonymity's search options: None means the policy's [kanon] default
+_KANON_OPTIONS = ("gs_factor", "aggregation", "search", "max_nodes", "recoding", "t_distance")
 #: A nonzero δ is at least this (smaller ones underflow when split across measurements).
 MIN_DELTA = 1e-100
 
@@ -128,6 +132,15 @@ class KAnonymity(Protection):
     ``"mondrian"`` recodes locally (ranges per class). The guarantee holds for one
     extract; several extracts of the same people can be linked, so the policy limits
     how many an analyst may take.
+
+    The search options (None: the policy's ``[kanon]`` default, else the library's):
+    ``gs_factor`` and ``aggregation`` shape the ``metric``; ``search`` is ``"optimal"``,
+    ``"heuristic"`` or ``"auto"``, the heuristic bounded by ``max_nodes`` lattice nodes
+    (never by time, so the extract does not depend on the machine's speed);
+    ``recoding`` is ``"global"``, ``"local"`` or ``"cells"`` (cell suppression);
+    ``t_distance`` is ``"equal"``, ``"ordered"`` or ``"hierarchical"``. The policy's
+    ``[kanon]`` section says which values an analyst may choose
+    (docs/policy.md#kanon).
     """
 
     k: int
@@ -138,11 +151,57 @@ class KAnonymity(Protection):
     algorithm: str = "optimal"
     metric: str = "loss"
     l_kind: str = "distinct"
+    gs_factor: float | None = None
+    aggregation: str | None = None
+    search: str | None = None
+    max_nodes: int | None = None
+    recoding: str | None = None
+    t_distance: str | None = None
     form = "kanon"
 
     def __post_init__(self) -> None:
-        from .anon.anonymize import L_KINDS
+        from .anon.anonymize import L_KINDS, RECODINGS, SEARCHES
         from .anon.lattice import METRICS
+        from .anon.metrics import AGGREGATIONS
+        from .anon.models import T_DISTANCES
+
+        for name, allowed in (("aggregation", AGGREGATIONS), ("search", SEARCHES),
+                              ("recoding", RECODINGS), ("t_distance", T_DISTANCES)):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or v not in allowed):
+                raise QueryError(
+                    f"KAnonymity({name}=...) must be one of {', '.join(map(repr, allowed))}, got {_shown(v)}"
+                )
+        gs = self.gs_factor
+        if gs is not None and (isinstance(gs, bool) or not isinstance(gs, (int, float)) or not 0 <= gs <= 1):
+            raise QueryError(f"KAnonymity(gs_factor=...) must be a number in [0, 1], got {_shown(gs)}")
+        mn = self.max_nodes
+        if mn is not None and (isinstance(mn, bool) or not isinstance(mn, int) or not 1 <= mn <= MAX_NODES):
+            raise QueryError(
+                f"KAnonymity(max_nodes=...) must be an integer from 1 to {MAX_NODES:,}, got {_shown(mn)}"
+            )
+        if self.algorithm == "mondrian" and any(
+                getattr(self, a) is not None for a in ("gs_factor", "aggregation", "search", "max_nodes", "recoding")):
+            raise QueryError(
+                "KAnonymity(gs_factor, aggregation, search, max_nodes, recoding) apply to "
+                "algorithm='optimal' (Mondrian recodes locally by itself)"
+            )
+        if self.t_distance is not None and self.t is None:
+            raise QueryError("KAnonymity(t_distance=...) needs t=<threshold>")
+        if self.recoding == "cells" and (self.search not in (None, "optimal") or self.max_nodes is not None):
+            raise QueryError(
+                "KAnonymity(search=..., max_nodes=...) choose the lattice search of recoding='global' "
+                "or 'local'; recoding='cells' searches no lattice"
+            )
+        if self.aggregation is not None and self.algorithm == "optimal":
+            from .anon.metrics import PER_QI_METRICS
+
+            if self.metric not in PER_QI_METRICS:
+                raise QueryError(
+                    f"KAnonymity(aggregation=...) applies only to the per-quasi-identifier metrics "
+                    f"({', '.join(map(repr, PER_QI_METRICS))}); metric={self.metric!r} is one number "
+                    "for the whole table"
+                )
 
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
             raise QueryError(f"KAnonymity(k=...) must be an integer >= 2, got {_shown(self.k)}")
@@ -189,6 +248,8 @@ class KAnonymity(Protection):
             "sensitive": list(self.sensitive) if isinstance(self.sensitive, tuple) else self.sensitive,
             "max_suppression": self.max_suppression, "algorithm": self.algorithm,
             "metric": self.metric, "l_kind": self.l_kind,
+            # the search options only when chosen (a server without them reads the rest)
+            **{a: getattr(self, a) for a in _KANON_OPTIONS if getattr(self, a) is not None},
         }
 
 

@@ -37,7 +37,7 @@ __all__ = ["AnonymizationResult", "anonymize", "load_hierarchies"]
 
 ALGORITHMS = ("optimal", "mondrian")
 SEARCHES = ("optimal", "heuristic", "auto")
-RECODINGS = ("global", "local")
+RECODINGS = ("global", "local", "cells")
 L_KINDS = ("distinct", "entropy", "recursive")
 
 
@@ -141,6 +141,7 @@ def anonymize(
     recoding: str = "global",
     models: Sequence[PrivacyModel] = (),
     t_distance: str | None = None,
+    max_nodes: int | None = None,
 ) -> AnonymizationResult:
     """Release ``df`` k-anonymous (and l-diverse / t-close) on ``quasi_identifiers``.
 
@@ -163,7 +164,12 @@ def anonymize(
     above :data:`pets.anon.heuristic.AUTO_THRESHOLD` lattice nodes). ``recoding`` is
     ``"global"`` (full-domain: one level per quasi-identifier) or ``"local"`` (the
     search repeated on the rows still suppressed, which get their own levels:
-    ``r.row_levels``).
+    ``r.row_levels``) or ``"cells"`` (cell suppression: values released as they are or
+    as ``*``, the fewest cells suppressed by a greedy so that every class of the released
+    labels meets the models, :mod:`pets.anon.cells`; no hierarchy needed;
+    ``r.metrics["cells_suppressed"]``). ``max_nodes`` bounds the heuristic search by a
+    number of lattice nodes instead of ``time_limit`` (a result that does not depend on
+    the machine's speed: :mod:`pets.anon.budget`).
 
     ``models`` adds privacy models beyond k, l and t (:class:`~pets.anon.models.DeltaPresence`,
     :class:`~pets.anon.models.KMap`, :class:`~pets.anon.models.AverageReidentificationRisk`,
@@ -216,6 +222,11 @@ def anonymize(
         raise QueryError(f"recoding must be one of {', '.join(RECODINGS)}, got {recoding!r}")
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
         raise QueryError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer))
+                                  or max_nodes < 1):
+        raise QueryError(f"max_nodes must be an integer >= 1, got {max_nodes!r}")
+    if recoding == "cells" and search != "optimal":
+        raise QueryError("search applies to recoding='global' or 'local'; recoding='cells' searches no lattice")
     if algorithm == "mondrian" and (search != "optimal" or recoding != "global"):
         raise QueryError("search and recoding apply to algorithm='optimal' (Mondrian recodes locally by itself)")
     if l_kind not in L_KINDS:
@@ -228,6 +239,10 @@ def anonymize(
             )
 
     extra_models = _extra_models(models, algorithm)
+    if recoding == "cells":
+        from .cells import refuse_models
+
+        refuse_models(extra_models)
     if t_distance is not None and t_distance not in T_DISTANCES:
         raise QueryError(f"t_distance must be one of {', '.join(T_DISTANCES)}, got {t_distance!r}")
     if t_distance is not None and t is None:
@@ -261,9 +276,11 @@ def anonymize(
             models.append(TCloseness(codes=codes, n_values=m, column=col, t=float(t), ordered=bool(use_order)))
     models.extend(extra_models)
 
-    if algorithm == "optimal":
+    if algorithm == "optimal" and recoding == "cells":
+        result = _cells(df, qis, hierarchies, models, max_suppression, gs_factor, k)
+    elif algorithm == "optimal":
         result = _optimal(df, qis, hierarchies, models, max_suppression, metric,
-                          gs_factor, aggregation, search, float(time_limit), recoding, k)
+                          gs_factor, aggregation, search, float(time_limit), recoding, k, max_nodes)
     else:
         result = _mondrian(df, qis, hierarchies, models, max_suppression) + ({},)
     out, transformation, suppressed, classes, metrics, checked, total, more = result
@@ -349,7 +366,7 @@ def _need_hierarchy(col: str, hierarchies: Mapping[str, Hierarchy]) -> Hierarchy
 
 
 def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, aggregation,  # type: ignore[no-untyped-def]
-             search, time_limit, recoding, k):
+             search, time_limit, recoding, k, max_nodes=None):
     from functools import partial
 
     from .heuristic import AUTO_THRESHOLD, heuristic_full_domain
@@ -370,7 +387,11 @@ def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, a
             "exhaustively; use search='heuristic' (or 'auto') or fewer quasi-identifiers"
         )
     kw = {"metric": metric, "gs_factor": gs_factor, "aggregation": aggregation}
-    if use == "heuristic":
+    if use == "heuristic" and max_nodes is not None:
+        from .budget import budgeted_full_domain
+
+        run = partial(budgeted_full_domain, max_nodes=int(max_nodes), **kw)
+    elif use == "heuristic":
         run = partial(heuristic_full_domain, time_limit=time_limit, **kw)
     else:
         run = partial(optimal_full_domain, **kw)
@@ -431,6 +452,73 @@ def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, a
         "row_levels": row_levels,
     }
     return out, transformation, int(sup.sum()), n_classes, metrics, checked, int(res.nodes_total), more
+
+
+def _cells(df, qis, hierarchies, models, max_suppression, gs_factor, k):  # type: ignore[no-untyped-def]
+    """Cell suppression (:mod:`pets.anon.cells`) on the values as they are (a hierarchy's
+    level 0 where one is given)."""
+    from .cells import STAR, refuse_models, suppress_cells
+    from .metrics import _encoded_table
+
+    refuse_models(models)
+    codes, labels, encoded = [], [], []
+    for c in qis:
+        h = hierarchies.get(c)
+        if h is not None:
+            enc = h.encode(df[c])
+            encoded.append(enc)
+            lab = np.asarray(enc.labels[0], dtype=object)
+            cc = enc.codes.astype(np.int64)
+        else:
+            cc, uniq = pd.factorize(df[c], sort=True, use_na_sentinel=False)
+            lab = np.asarray(uniq, dtype=object)
+            cc = cc.astype(np.int64)
+        # a value "*" in the data is the suppressed cell's label: one class with them
+        star = np.array([isinstance(v, str) and v == "*" for v in lab], dtype=bool)
+        if star.any():
+            cc = np.where(star[cc], STAR, cc)
+        codes.append(cc)
+        labels.append(lab)
+    res = suppress_cells(codes, models, max_suppression)
+    keep = ~res.suppressed
+    out = df.loc[keep].copy()
+    for j, c in enumerate(qis):
+        col = res.codes[keep, j]
+        text = np.full(len(col), "*", dtype=object)
+        has = col != STAR
+        text[has] = labels[j][col[has]]
+        out[c] = text
+    n, d = len(df), len(qis)
+    cells = res.cells_suppressed
+    metrics: dict[str, float] = {
+        "cells_suppressed": float(cells),
+        "cells_share": float(cells / max(1, int(keep.sum()) * d)),
+        "suppressed": float(res.suppressed.sum()), "suppressed_share": float(res.suppressed.mean()) if n else 0.0,
+        "classes": float(res.n_classes), "rounds": float(res.rounds), "restored": float(res.restored),
+    }
+    row_levels = None
+    table: Any = None
+    if len(encoded) == d:  # every QI has a hierarchy: ARX's metrics, a * at the top level
+        tops = np.array([e.gen.shape[1] - 1 for e in encoded], dtype=np.int64)
+        lv = np.where(res.starred, tops[None, :], 0)
+        lv[res.suppressed] = tops
+        row_levels = pd.DataFrame(lv, columns=qis)
+        table = _encoded_table(encoded, lv, res.suppressed, gs_factor, k, qis)
+        for m in ("loss", "entropy", "precision", "monotonic_precision", "height",
+                  "discernibility", "dm*", "aecs", "arx_aecs"):
+            metrics[m] = float(table.loc["total", m])
+    metrics.update(_risk(res.class_ids, res.n_classes))
+    more = {
+        "_table": table,
+        "suppressed_rows": np.flatnonzero(res.suppressed).astype(np.int64),
+        "objective": {},
+        "search": "cells",
+        "lower_bound": None,
+        "gap": 0.0,
+        "recoding": "cells",
+        "row_levels": row_levels,
+    }
+    return out, "cells", int(res.suppressed.sum()), int(res.n_classes), metrics, 0, 0, more
 
 
 def _ordinal(s: pd.Series, h: Hierarchy | None) -> tuple[np.ndarray, list[Any], Any]:

@@ -17,6 +17,19 @@ every k-anonymous extract of the table, beyond the analyst's k, l and t.
 The models are those of :mod:`pets.anon.models`. The population file is read when an
 extract runs (after it is counted), with its quasi-identifier columns encoded by the
 policy's hierarchies. They need ``algorithm="optimal"``.
+
+The section also says which search options an analyst may choose
+(``pets.KAnonymity(search=..., ...)``)::
+
+    search = ["optimal", "heuristic"]   # the values allowed, the first the default
+    recoding = "global"                 # one value: fixed (any other is refused)
+    max_nodes = 20000                   # the heuristic's node budget: the largest and the default
+    gs_factor = [0.3, 0.7]              # a range (default 0.5, or the nearest end); a number fixes it
+    aggregation = ["geometric", "arithmetic"]
+    t_distance = ["ordered", "hierarchical"]
+
+A choice outside them is refused with ``PolicyError(rule="kanon.<key>")`` before any
+data is read (:meth:`KanonPolicy.options`).
 """
 
 from __future__ import annotations
@@ -30,8 +43,20 @@ from ..errors import PolicyFormatError
 
 __all__ = ["KanonPolicy"]
 
-_KEYS = ("max_risk", "sample_fraction", "max_uniqueness", "uniqueness_model", "k_map",
-         "delta_presence", "population")
+_MODEL_KEYS = ("max_risk", "sample_fraction", "max_uniqueness", "uniqueness_model", "k_map",
+               "delta_presence", "population")
+#: the search options a holder may fix or restrict, and their values
+_CHOICE_KEYS = ("search", "recoding", "aggregation", "t_distance")
+_KEYS = _MODEL_KEYS + _CHOICE_KEYS + ("gs_factor", "max_nodes")
+
+
+def _choices(key: str) -> tuple[str, ...]:
+    from .anonymize import RECODINGS, SEARCHES
+    from .metrics import AGGREGATIONS
+    from .models import T_DISTANCES
+
+    return {"search": SEARCHES, "recoding": RECODINGS, "aggregation": AGGREGATIONS,
+            "t_distance": T_DISTANCES}[key]
 
 
 def _fail(where: str, message: str) -> None:
@@ -55,6 +80,14 @@ class KanonPolicy:
     k_map: int | None = None
     delta_presence: tuple[float, float] | None = None
     population: str | None = None
+    #: allowed values per option (the first is the default), None: any
+    search: tuple[str, ...] | None = None
+    recoding: tuple[str, ...] | None = None
+    aggregation: tuple[str, ...] | None = None
+    t_distance: tuple[str, ...] | None = None
+    #: [lo, hi] (equal ends: fixed), None: any
+    gs_factor: tuple[float, float] | None = None
+    max_nodes: int | None = None
 
     @classmethod
     def from_dict(cls, d: Any, base_dir: str | os.PathLike[str] | None = None) -> KanonPolicy:
@@ -104,8 +137,36 @@ class KanonPolicy:
                 _fail("population", "is used by k_map or delta_presence; set one")
             base = Path(base_dir) if base_dir is not None else Path.cwd()
             pop = os.path.normpath(os.path.join(base.absolute(), os.path.expanduser(pop)))
+        opts: dict[str, Any] = {}
+        for key in _CHOICE_KEYS:
+            v = d.get(key)
+            if v is None:
+                continue
+            allowed = _choices(key)
+            vals = [v] if isinstance(v, str) else v
+            if (not isinstance(vals, Sequence) or not vals
+                    or any(not isinstance(x, str) or x not in allowed for x in vals)):
+                _fail(key, f"must be one of {', '.join(map(repr, allowed))} or a non-empty list of them, "
+                           f"not {v!r}")
+            opts[key] = tuple(dict.fromkeys(vals))
+        gs = d.get("gs_factor")
+        if gs is not None:
+            if not isinstance(gs, (list, tuple)):
+                gs = [gs, gs]
+            if (len(gs) != 2 or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in gs)
+                    or not 0 <= gs[0] <= gs[1] <= 1):
+                _fail("gs_factor", f"must be a number in [0, 1] or [lo, hi] with 0 <= lo <= hi <= 1, "
+                                   f"not {d.get('gs_factor')!r}")
+            opts["gs_factor"] = (float(gs[0]), float(gs[1]))
+        mn = d.get("max_nodes")
+        if mn is not None:
+            from ..protections import MAX_NODES
+
+            if isinstance(mn, bool) or not isinstance(mn, int) or not 1 <= mn <= MAX_NODES:
+                _fail("max_nodes", f"must be an integer from 1 to {MAX_NODES:,}, not {mn!r}")
+            opts["max_nodes"] = int(mn)
         return cls(max_risk=mr, sample_fraction=sf, max_uniqueness=mu, uniqueness_model=str(um),
-                   k_map=km, delta_presence=dp, population=pop)
+                   k_map=km, delta_presence=dp, population=pop, **opts)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -113,9 +174,23 @@ class KanonPolicy:
             v = getattr(self, k)
             if k == "uniqueness_model" and v == "dankar":
                 continue
-            if v is not None:
+            if v is None:
+                continue
+            if k in _CHOICE_KEYS:
+                out[k] = v[0] if len(v) == 1 else list(v)
+            elif k == "gs_factor":
+                out[k] = v[0] if v[0] == v[1] else list(v)
+            else:
                 out[k] = list(v) if isinstance(v, tuple) else v
         return out
+
+    def options(self, protection: Any) -> dict[str, Any]:
+        """The search options of an extract: the analyst's choices (``pets.KAnonymity``'s
+        ``gs_factor``, ``aggregation``, ``search``, ``max_nodes``, ``recoding``,
+        ``t_distance``) within what this section allows, the section's defaults for the
+        rest. A choice outside raises :class:`~pets.errors.PolicyError` with
+        ``rule="kanon.<key>"`` (decided on the request and the policy alone)."""
+        return resolve_options(self, protection)
 
     @property
     def active(self) -> bool:
@@ -162,3 +237,60 @@ class KanonPolicy:
         if self.delta_presence is not None:
             out.append(m.DeltaPresence(self.delta_presence[0], self.delta_presence[1], population=pop))
         return out
+
+
+def resolve_options(section: KanonPolicy | None, p: Any) -> dict[str, Any]:
+    """:meth:`KanonPolicy.options` (``section`` None: no restriction): keyword arguments
+    of :func:`pets.anon.anonymize` (``max_nodes`` for the heuristic; ``search`` is left
+    out for cell suppression, which searches no lattice)."""
+    from ..errors import PolicyError
+    from .budget import DEFAULT_MAX_NODES
+
+    out: dict[str, Any] = {}
+    for key in _CHOICE_KEYS:
+        allowed = getattr(section, key, None) if section is not None else None
+        asked = getattr(p, key)
+        if allowed is not None and asked is not None and asked not in allowed:
+            raise PolicyError(
+                f"{key}={asked!r} is not allowed by the policy's [kanon] {key} "
+                f"(allowed: {', '.join(map(repr, allowed))})",
+                rule=f"kanon.{key}", allowed=list(allowed),
+            )
+        val = asked if asked is not None else (allowed[0] if allowed else None)
+        if val is not None:
+            out[key] = val
+    rng = section.gs_factor if section is not None else None
+    gs = p.gs_factor
+    if rng is not None and gs is not None and not rng[0] <= gs <= rng[1]:
+        fixed = f"{rng[0]:g}" if rng[0] == rng[1] else f"[{rng[0]:g}, {rng[1]:g}]"
+        raise PolicyError(f"gs_factor={gs:g} is outside the policy's [kanon] gs_factor {fixed}",
+                          rule="kanon.gs_factor", allowed=list(rng))
+    if gs is None and rng is not None:
+        gs = min(max(0.5, rng[0]), rng[1])
+    if gs is not None:
+        out["gs_factor"] = float(gs)
+    cap = section.max_nodes if section is not None else None
+    mn = p.max_nodes
+    if cap is not None and mn is not None and mn > cap:
+        raise PolicyError(f"max_nodes={mn:,} is above the policy's [kanon] max_nodes of {cap:,}",
+                          rule="kanon.max_nodes", allowed=cap)
+    if mn is not None and out.get("search", "optimal") == "optimal":
+        raise PolicyError("max_nodes bounds the heuristic search: ask for search='heuristic' or "
+                          "'auto' (the policy's [kanon] search allows "
+                          f"{', '.join(map(repr, getattr(section, 'search', None) or _choices('search')))})",
+                          rule="kanon.max_nodes")
+    if out.get("recoding") == "cells":
+        if p.search not in (None, "optimal") or p.max_nodes is not None:
+            raise PolicyError(
+                "search and max_nodes choose a lattice search; the recoding of this extract is the "
+                "policy's [kanon] recoding default 'cells', which searches none: ask for "
+                "recoding='global' or 'local' too",
+                rule="kanon.recoding", allowed=list(getattr(section, "recoding", None) or ()),
+            )
+        out.pop("search", None)
+    elif out.get("search", "optimal") != "optimal":
+        out["max_nodes"] = int(mn if mn is not None else (cap if cap is not None else DEFAULT_MAX_NODES))
+    if out.get("t_distance") is not None and p.t is None:
+        if p.t_distance is None:
+            out.pop("t_distance")  # the policy's default applies to t-closeness only
+    return out

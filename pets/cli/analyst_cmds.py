@@ -40,6 +40,32 @@ class Metric(str, enum.Enum):
     arx_aecs = "arx_aecs"
 
 
+class Aggregation(str, enum.Enum):
+    geometric = "geometric"
+    arithmetic = "arithmetic"
+    sum = "sum"
+    max = "max"
+    rank = "rank"
+
+
+class Search(str, enum.Enum):
+    optimal = "optimal"
+    heuristic = "heuristic"
+    auto = "auto"
+
+
+class Recoding(str, enum.Enum):
+    global_ = "global"
+    local = "local"
+    cells = "cells"
+
+
+class TDistance(str, enum.Enum):
+    equal = "equal"
+    ordered = "ordered"
+    hierarchical = "hierarchical"
+
+
 # the k-anonymity flags `extract` and `anonymize` share
 KOpt = Annotated[int, typer.Option("--k", min=2, help="Every row shares its quasi-identifiers "
                                                       "with at least k-1 others.")]
@@ -159,6 +185,24 @@ def extract(
     explain: Explain = False,
     format: Annotated[Format, typer.Option(
         "--format", help="For --explain: table (text) or json.")] = Format.table,
+    gs_factor: Annotated[Optional[float], typer.Option(
+        "--gs-factor", min=0.0, max=1.0, help="Weight of generalisation against suppression in "
+                                              "the metric (default: the policy's, else 0.5).")] = None,
+    aggregation: Annotated[Optional[Aggregation], typer.Option(
+        "--aggregation", help="How per-column losses combine (default: the policy's, else the "
+                              "metric's).")] = None,
+    search: Annotated[Optional[Search], typer.Option(
+        "--search", help="optimal (exhaustive), heuristic, or auto (default: the policy's, else "
+                         "optimal); the heuristic is bounded by --max-nodes.")] = None,
+    max_nodes: Annotated[Optional[int], typer.Option(
+        "--max-nodes", min=1, help="Lattice nodes the heuristic search may evaluate (default: "
+                                   "the policy's [kanon] max_nodes).")] = None,
+    recoding: Annotated[Optional[Recoding], typer.Option(
+        "--recoding", help="global, local, or cells (cell suppression); default: the policy's, "
+                           "else global.")] = None,
+    t_distance: Annotated[Optional[TDistance], typer.Option(
+        "--t-distance", help="Ground distance of --t: equal, ordered, or hierarchical (over the "
+                             "policy's hierarchy of the sensitive column).")] = None,
 ) -> int:
     """A k-anonymous extract from a home, governed by its policy.
 
@@ -172,9 +216,30 @@ def extract(
     if not explain and not output:
         raise usage_error("give -o FILE (or '-' for stdout), or --explain", "--output")
     sens = split_list(sensitive)
+    if algorithm is Algorithm.mondrian:
+        for flag, v in (("--gs-factor", gs_factor), ("--aggregation", aggregation), ("--search", search),
+                        ("--max-nodes", max_nodes), ("--recoding", recoding)):
+            if v is not None:
+                raise usage_error(f"{flag} applies to --algorithm optimal (Mondrian recodes locally "
+                                  "by itself)", flag)
+    if recoding is Recoding.cells and (search not in (None, Search.optimal) or max_nodes is not None):
+        raise usage_error("--search and --max-nodes choose the lattice search of --recoding global or "
+                          "local; --recoding cells searches no lattice", "--search")
+    if t_distance is not None and t is None:
+        raise usage_error("--t-distance needs --t", "--t-distance")
+    if aggregation is not None and algorithm is Algorithm.optimal:
+        from ..anon.metrics import PER_QI_METRICS
+
+        if metric.value not in PER_QI_METRICS:
+            raise usage_error(f"--aggregation applies only to --metric {', '.join(PER_QI_METRICS)} "
+                              f"(--metric {metric.value} is one number for the whole table)", "--aggregation")
     prot = pets.KAnonymity(
         k=k, l=l, t=t, sensitive=(sens[0] if len(sens) == 1 else tuple(sens)) if sens else None,
-        max_suppression=max_suppression, algorithm=algorithm.value, metric=metric.value)
+        max_suppression=max_suppression, algorithm=algorithm.value, metric=metric.value,
+        gs_factor=gs_factor, aggregation=aggregation.value if aggregation else None,
+        search=search.value if search else None, max_nodes=max_nodes,
+        recoding=recoding.value if recoding else None,
+        t_distance=t_distance.value if t_distance else None)
     h = open_home(home)
     s = h.session(analyst, purpose=purpose)
     q = s.table(dataset).select(*cols)

@@ -13,7 +13,8 @@ import typer
 
 from ._app import Home, app, command, err, open_home, out, print_frame, split_list, step, usage_error
 from .analyst_cmds import (Algorithm, AlgorithmOpt, KOpt, LOpt, MaxSuppressionOpt, Metric,
-                           MetricOpt, SensitiveOpt, TOpt)
+                           MetricOpt, SensitiveOpt, TOpt,
+                           Aggregation, Recoding, Search, TDistance)
 
 __all__: list[str] = []
 
@@ -137,25 +138,6 @@ def demo(
 
 
 # -- anonymize (offline, ungoverned) ------------------------------------------------------
-class Aggregation(str, enum.Enum):
-    geometric = "geometric"
-    arithmetic = "arithmetic"
-    sum = "sum"
-    max = "max"
-    rank = "rank"
-
-
-class Search(str, enum.Enum):
-    optimal = "optimal"
-    heuristic = "heuristic"
-    auto = "auto"
-
-
-class Recoding(str, enum.Enum):
-    global_ = "global"
-    local = "local"
-
-
 def detect_separator(path: str) -> str:
     """The field separator of a CSV file as ``Holder.register`` reads it (DuckDB's sniffer)."""
     import duckdb
@@ -208,7 +190,11 @@ def anonymize(
         "--time-limit", min=0.001, help="Seconds for --search heuristic/auto.")] = 10.0,
     recoding: Annotated[Recoding, typer.Option(
         "--recoding", help="global: one level per column; local: search again on the "
-                           "suppressed rows, which get their own levels.")] = Recoding.global_,
+                           "suppressed rows, which get their own levels; cells: replace the "
+                           "fewest cells by '*' (no hierarchy needed).")] = Recoding.global_,
+    max_nodes: Annotated[Optional[int], typer.Option(
+        "--max-nodes", min=1, help="Bound --search heuristic/auto by this many lattice nodes "
+                                   "instead of --time-limit (the same result on any machine).")] = None,
     t_distance: Annotated[Optional[TDistance], typer.Option(
         "--t-distance", help="Ground distance of --t: equal, ordered, or hierarchical (over the "
                              "sensitive column's hierarchy in --hierarchies).")] = None,
@@ -253,6 +239,11 @@ def anonymize(
     if algorithm.value == "mondrian" and (search.value != "optimal" or recoding.value != "global"):
         raise usage_error("--search and --recoding apply to --algorithm optimal "
                           "(Mondrian recodes locally by itself)", "--algorithm")
+    if recoding is Recoding.cells and search is not Search.optimal:
+        raise usage_error("--search applies to --recoding global or local (cells searches no lattice)",
+                          "--search")
+    if max_nodes is not None and search is Search.optimal:
+        raise usage_error("--max-nodes bounds --search heuristic or auto", "--max-nodes")
     if not Path(input).is_file():
         raise FileNotFoundError(2, "no such file", input)
     in_sep = sep or detect_separator(input)
@@ -286,6 +277,7 @@ def anonymize(
                             metric=metric.value, keep=kept, gs_factor=gs_factor,
                             aggregation=aggregation.value if aggregation else None,
                             search=search.value, time_limit=time_limit, recoding=recoding.value,
+                            max_nodes=max_nodes,
                             models=models,
                             t_distance=t_distance.value if t_distance is not None else None)
     res.df.to_csv(output, index=False, sep=in_sep)
@@ -301,12 +293,6 @@ def anonymize(
     if res.search != "optimal" and res.lower_bound is not None:
         e.print(f"search: {res.search}; the optimum's {metric.value} is at least "
                 f"{res.lower_bound:.4g} (gap {res.gap:.1%})", markup=False, highlight=False)
-
-
-class TDistance(str, enum.Enum):
-    equal = "equal"
-    ordered = "ordered"
-    hierarchical = "hierarchical"
 
 
 def _population_models(pop_df: Any, delta_presence: str | None, k_map: int | None,

@@ -26,14 +26,16 @@ __all__ = ["KAnonymityMechanism"]
 
 class CompiledExtract(Compiled):
     def __init__(self, ctx: Context, qis: list[str], sens: list[str], keep: list[str],
-                 hierarchies: dict[str, Any]) -> None:
+                 hierarchies: dict[str, Any], options: dict[str, Any] | None = None) -> None:
         self.ctx = ctx
         self.qis, self.sens, self.keep = qis, sens, keep
         self.hierarchies = hierarchies
+        self.options = dict(options or {})  # search options within the policy's [kanon]
         self.charge = Charge(quota=("kanon", ctx.policy.max_extracts))
 
     def explanation(self, charged: Cost, remaining: Cost) -> Explanation:
-        roles = {"generalised": self.qis, "sensitive": self.sens, "unchanged": self.keep}
+        generalised = "suppressed cells" if self.options.get("recoding") == "cells" else "generalised"
+        roles = {generalised: self.qis, "sensitive": self.sens, "unchanged": self.keep}
         return Explanation(
             allowed=True, cost=Cost(), remaining=remaining,
             details=pd.DataFrame(
@@ -42,7 +44,7 @@ class CompiledExtract(Compiled):
         )
 
     def record(self) -> dict[str, Any]:
-        return {"kind": "kanon"}
+        return {"kind": "kanon", **({"options": self.options} if self.options else {})}
 
     def run(self, engine: Any, source: Any) -> pd.DataFrame:
         cols = tuple(self.qis + self.sens + self.keep)
@@ -68,14 +70,17 @@ class CompiledExtract(Compiled):
                 rows, self.qis, self.hierarchies, k=p.k, l=p.l, t=p.t,
                 sensitive=self.sens or None, max_suppression=p.max_suppression,
                 algorithm=p.algorithm, metric=p.metric, l_kind=p.l_kind, keep=self.keep,
-                models=models,
+                models=models, **self.options,
             )
         finally:
             del rows
 
     def record_result(self, result: Any) -> dict[str, Any]:
-        return {"transformation": result.transformation, "rows": len(result.df),
-                "suppressed": result.suppressed, "classes": result.classes}
+        out = {"transformation": result.transformation, "rows": len(result.df),
+               "suppressed": result.suppressed, "classes": result.classes}
+        if result.recoding == "cells":
+            out["cells_suppressed"] = int(result.metrics["cells_suppressed"])
+        return out
 
     def result(self, result: Any, audit_id: int, spent: Cost, repeat_of: int | None) -> Extract:
         from ..anon.order import shuffled  # never in the source's order (pets.anon.order)
@@ -155,11 +160,15 @@ class KAnonymityMechanism(Mechanism):
                 "marks quasi_identifier (k-anonymity is about those)"
             )
         keep = [c for c in cols if c not in qis and c not in sens]
+        options = _options(pol.kanon, prot)
+        cells = options.get("recoding") == "cells"
         hierarchies = {}
         for c in qis:
             path = pol.columns[c].hierarchy
             if path is not None:
                 hierarchies[c] = Hierarchy.from_csv(path, name=c)
+            elif cells:
+                pass  # cell suppression releases values as they are, or "*"
             elif prot.algorithm == "optimal":
                 raise PolicyError(
                     f"quasi-identifier {c!r} has no hierarchy in the policy, which the "
@@ -173,6 +182,16 @@ class KAnonymityMechanism(Mechanism):
                     "can add one, or leave the column out",
                     rule="hierarchy", column=c,
                 )
+        if options.get("t_distance") == "hierarchical":
+            for c in sens:
+                path = pol.columns[c].hierarchy
+                if path is None:
+                    raise PolicyError(
+                        f"t_distance='hierarchical' needs a hierarchy of the sensitive column {c!r} "
+                        "in the policy; ask for t_distance='equal' or 'ordered'",
+                        rule="hierarchy", column=c,
+                    )
+                hierarchies[c] = Hierarchy.from_csv(path, name=c)
         holder = pol.kanon
         if holder is not None and holder.active and prot.algorithm != "optimal":
             raise PolicyError(
@@ -180,4 +199,28 @@ class KAnonymityMechanism(Mechanism):
                 "algorithm='optimal'",
                 rule="kanon",
             )
-        return CompiledExtract(ctx, qis, sens, keep, hierarchies)
+        if cells and holder is not None and (holder.k_map is not None and holder.population is not None
+                                             or holder.delta_presence is not None):
+            raise PolicyError(
+                f"the policy requires {holder.describe()} of every extract, which recoding='cells' "
+                "cannot guarantee (population classes are not defined for suppressed cells); ask "
+                "for recoding='global' or 'local'",
+                rule="kanon.recoding",
+            )
+        return CompiledExtract(ctx, qis, sens, keep, hierarchies, options)
+
+
+def _options(section: Any, prot: KAnonymity) -> dict[str, Any]:
+    """The extract's search options within the policy's [kanon] section (a refusal names
+    the policy key), checked against the metric: all before any data is read."""
+    from ..anon.metrics import PER_QI_METRICS, check_objective
+    from ..anon.policy import resolve_options
+
+    out = resolve_options(section, prot)
+    if prot.algorithm == "mondrian":  # Mondrian has no lattice, objective or recoding choice
+        out = {k: v for k, v in out.items() if k == "t_distance"}
+    elif prot.aggregation is None and prot.metric not in PER_QI_METRICS:
+        out.pop("aggregation", None)  # a policy default for the per-QI metrics only
+    if prot.algorithm == "optimal":
+        check_objective(prot.metric, out.get("gs_factor", 0.5), out.get("aggregation"))
+    return out

@@ -36,6 +36,12 @@ class KAnonymityModel(_Strict):
     algorithm: Literal["optimal", "mondrian"] = "optimal"
     metric: str = "loss"
     l_kind: str = "distinct"
+    gs_factor: float | None = None
+    aggregation: str | None = None
+    search: str | None = None
+    max_nodes: int | None = None
+    recoding: str | None = None
+    t_distance: str | None = None
 
 
 class HEModel(_Strict):

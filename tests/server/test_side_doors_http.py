@@ -108,7 +108,7 @@ HTTP_CASES = [_over_http(c) for c in CASES if _eligible(c)]
 _QUICK = {"dp_count_public_keys_http", "sql_text_http", "dp_unit_bounded_http",
           "refuse_default_deny_http", "refuse_budget_http", "refuse_negative_list_sql_http",
           "refuse_unknown_column_http", "no_grant_near_miss_column_http",
-          "kanon_missing_qi_http"}
+          "kanon_missing_qi_http", "refuse_kanon_option_search_http"}
 
 
 def _param(c: Case) -> Any:

@@ -167,7 +167,7 @@ def _block_with(blocks: list[str], text: str) -> str:
 
 def test_anonymisation_guide_example_runs_and_matches_its_text() -> None:
     blocks = _python_blocks(ROOT / "docs" / "anonymisation.md")
-    assert len(blocks) == 7  # the worked example (2), models (2), metrics, search, recoding (the docs runner runs all)
+    assert len(blocks) == 9  # the worked example (2), models (2), metrics, search, recoding, cells, governed options (the docs runner runs all)
     ns: dict[str, object] = {}
     exec(compile("\n".join(blocks[:2]), "docs/anonymisation.md", "exec"), ns)
     r = ns["r"]
