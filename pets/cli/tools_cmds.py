@@ -195,6 +195,10 @@ def anonymize(
     max_nodes: Annotated[Optional[int], typer.Option(
         "--max-nodes", min=1, help="Bound --search heuristic/auto by this many lattice nodes "
                                    "instead of --time-limit (the same result on any machine).")] = None,
+    keep_order: Annotated[bool, typer.Option(
+        "--keep-order", help="Write the rows in the input's order. By default they are written in a "
+                             "random order: in the input's order, two releases of one table can be "
+                             "paired row by row.")] = False,
     t_distance: Annotated[Optional[TDistance], typer.Option(
         "--t-distance", help="Ground distance of --t: equal, ordered, or hierarchical (over the "
                              "sensitive column's hierarchy in --hierarchies).")] = None,
@@ -280,7 +284,9 @@ def anonymize(
                             max_nodes=max_nodes,
                             models=models,
                             t_distance=t_distance.value if t_distance is not None else None)
-    res.df.to_csv(output, index=False, sep=in_sep)
+    from ..anon.order import shuffled
+
+    (res.df if keep_order else shuffled(res.df)).to_csv(output, index=False, sep=in_sep)
     e = err()
     e.print(f"wrote {len(res.df)} rows to {output}: {res.classes} classes, "
             f"{res.suppressed} suppressed, transformation {res.transformation}",

@@ -457,3 +457,23 @@ def test_docs_cli_examples_run_as_pasted(tmp_path: Path) -> None:
     assert "add --replace to replace it" in err_ and "`pets grant --analyst A" in err_
     assert "intact; head" in out and "Traceback" not in err_
     assert (work / "adult-k5-governed.csv").is_file() and (work / "adult-k5.csv").is_file()
+
+
+def test_anonymize_writes_rows_in_a_random_order_unless_kept(tmp_path: Path) -> None:
+    """Two files of one table in the input's order could be paired row by row; by
+    default the rows are shuffled (CSPRNG), --keep-order writes them as read. Two
+    shuffles of n ≥ 100 rows agreeing has probability 1/n!."""
+    csv, _ = _source(tmp_path, sep=",")
+    outs = []
+    for i, extra in enumerate(([], [], ["--keep-order"], ["--keep-order"])):
+        out = tmp_path / f"o{i}.csv"
+        r = cli("anonymize", str(csv), "--qi", "region,age", "--k", "5", "--algorithm", "mondrian",
+                "--hierarchies", str(tmp_path), "-o", str(out), *extra)
+        assert r.exit_code == 0, r.output
+        outs.append(pd.read_csv(out))
+    assert len(outs[0]) >= 100
+    assert not outs[0].equals(outs[1])
+    assert outs[2].equals(outs[3])
+    key = list(outs[0].columns)
+    pd.testing.assert_frame_equal(outs[0].sort_values(key).reset_index(drop=True),
+                                  outs[2].sort_values(key).reset_index(drop=True))
