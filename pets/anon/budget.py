@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
-from .heuristic import _Heuristic
-from .lattice import SearchResult, _describe, _Search, refuse_if_impossible
+from .heuristic import _Heuristic, _result
+from .lattice import SearchResult, _Search, refuse_if_impossible
 from .models import PrivacyModel
 
 __all__ = ["budgeted_full_domain", "DEFAULT_MAX_NODES"]
@@ -115,15 +115,4 @@ def budgeted_full_domain(
                 h.descend(h.perturb(h.best_lv))
     except _Stop:
         pass
-    if h.best_lv is None:
-        raise QueryError(
-            f"no transformation found that satisfies {_describe(models)} with at most {s.limit:,} of "
-            f"{s.n:,} rows suppressed (max_suppression={s.max_suppression:g}) within {int(max_nodes):,} "
-            "nodes; allow (more) suppression, lower k (or l, or raise t), or a larger max_nodes"
-        )
-    lb = h.lower_bound(heap)
-    res = s.result(h.best_lv, t0, lower_bound=lb, search="heuristic")
-    if not heap:
-        res.search = "heuristic (proven optimal)"
-        res.lower_bound = res.value
-    return res
+    return _result(h, heap, models, t0, f"within {int(max_nodes):,} nodes", "or a larger max_nodes")

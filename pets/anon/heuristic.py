@@ -247,11 +247,20 @@ def heuristic_full_domain(
             h.descend(top, randomised=True)
         else:
             h.descend(h.perturb(h.best_lv))
+    return _result(h, heap, models, t0, f"in {time_limit:g} s", "or give more time")
+
+
+def _result(h: "_Heuristic", heap: list, models: list[PrivacyModel], t0: float, within: str,
+            more: str) -> SearchResult:
+    """The best node found with the lower bound left in ``heap`` (proven optimal when the
+    heap is empty), or the refusal saying what limited the search (``within``) and what
+    to give it (``more``)."""
+    s = h.s
     if h.best_lv is None:
         raise QueryError(
             f"no transformation found that satisfies {_describe(models)} with at most {s.limit:,} of "
-            f"{s.n:,} rows suppressed (max_suppression={s.max_suppression:g}) in {time_limit:g} s; "
-            "allow (more) suppression, lower k (or l, or raise t), or give more time"
+            f"{s.n:,} rows suppressed (max_suppression={s.max_suppression:g}) {within}; "
+            f"allow (more) suppression, lower k (or l, or raise t), {more}"
         )
     lb = h.lower_bound(heap)
     res = s.result(h.best_lv, t0, lower_bound=lb, search="heuristic")
