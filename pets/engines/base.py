@@ -9,13 +9,13 @@ implements the same methods (its ``materialize`` refuses: Spark reads in place).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
 from ..plan import Expr, Scalar
 
-__all__ = ["Source", "Ordinals", "Measure", "Bounding", "AggregateRequest", "Engine", "LOGICAL_TYPES"]
+__all__ = ["fitting_ordinals", "Source", "Ordinals", "Measure", "Bounding", "AggregateRequest", "Engine", "LOGICAL_TYPES"]
 
 LOGICAL_TYPES = ("int", "float", "str", "bool", "date", "other")
 
@@ -165,3 +165,33 @@ class Engine(Protocol):
 #: A k-anonymous extract uses it where the engine has it (Spark: the class sizes are
 #: counted in the cluster and only distinct tuples travel), else ``fetch``.
 COUNT_COLUMN = "__pets_n"
+
+
+def _key_set(keys: tuple[Any, ...]) -> frozenset[tuple[str, Any]]:
+    """Keys as SQL compares them: booleans apart from numbers, 1 == 1.0."""
+    return frozenset(
+        ("b" if isinstance(k, bool) else "s" if isinstance(k, str) else "n", k) for k in keys
+    )
+
+
+def fitting_ordinals(source: Source, request: AggregateRequest) -> Ordinals | None:
+    """The stored ordinals that bound this request exactly as the window functions
+    would, or None (bound at query time).
+
+    They fit when the request has no filters (a filter must act before the bounding, so
+    that rows it removes use none of a person's slots), groups by nothing or by exactly
+    the ordinals' column with the same set of keys (rows outside the keys must use no
+    slot either), and bounds the same person column."""
+    b = request.bounding
+    if b is None or not b.use_ordinals or request.filters or len(request.group_columns) > 1:
+        return None
+    if any(e is not None for e in request.group_exprs):  # a CASE group, not the column
+        return None
+    column = request.group_columns[0] if request.group_columns else None
+    for o in source.ordinals:
+        if o.unit != b.unit or o.column != column:
+            continue
+        if column is not None and _key_set(o.keys) != _key_set(tuple(request.group_keys[0])):
+            continue
+        return o
+    return None

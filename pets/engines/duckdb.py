@@ -25,6 +25,8 @@ from .. import plan as P
 from ..errors import DataError, InternalError, QueryError
 from ..progress import current_sink
 from .base import AggregateRequest, Bounding, Measure, Ordinals, Source
+from .base import _key_set  # noqa: F401 - the key comparison the engines share
+from .base import fitting_ordinals as _fitting_ordinals
 from .hot import DEFAULT_BUDGET_BYTES, HotTables
 
 __all__ = ["DuckDBEngine", "quote_ident", "ENCODED_PREFIX", "BOUND_PREFIX", "HIDDEN_PREFIX"]
@@ -740,36 +742,6 @@ def _expr_sql(e: P.Expr, params: list[Any] | None,
 
 
 # -- contribution bounding with stored ordinals ------------------------------------------
-
-
-def _key_set(keys: tuple[Any, ...]) -> frozenset[tuple[str, Any]]:
-    """Keys as SQL compares them: booleans apart from numbers, 1 == 1.0."""
-    return frozenset(
-        ("b" if isinstance(k, bool) else "s" if isinstance(k, str) else "n", k) for k in keys
-    )
-
-
-def _fitting_ordinals(source: Source, request: AggregateRequest) -> Ordinals | None:
-    """The stored ordinals that bound this request exactly as the window functions
-    would, or None (bound at query time).
-
-    They fit when the request has no filters (a filter must act before the bounding, so
-    that rows it removes use none of a person's slots), groups by nothing or by exactly
-    the ordinals' column with the same set of keys (rows outside the keys must use no
-    slot either), and bounds the same person column."""
-    b = request.bounding
-    if b is None or not b.use_ordinals or request.filters or len(request.group_columns) > 1:
-        return None
-    if any(e is not None for e in request.group_exprs):  # a CASE group, not the column
-        return None
-    column = request.group_columns[0] if request.group_columns else None
-    for o in source.ordinals:
-        if o.unit != b.unit or o.column != column:
-            continue
-        if column is not None and _key_set(o.keys) != _key_set(tuple(request.group_keys[0])):
-            continue
-        return o
-    return None
 
 
 def _group_copy(o: Ordinals) -> str:

@@ -329,10 +329,10 @@ class SparkEngine:
                 gnames.append(name)
         b = request.bounding
         if b is not None and source.ordinals:
-            from .duckdb import _fitting_ordinals
+            from .base import fitting_ordinals
             from .sparkcopy import ordinal_filters
 
-            ords = _fitting_ordinals(source, request)
+            ords = fitting_ordinals(source, request)
             if ords is not None:  # a stored copy's ordinals: a bit test per row, no window
                 for f in ordinal_filters(ords, b):
                     df = df.filter(f)
