@@ -9,7 +9,7 @@ from scipy import stats
 
 import pets
 
-KEYS = [f"k{i:04d}" for i in range(2000)]
+KEYS = [f"k{i:04d}" for i in range(600)]
 POLICY = {
     "dataset": {"privacy_unit": "pid"},
     "columns": {
@@ -26,7 +26,7 @@ POLICY = {
 ONE_EXACT = {**POLICY, "dataset": {"privacy_unit": "pid", "max_exact_totals": 1}}
 
 
-def _frame(seed: int, n: int = 3000) -> pd.DataFrame:
+def _frame(seed: int, n: int = 1500) -> pd.DataFrame:
     rng = np.random.default_rng(seed)  # test DATA only, never noise
     return pd.DataFrame({
         "region": rng.choice(["a", "b", "c", "z"], n),
@@ -96,7 +96,7 @@ def _sum_of_laplace_pmf(scale: float, draws: int, support: int) -> tuple[np.ndar
 
 
 def test_dp_totals_carry_the_sum_of_every_holders_noise(federation):
-    """2,000 count cells, each the exact count plus three independent discrete Laplace
+    """600 count cells, each the exact count plus three independent discrete Laplace
     draws of scale 1/ε (one per holder). Chi-square goodness of fit of the noise against
     the exact pmf of the sum, tails merged to expected counts >= 5; significance 1e-6,
     which is the false-failure rate (the noise is OpenDP's and cannot be seeded)."""
@@ -265,7 +265,7 @@ def test_exact_totals_are_counted_and_small_groups_withheld(federation):
     r = s.release(q, pets.HE(key_bits=2048))
     exact = data.groupby("cell").size().reindex(KEYS, fill_value=0)
     got = r.df.set_index("cell")["n"]
-    small = exact < 10  # 9,000 rows over 2,000 keys: most cells are small
+    small = exact < 10  # 4,500 rows over 600 keys: most cells are small
     assert small.sum() > 100 and (~small).sum() > 10
     assert got[small.to_numpy()].isna().all()
     np.testing.assert_array_equal(got[(~small).to_numpy()].to_numpy(), exact[~small].to_numpy())
