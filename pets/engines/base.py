@@ -143,6 +143,12 @@ class Engine(Protocol):
     def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[Expr, ...]) -> pd.DataFrame:
         """Rows of ``columns`` passing ``filters``, for record-level mechanisms only."""
 
+    def fetch_counted(self, source: Source, columns: tuple[str, ...],
+                      filters: tuple[Expr, ...]) -> pd.DataFrame:
+        """The distinct rows of ``columns`` passing ``filters``, each with the number of
+        rows that have it in the column :data:`COUNT_COLUMN` (the class-size counting of
+        a k-anonymous extract runs in the engine; only distinct tuples travel)."""
+
     def schema_of_frame(self, df: pd.DataFrame) -> dict[str, str]:
         """Column name → logical type of an in-memory DataFrame."""
 
@@ -160,10 +166,7 @@ class Engine(Protocol):
         (listing the ordinals it could store)."""
 
 
-#: The count column of an engine's optional ``fetch_counted(source, columns, filters)``:
-#: the distinct rows of ``columns`` passing ``filters``, each with how many rows have it.
-#: A k-anonymous extract uses it where the engine has it (Spark: the class sizes are
-#: counted in the cluster and only distinct tuples travel), else ``fetch``.
+#: The count column of :meth:`Engine.fetch_counted`: how many rows have each distinct tuple.
 COUNT_COLUMN = "__pets_n"
 
 

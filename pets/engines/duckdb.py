@@ -24,7 +24,7 @@ import pandas as pd
 from .. import plan as P
 from ..errors import DataError, InternalError, QueryError
 from ..progress import current_sink
-from .base import AggregateRequest, Bounding, Measure, Ordinals, Source
+from .base import COUNT_COLUMN, AggregateRequest, Bounding, Measure, Ordinals, Source
 from .base import _key_set  # noqa: F401 - the key comparison the engines share
 from .base import fitting_ordinals as _fitting_ordinals
 from .hot import DEFAULT_BUDGET_BYTES, HotTables
@@ -421,13 +421,28 @@ class DuckDBEngine:
     def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[P.Expr, ...]) -> pd.DataFrame:
         """The rows of ``columns`` that pass ``filters`` — for a mechanism that releases
         record-level data (a k-anonymous extract) and must see the values it generalises."""
+        return self._rows(source, columns, filters, counted=False)
+
+    def fetch_counted(self, source: Source, columns: tuple[str, ...],
+                      filters: tuple[P.Expr, ...]) -> pd.DataFrame:
+        """The distinct rows of ``columns`` that pass ``filters``, each with the number of
+        rows that have it in :data:`COUNT_COLUMN`, in the order of the tuples (so an
+        extract built from them does not depend on DuckDB's parallel grouping): the
+        class sizes of a k-anonymous extract are counted by DuckDB."""
+        return self._rows(source, columns, filters, counted=True)
+
+    def _rows(self, source: Source, columns: tuple[str, ...], filters: tuple[P.Expr, ...],
+              counted: bool) -> pd.DataFrame:
         params: list[Any] = []
         where = [_expr_sql(f, params) for f in filters]
         cols = ", ".join(quote_ident(c) for c in columns)
-        sql = f"SELECT {cols} FROM {self._relation(source, hot=True)} AS t"
+        extra = f", count(*) AS {quote_ident(COUNT_COLUMN)}" if counted else ""
+        sql = f"SELECT {cols}{extra} FROM {self._relation(source, hot=True)} AS t"
         if where:
             sql += f" WHERE {' AND '.join(where)}"
-        if POSITION in self.column_names(source):  # a copy clustered by group: source order
+        if counted:
+            sql += f" GROUP BY ALL ORDER BY {cols}" if columns else ""
+        elif POSITION in self.column_names(source):  # a copy clustered by group: source order
             sql += f" ORDER BY {quote_ident(POSITION)}"
         try:
             cur = self._cursor()

@@ -48,14 +48,11 @@ class CompiledExtract(Compiled):
 
     def run(self, engine: Any, source: Any) -> pd.DataFrame:
         cols = tuple(self.qis + self.sens + self.keep)
-        counted = getattr(engine, "fetch_counted", None)
-        if counted is None:
-            return engine.fetch(source, cols, self.ctx.plan.filters)
         # the engine counts the rows of each distinct tuple (Spark: in the cluster); the
         # extract is built from the same multiset of rows
         from ..engines.base import COUNT_COLUMN
 
-        tuples = counted(source, cols, self.ctx.plan.filters)
+        tuples = engine.fetch_counted(source, cols, self.ctx.plan.filters)
         n = tuples.pop(COUNT_COLUMN).to_numpy(dtype="int64")
         return tuples.loc[tuples.index.repeat(n)].reset_index(drop=True)
 
