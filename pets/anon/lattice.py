@@ -76,6 +76,8 @@ MAX_NODES = 2_000_000
 _INT_LIMIT = 1 << 62
 #: classes of the evaluated nodes kept for bounds below skipped nodes, at most (memory)
 _ORIGIN_CLASSES = 2_000_000
+#: … and their labels kept, at most (classes × QIs; int32)
+_ORIGIN_LABELS = 4_000_000
 #: the largest class × sensitive-value count matrix built per node (else row-level checks)
 _DENSE_LIMIT = 20_000_000
 #: memory kept for the summed class keys of groups of QIs (classes), at most (bytes)
@@ -233,6 +235,7 @@ class _Origin:
     labels: list[np.ndarray | None]
     pre: np.ndarray | None = None  # w² or ⌊w / k⌋ per class (split_bound)
     fans: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (QI, level) → fan per class
+    codes: np.ndarray | None = None  # class of each tuple (until first is known or not needed)
 
 
 @dataclass
@@ -425,7 +428,7 @@ class _Search:
         # when every model is a class-size threshold: k-anonymity, estimated k-map)
         self._simple = not (self.dl or self.dense or self.weighted or self.pop_strong or self.pop_weak
                             or self.table or self.npop)
-        room = _BASE_BYTES // max(4 * nt, 1) if self._simple else 0
+        room = _BASE_BYTES // max(8 * nt, 1) if self._simple else 0
         self._b_lv = np.zeros((room, d), dtype=np.int64)
         self._b_logn = np.zeros(room)  # log #classes
         self._b_n: list[int] = []  # #classes
@@ -480,7 +483,7 @@ class _Search:
         if not room or ev.n_cls <= 0:
             return
         m = len(self._b_codes)
-        codes = ev.codes.astype(np.int32)
+        codes = ev.codes  # int64, as the refined keys
         if m < room:
             self._b_codes.append(codes)
             self._b_n.append(ev.n_cls)
@@ -497,11 +500,12 @@ class _Search:
         self._b_lv[m] = lv
         self._b_logn[m] = math.log(ev.n_cls)
 
-    def base_of(self, i: int, lv: Sequence[int], strides: Sequence[int]) -> int | None:
+    def base_of(self, i: int, lv: Sequence[int], strides: Sequence[int], hint: int = -1) -> int | None:
         """A kept node above node ``i`` (levels ``lv``) whose classes, split by the QIs
         where it is higher, number ``lv``'s classes by at most :attr:`_dense_max` keys: a
-        kept parent with the fewest keys, else the kept node with the fewest (None: no
-        kept node gives few enough)."""
+        kept parent with the fewest keys, else node ``hint`` (an evaluated node above,
+        e.g. the one whose classes bound ``i``'s value) if kept and few enough, else the
+        kept node with the fewest (None: no kept node gives few enough)."""
         best, fewest = None, self._dense_max
         for j in range(self.d):
             if lv[j] < self.caps[j]:
@@ -512,6 +516,15 @@ class _Search:
                         best, fewest = slot, r
         if best is not None or not self._b_codes:
             return best
+        slot = self._b_slot.get(hint)
+        if slot is not None:
+            blv = self._b_lv[slot]
+            r = self._b_n[slot]
+            for q in range(self.d):
+                if blv[q] > lv[q]:
+                    r *= self.nlab[q][lv[q]]
+            if r <= fewest:
+                return slot
         m = len(self._b_codes)
         B = self._b_lv[:m]
         x = np.asarray(lv, dtype=np.int64)
@@ -530,7 +543,7 @@ class _Search:
         for q in range(self.d):
             if blv[q] > lv[q]:
                 m = self.nlab[q][lv[q]]
-                key = self._b_codes[bi] * np.int64(m) if key is None else key * m
+                key = self._b_codes[bi] * m if key is None else key * m
                 key += self.C[q][lv[q]]
                 R *= m
         assert key is not None  # a kept node is never lv itself
@@ -547,7 +560,7 @@ class _Search:
             key, R = self._refined(base, lv)
             full = np.bincount(key, weights=self.cnt, minlength=R)
             if quick and self.kstrong:
-                s_q = round(float(full[full < self.kstrong].sum()))  # empty keys add 0
+                s_q = round(float(np.add.reduce(full, where=full < self.kstrong)))  # empty keys add 0
                 if s_q > self.limit:
                     none = np.zeros(0, dtype=bool)
                     return _Eval(none.astype(np.int64), 0, none.astype(np.float64), none, none, s_q, s_q)
@@ -913,11 +926,26 @@ class _Search:
     def split_origin(self, i: int, lv: Sequence[int], ev: _Eval) -> _Origin:
         """What :meth:`push_split_bounds` needs of an evaluated node (kept while the
         search works a few levels below it)."""
-        first = None
-        if ev.keys is None:  # a row of each class (any: they share the labels)
-            first = np.empty(ev.n_cls, dtype=np.int64)
-            first[ev.codes] = self._tuple_index
-        return _Origin(i, list(lv), int(sum(lv)), ev.sizes, ev.keys, first, [None] * self.d)
+        o = _Origin(i, list(lv), int(sum(lv)), ev.sizes, ev.keys, None, [None] * self.d)
+        o.codes = ev.codes if ev.keys is None else None  # for o.first, when a label is needed
+        return o
+
+    def keep_origin(self, o: _Origin, labels: bool) -> None:
+        """Shrink an origin kept for later skips: its labels as int32 (``labels``) or none,
+        a row per class instead of the class of every tuple (when labels may be needed)."""
+        o.labels = [None if x is None or not labels else x.astype(np.int32) for x in o.labels]
+        if o.codes is not None and any(o.labels[q] is None for q in range(self.d) if o.lv[q] > 0):
+            self._first_of(o)
+        o.codes = None
+        o.pre = None
+        o.fans = {}
+
+    def _first_of(self, o: _Origin) -> np.ndarray:
+        if o.first is None:  # a row of each class (any: they share the labels)
+            first = np.empty(len(o.sizes), dtype=np.int64)
+            first[o.codes] = self._tuple_index
+            o.first = first
+        return o.first
 
     def _labels(self, o: _Origin, q: int) -> np.ndarray:
         """The level label of QI q of each class of the origin node."""
@@ -926,7 +954,7 @@ class _Search:
             if o.keys is not None:  # decoded from the class keys
                 lab = (o.keys // self._mult[q]) % self._radix[q]
             else:
-                lab = self.C[q][o.lv[q]][o.first]
+                lab = self.C[q][o.lv[q]][self._first_of(o)]
             o.labels[q] = lab
         return lab
 
@@ -1043,7 +1071,7 @@ class _Search:
             lv = L[i].tolist()
             if best_key is not None and not rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
                 continue
-            ev = self.evaluate(lv, self.base_of(i, lv, strides) if self._simple else None, quick=True)
+            ev = self.evaluate(lv, self.base_of(i, lv, strides, int(src[i])) if self._simple else None, quick=True)
             down = None
             if ev.s_lb > limit or (ev.s > limit and limit == 0 and self.all_monotone):
                 down = le[0][lv[0]].copy()
@@ -1067,10 +1095,8 @@ class _Search:
                     held = sum(len(o.sizes) for o in origins.values())
                 o = self.split_origin(i, lv, ev)
                 self.push_split_bounds(o, i, lv, lb_list, dead, bf + tol, strides, src)
-                if held + ev.n_cls <= _ORIGIN_CLASSES:  # kept (without its labels) for later skips
-                    o.labels = [None] * d
-                    o.pre = None
-                    o.fans = {}
+                if held + ev.n_cls <= _ORIGIN_CLASSES:  # kept (shrunk) for later skips
+                    self.keep_origin(o, (held + ev.n_cls) * d <= _ORIGIN_LABELS)
                     origins[i] = o
                     held += ev.n_cls
             if ev.s_lb > 0 and self.propagates:

@@ -237,9 +237,9 @@ def test_classes_refined_from_a_node_above_are_the_node_classes(seed, n, k, max_
 
 @pytest.mark.parametrize("metric", ["aecs", "dm*", "arx_aecs", "discernibility", "loss"])
 def test_search_answer_does_not_depend_on_the_memory_for_refinement(monkeypatch, metric):
-    """Whether the search refines classes of kept nodes (and how many it keeps, and
-    whether it sums keys per group of QIs) changes neither its answer nor the nodes it
-    evaluates."""
+    """Whether the search refines classes of kept nodes (and how many it keeps, whether
+    it sums keys per group of QIs, whether it keeps the labels of the nodes whose classes
+    bound the nodes below) changes neither its answer nor the nodes it evaluates."""
     import pets.anon.lattice as lattice
 
     df = table(5, 1500)
@@ -251,8 +251,10 @@ def test_search_answer_does_not_depend_on_the_memory_for_refinement(monkeypatch,
 
     want = run()
     nt = len(np.unique(np.stack([e.codes for e in enc], axis=1), axis=0))
-    for base_bytes, combos, key_bytes in [(0, 1, 0), (3 * 4 * nt, 256, 48 << 20), (4 * nt, 4, 1)]:
+    for base_bytes, combos, key_bytes, labels in [(0, 1, 0, 0), (3 * 8 * nt, 256, 48 << 20, 4_000_000),
+                                                  (8 * nt, 4, 1, 2000)]:
         monkeypatch.setattr(lattice, "_BASE_BYTES", base_bytes)
         monkeypatch.setattr(lattice, "_GROUP_COMBOS", combos)
         monkeypatch.setattr(lattice, "_GROUP_KEY_BYTES", key_bytes)
-        assert run() == want, (base_bytes, combos, key_bytes)
+        monkeypatch.setattr(lattice, "_ORIGIN_LABELS", labels)
+        assert run() == want, (base_bytes, combos, key_bytes, labels)
