@@ -16,6 +16,14 @@ How it is fast (everything vectorised, nothing loops over rows):
   class sizes a weighted ``bincount``. Sensitive models see row-level class ids mapped
   back through the tuple index (distinct l-diversity sees one row per distinct
   (tuple, sensitive value) — counts do not matter to it).
+- *Refinement (class-size models only: k-anonymity, estimated k-map).* A node's classes
+  are also the classes of an evaluated node above it split by the labels of the QIs
+  where that node is higher; when the split keys number at most about 2 × the distinct
+  tuples, they are counted densely (a ``bincount``, no hashing), and a node whose
+  failing rows exceed the limit stops at that count. The evaluated nodes' classes are
+  kept for this up to :data:`_BASE_BYTES`; a parent is preferred. Otherwise the key is
+  the sum of per-group keys (groups of QIs whose summed keys are kept per level
+  combination) and the classes come from pandas' hash table.
 - *Feasibility pruning (exact).* For k-anonymity and distinct l-diversity a class
   containing a passing class passes, so the rows they suppress can only shrink when
   generalising: a node whose rows failing them exceed the limit fails with every node
@@ -81,11 +89,11 @@ _ORIGIN_LABELS = 4_000_000
 #: the largest class × sensitive-value count matrix built per node (else row-level checks)
 _DENSE_LIMIT = 20_000_000
 #: memory kept for the summed class keys of groups of QIs (classes), at most (bytes)
-_GROUP_KEY_BYTES = 48 << 20
+_GROUP_KEY_BYTES = 16 << 20
 #: at most this many level combinations per group of QIs whose keys are summed once
 _GROUP_COMBOS = 256
 #: memory kept for the classes of evaluated nodes that nodes below refine (bytes)
-_BASE_BYTES = 64 << 20
+_BASE_BYTES = 32 << 20
 
 try:  # pandas' hash table without pd.factorize's checks of the input (int64 keys only)
     from pandas._libs.hashtable import Int64HashTable as _Int64HashTable
@@ -428,7 +436,7 @@ class _Search:
         # when every model is a class-size threshold: k-anonymity, estimated k-map)
         self._simple = not (self.dl or self.dense or self.weighted or self.pop_strong or self.pop_weak
                             or self.table or self.npop)
-        room = _BASE_BYTES // max(8 * nt, 1) if self._simple else 0
+        room = min(_BASE_BYTES // max(8 * nt, 1), self.nodes_total, 4096) if self._simple else 0
         self._b_lv = np.zeros((room, d), dtype=np.int64)
         self._b_logn = np.zeros(room)  # log #classes
         self._b_n: list[int] = []  # #classes

@@ -251,7 +251,7 @@ def test_search_answer_does_not_depend_on_the_memory_for_refinement(monkeypatch,
 
     want = run()
     nt = len(np.unique(np.stack([e.codes for e in enc], axis=1), axis=0))
-    for base_bytes, combos, key_bytes, labels in [(0, 1, 0, 0), (3 * 8 * nt, 256, 48 << 20, 4_000_000),
+    for base_bytes, combos, key_bytes, labels in [(0, 1, 0, 0), (3 * 8 * nt, 256, 16 << 20, 4_000_000),
                                                   (8 * nt, 4, 1, 2000)]:
         monkeypatch.setattr(lattice, "_BASE_BYTES", base_bytes)
         monkeypatch.setattr(lattice, "_GROUP_COMBOS", combos)
