@@ -169,7 +169,7 @@ def anonymize(
     labels meets the models, :mod:`pets.anon.cells`; no hierarchy needed;
     ``r.metrics["cells_suppressed"]``). ``max_nodes`` bounds the heuristic search by a
     number of lattice nodes instead of ``time_limit`` (a result that does not depend on
-    the machine's speed: :mod:`pets.anon.budget`).
+    the machine's speed: :func:`~pets.anon.heuristic.heuristic_full_domain`).
 
     ``models`` adds privacy models beyond k, l and t (:class:`~pets.anon.models.DeltaPresence`,
     :class:`~pets.anon.models.KMap`, :class:`~pets.anon.models.AverageReidentificationRisk`,
@@ -388,9 +388,7 @@ def _optimal(df, qis, hierarchies, models, max_suppression, metric, gs_factor, a
         )
     kw = {"metric": metric, "gs_factor": gs_factor, "aggregation": aggregation}
     if use == "heuristic" and max_nodes is not None:
-        from .budget import budgeted_full_domain
-
-        run = partial(budgeted_full_domain, max_nodes=int(max_nodes), **kw)
+        run = partial(heuristic_full_domain, max_nodes=int(max_nodes), **kw)
     elif use == "heuristic":
         run = partial(heuristic_full_domain, time_limit=time_limit, **kw)
     else:

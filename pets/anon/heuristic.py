@@ -24,6 +24,12 @@ known (``result.gap``). Two searches share the time and the evaluations:
 The result depends on the time limit (and, through the restarts, on ``seed``): the same
 call may return a better node on a faster machine. The privacy guarantee does not
 depend on it — every returned node satisfies the models like the exhaustive search's.
+
+**A node budget instead of a time limit** (``max_nodes``): the same request run twice
+must not return two different transformations of the same rows (two different
+k-anonymous generalisations of the same people can be intersected), so governed
+extracts bound every phase by a number of lattice nodes evaluated, never by the clock:
+the result is then a deterministic function of the rows, the request and the seed.
 """
 
 from __future__ import annotations
@@ -39,16 +45,30 @@ from ..errors import QueryError
 from .lattice import SearchResult, _describe, _Search, refuse_if_impossible
 from .models import PrivacyModel
 
-__all__ = ["AUTO_THRESHOLD", "heuristic_full_domain"]
+__all__ = ["AUTO_THRESHOLD", "DEFAULT_MAX_NODES", "heuristic_full_domain"]
 
 #: ``search="auto"`` searches heuristically above this many lattice nodes
 AUTO_THRESHOLD = 500_000
+#: the node budget of a governed heuristic search unless the policy or the analyst says
+DEFAULT_MAX_NODES = 5_000
+
+
+class _Stop(Exception):
+    """The node budget is spent (raised by :meth:`_Heuristic.look` for node ``lv``)."""
+
+    def __init__(self, lv: tuple[int, ...]) -> None:
+        self.lv = lv
 
 
 class _Heuristic:
-    def __init__(self, s: _Search, time_limit: float, seed: int) -> None:
+    """The searches' moves, stopped by a clock, or (``max_nodes``) by the number of
+    nodes evaluated."""
+
+    def __init__(self, s: _Search, time_limit: float, seed: int, max_nodes: int | None = None) -> None:
         self.s = s
         self.deadline = time.perf_counter() + time_limit
+        self.max_nodes = max_nodes
+        self.stop_at = max_nodes  # the node count at which the current phase stops
         self.rng = np.random.default_rng(seed)  # restarts only: no privacy role
         self.cache: dict[tuple[int, ...], tuple[bool, Any]] = {}
         self.failed: list[tuple[int, ...]] = []  # nodes failing a suppression-monotone model
@@ -59,6 +79,8 @@ class _Heuristic:
         self.floor = [0] * s.d  # every satisfying node has lv[j] >= floor[j]
 
     def out_of_time(self) -> bool:
+        if self.stop_at is not None:
+            return len(self.cache) >= self.stop_at
         return time.perf_counter() >= self.deadline
 
     # -- one node ----------------------------------------------------------------------
@@ -75,6 +97,8 @@ class _Heuristic:
         hit = self.cache.get(lv)
         if hit is not None:
             return hit
+        if self.stop_at is not None and len(self.cache) >= self.stop_at:
+            raise _Stop(lv)
         s = self.s
         if self.known_infeasible(lv):
             out: tuple[bool, Any] = (False, None)
@@ -158,8 +182,22 @@ class _Heuristic:
 
     # -- best-first bound ------------------------------------------------------------------
 
-    def bound_search(self, heap: list, budget_s: float) -> None:
-        """Pop nodes in increasing bound order for ``budget_s`` seconds."""
+    def bound_search(self, heap: list, budget: float) -> None:
+        """Pop nodes in increasing bound order for ``budget`` seconds (with ``max_nodes``:
+        for ``budget`` more nodes evaluated; the node popped but not evaluated when they
+        are spent goes back with its own bound)."""
+        if self.max_nodes is None:
+            self._bound_search(heap, budget)
+            return
+        self.stop_at = min(self.max_nodes, len(self.cache) + int(budget))
+        try:
+            self._bound_search(heap, float("inf"))
+        except _Stop as e:
+            heapq.heappush(heap, (float(self.s.lower_bounds(np.asarray([e.lv], dtype=np.int64))[0]), e.lv))
+        finally:
+            self.stop_at = self.max_nodes
+
+    def _bound_search(self, heap: list, budget_s: float) -> None:
         s = self.s
         stop = min(self.deadline, time.perf_counter() + budget_s)
         d = s.d
@@ -199,55 +237,71 @@ def heuristic_full_domain(
     aggregation: str | None = None,
     time_limit: float = 10.0,
     seed: int = 0,
+    max_nodes: int | None = None,
 ) -> SearchResult:
-    """A good full-domain generalisation found within ``time_limit`` seconds, and a
-    lower bound of the optimum (``result.lower_bound``, ``result.gap``). Arguments as
+    """A good full-domain generalisation found within ``time_limit`` seconds (or, with
+    ``max_nodes``, within that many lattice nodes evaluated: a result that does not depend
+    on the machine's speed; ``time_limit`` is then not used), and a lower bound of the
+    optimum (``result.lower_bound``, ``result.gap``). Arguments as
     :func:`~pets.anon.lattice.optimal_full_domain`; no limit on the lattice's size.
     ``search`` of the result is "heuristic" (``gap`` 0 when the bound search proved the
     node optimal). Raises :class:`~pets.errors.QueryError` when no transformation was
     found that satisfies the models.
     """
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+    if max_nodes is not None:
+        if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
+            raise QueryError(f"max_nodes must be an integer >= 1, got {max_nodes!r}")
+        max_nodes = int(max_nodes)
+    elif isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
         raise QueryError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     t0 = time.perf_counter()
     s = _Search(qis, models, max_suppression, metric, max_levels, gs_factor, aggregation, max_nodes=None)
     refuse_if_impossible(s, models)  # as the exhaustive search: no time spent on it
-    # 5% of the time is kept for the result's metrics, so the call returns within it
-    h = _Heuristic(s, max(0.0, 0.95 * float(time_limit) - (time.perf_counter() - t0)), int(seed))
+    if max_nodes is None:
+        # 5% of the time is kept for the result's metrics, so the call returns within it
+        h = _Heuristic(s, max(0.0, 0.95 * float(time_limit) - (time.perf_counter() - t0)), int(seed))
+    else:
+        h = _Heuristic(s, math.inf, int(seed), max_nodes)
     top = tuple(s.caps)
     # per QI, the lowest level at which it can be with every other QI at the top: below
     # it the node is under a node failing a suppression-monotone model, hence fails
-    for j in range(s.d):
-        for lev in range(s.caps[j] + 1):
-            lv = top[:j] + (lev,) + top[j + 1:]
-            h.look(lv)
-            if not h.known_infeasible(lv) or h.out_of_time():
-                h.floor[j] = lev
-                break
+    try:
+        for j in range(s.d):
+            for lev in range(s.caps[j] + 1):
+                lv = top[:j] + (lev,) + top[j + 1:]
+                h.look(lv)
+                if not h.known_infeasible(lv) or (max_nodes is None and h.out_of_time()):
+                    h.floor[j] = lev
+                    break
+    except _Stop:
+        pass  # the floors found so far are valid; the others stay 0
     bottom = tuple(h.floor)
     heap: list = [(float(s.lower_bounds(np.asarray([bottom], dtype=np.int64))[0]), bottom)]
-    ok, _v = h.look(top)
-    if ok:
-        h.descend(top)
-    else:
-        # the top fails: with suppression-monotone models nothing satisfies them
-        h.bound_search(heap, float(time_limit) / 2)
-    slice_s = max(0.05, float(time_limit) / 20)
-    restarts = 0
-    while not h.out_of_time() and h.best_lv is not None:
-        h.bound_search(heap, slice_s)
-        if heap and h.s.cmp(heap[0][0], s.first(h.best_v)) >= 0:
-            heap.clear()
-        if not heap:
-            break  # proven optimal
-        if h.out_of_time():
-            break
-        restarts += 1
-        if restarts % 4 == 0:
-            h.descend(top, randomised=True)
+    try:
+        ok, _v = h.look(top)
+        if ok:
+            h.descend(top)
         else:
-            h.descend(h.perturb(h.best_lv))
-    return _result(h, heap, models, t0, f"in {time_limit:g} s", "or give more time")
+            # the top fails: with suppression-monotone models nothing satisfies them
+            h.bound_search(heap, float(time_limit) / 2 if max_nodes is None else max_nodes)
+        step = max(0.05, float(time_limit) / 20) if max_nodes is None else max(1, max_nodes // 20)
+        restarts = 0
+        while not h.out_of_time() and h.best_lv is not None:
+            h.bound_search(heap, step)
+            if heap and h.s.cmp(heap[0][0], s.first(h.best_v)) >= 0:
+                heap.clear()
+            if not heap or h.out_of_time():
+                break  # proven optimal, or out of time / nodes
+            restarts += 1
+            if restarts % 4 == 0:
+                h.descend(top, randomised=True)
+            else:
+                h.descend(h.perturb(h.best_lv))
+    except _Stop:
+        pass
+    if max_nodes is None:
+        return _result(h, heap, models, t0, f"in {time_limit:g} s", "or give more time")
+    return _result(h, heap, models, t0, f"within {max_nodes:,} nodes", "or a larger max_nodes")
 
 
 def _result(h: "_Heuristic", heap: list, models: list[PrivacyModel], t0: float, within: str,

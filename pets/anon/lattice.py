@@ -16,6 +16,14 @@ How it is fast (everything vectorised, nothing loops over rows):
   class sizes a weighted ``bincount``. Sensitive models see row-level class ids mapped
   back through the tuple index (distinct l-diversity sees one row per distinct
   (tuple, sensitive value) — counts do not matter to it).
+- *Refinement (class-size models only: k-anonymity, estimated k-map).* A node's classes
+  are also the classes of an evaluated node above it split by the labels of the QIs
+  where that node is higher; when the split keys number at most about 2 × the distinct
+  tuples, they are counted densely (a ``bincount``, no hashing), and a node whose
+  failing rows exceed the limit stops at that count. The evaluated nodes' classes are
+  kept for this up to :data:`_BASE_BYTES`; a parent is preferred. Otherwise the key is
+  the sum of per-group keys (groups of QIs whose summed keys are kept per level
+  combination) and the classes come from pandas' hash table.
 - *Feasibility pruning (exact).* For k-anonymity and distinct l-diversity a class
   containing a passing class passes, so the rows they suppress can only shrink when
   generalising: a node whose rows failing them exceed the limit fails with every node
@@ -76,8 +84,48 @@ MAX_NODES = 2_000_000
 _INT_LIMIT = 1 << 62
 #: classes of the evaluated nodes kept for bounds below skipped nodes, at most (memory)
 _ORIGIN_CLASSES = 2_000_000
+#: … and their labels kept, at most (classes × QIs; int32)
+_ORIGIN_LABELS = 4_000_000
 #: the largest class × sensitive-value count matrix built per node (else row-level checks)
 _DENSE_LIMIT = 20_000_000
+#: memory kept for the summed class keys of groups of QIs (classes), at most (bytes)
+_GROUP_KEY_BYTES = 16 << 20
+#: at most this many level combinations per group of QIs whose keys are summed once
+_GROUP_COMBOS = 256
+#: memory kept for the classes of evaluated nodes that nodes below refine (bytes)
+_BASE_BYTES = 32 << 20
+
+try:  # pandas' hash table without pd.factorize's checks of the input (int64 keys only)
+    from pandas._libs.hashtable import Int64HashTable as _Int64HashTable
+except ImportError:  # pragma: no cover - a pandas without it: pd.factorize
+    _Int64HashTable = None
+
+
+def _factorize(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of an int64 array: (codes in order of first appearance, uniques)."""
+    if _Int64HashTable is not None:
+        uniq, codes = _Int64HashTable(len(key)).factorize(key)
+        return codes, uniq
+    codes, uniq = pd.factorize(key)
+    return np.asarray(codes), np.asarray(uniq)
+
+
+def _key_groups(sizes: Sequence[int], max_combos: int) -> list[list[int]]:
+    """Consecutive QIs grouped so that each group has at most ``max_combos`` level
+    combinations (∏ of its QIs' level counts; a QI with more stays alone): the class key
+    of a node is the sum of one summed key per group (:meth:`_Search.classes`)."""
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    combos = 1
+    for j, m in enumerate(sizes):
+        if cur and combos * m > max_combos:
+            groups.append(cur)
+            cur, combos = [], 1
+        cur.append(j)
+        combos *= m
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 @dataclass
@@ -194,6 +242,8 @@ class _Origin:
     first: np.ndarray | None
     labels: list[np.ndarray | None]
     pre: np.ndarray | None = None  # w² or ⌊w / k⌋ per class (split_bound)
+    fans: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (QI, level) → fan per class
+    codes: np.ndarray | None = None  # class of each tuple (until first is known or not needed)
 
 
 @dataclass
@@ -309,6 +359,10 @@ class _Search:
                 self.K.append([c * mult for c in self.C[j]] if mult != 1 else self.C[j])
                 self._mult.append(mult)
                 mult *= radix[j]
+        # summed keys per group of QIs and their levels, kept up to _GROUP_KEY_BYTES
+        self._groups = _key_groups([c + 1 for c in caps], _GROUP_COMBOS)
+        self._gkeys: dict[tuple[int, ...], np.ndarray] = {}
+        self._gkey_room = _GROUP_KEY_BYTES // max(8 * nt, 1)
 
         # -- models
         self.kmax = 0
@@ -378,32 +432,158 @@ class _Search:
         self.pull_budget = 4  # … and one skipped node, from its origin
         self._last_keys: np.ndarray | None = None
         self.setup_objective(gs_factor, aggregation)
+        # evaluated nodes whose classes the nodes below refine (exhaustive search; only
+        # when every model is a class-size threshold: k-anonymity, estimated k-map)
+        self._simple = not (self.dl or self.dense or self.weighted or self.pop_strong or self.pop_weak
+                            or self.table or self.npop)
+        room = min(_BASE_BYTES // max(8 * nt, 1), self.nodes_total, 4096) if self._simple else 0
+        self._b_lv = np.zeros((room, d), dtype=np.int64)
+        self._b_logn = np.zeros(room)  # log #classes
+        self._b_n: list[int] = []  # #classes
+        self._b_codes: list[np.ndarray] = []  # class of each tuple
+        self._b_node: list[int] = []  # node index
+        self._b_slot: dict[int, int] = {}  # node index → its place in the lists
+        self._lognlab = np.zeros((d, max(caps) + 1))
+        for j in range(d):
+            self._lognlab[j, : caps[j] + 1] = np.log(np.asarray(self.nlab[j], dtype=np.float64))
+        self._qi_index = np.arange(d)
+        self._tuple_index = np.arange(nt, dtype=np.int64)
+        self._dense_max = 2 * nt + 4096  # the most keys refined classes are counted over
 
     # -- one node ------------------------------------------------------------------------
 
+    def _group_key(self, gi: int, lv: Sequence[int]) -> np.ndarray:
+        """The summed pre-multiplied keys of group ``gi``'s QIs at their levels in ``lv``
+        (computed once per level combination while memory allows; not to be modified)."""
+        g = self._groups[gi]
+        ck = (gi, *(lv[j] for j in g))
+        key = self._gkeys.get(ck)
+        if key is None:
+            K = self.K
+            assert K is not None
+            key = K[g[0]][lv[g[0]]]
+            if len(g) > 1:
+                key = key + K[g[1]][lv[g[1]]]
+                for j in g[2:]:
+                    key += K[j][lv[j]]
+            if len(g) > 1 and len(self._gkeys) < self._gkey_room:
+                self._gkeys[ck] = key
+        return key
+
     def classes(self, lv: Sequence[int]) -> tuple[np.ndarray, int]:
         if self.K is not None:
-            K = self.K
-            if self.d == 1:
-                key = K[0][lv[0]]
-            else:
-                key = K[0][lv[0]] + K[1][lv[1]]
-                for j in range(2, self.d):
-                    key += K[j][lv[j]]
+            ng = len(self._groups)
+            key = self._group_key(0, lv)
+            if ng > 1:
+                key = key + self._group_key(1, lv)
+                for gi in range(2, ng):
+                    key += self._group_key(gi, lv)
         else:
             key = _combine([self.C[j][lv[j]] for j in range(self.d)], [self.nlab[j][lv[j]] for j in range(self.d)])
-        codes, uniq = pd.factorize(key)
+        codes, uniq = _factorize(key)
         self._last_keys = uniq if self.K is not None else None
-        return np.asarray(codes), len(uniq)
+        return codes, len(uniq)
 
-    def evaluate(self, lv: Sequence[int]) -> _Eval:
+    def keep_base(self, i: int, lv: Sequence[int], ev: _Eval) -> None:
+        """Keep evaluated node ``i``'s classes for :meth:`base_of` (while memory allows;
+        when full, in place of the kept node of most classes if it has fewer)."""
+        room = len(self._b_lv)
+        if not room or ev.n_cls <= 0:
+            return
+        m = len(self._b_codes)
+        codes = ev.codes  # int64, as the refined keys
+        if m < room:
+            self._b_codes.append(codes)
+            self._b_n.append(ev.n_cls)
+            self._b_node.append(i)
+        else:
+            m = int(np.argmax(self._b_logn))
+            if self._b_n[m] <= ev.n_cls:
+                return
+            del self._b_slot[self._b_node[m]]
+            self._b_codes[m] = codes
+            self._b_n[m] = ev.n_cls
+            self._b_node[m] = i
+        self._b_slot[i] = m
+        self._b_lv[m] = lv
+        self._b_logn[m] = math.log(ev.n_cls)
+
+    def base_of(self, i: int, lv: Sequence[int], strides: Sequence[int], hint: int = -1) -> int | None:
+        """A kept node above node ``i`` (levels ``lv``) whose classes, split by the QIs
+        where it is higher, number ``lv``'s classes by at most :attr:`_dense_max` keys: a
+        kept parent with the fewest keys, else node ``hint`` (an evaluated node above,
+        e.g. the one whose classes bound ``i``'s value) if kept and few enough, else the
+        kept node with the fewest (None: no kept node gives few enough)."""
+        best, fewest = None, self._dense_max
+        for j in range(self.d):
+            if lv[j] < self.caps[j]:
+                slot = self._b_slot.get(i + strides[j])
+                if slot is not None:
+                    r = self._b_n[slot] * self.nlab[j][lv[j]]
+                    if r <= fewest:
+                        best, fewest = slot, r
+        if best is not None or not self._b_codes:
+            return best
+        slot = self._b_slot.get(hint)
+        if slot is not None:
+            blv = self._b_lv[slot]
+            r = self._b_n[slot]
+            for q in range(self.d):
+                if blv[q] > lv[q]:
+                    r *= self.nlab[q][lv[q]]
+            if r <= fewest:
+                return slot
+        m = len(self._b_codes)
+        B = self._b_lv[:m]
+        x = np.asarray(lv, dtype=np.int64)
+        w = self._lognlab[self._qi_index, x]
+        score = self._b_logn[:m] + (B > x) @ w
+        score[(B < x).any(axis=1)] = math.inf
+        bi = int(np.argmin(score))
+        return bi if score[bi] <= math.log(self._dense_max) else None
+
+    def _refined(self, bi: int, lv: Sequence[int]) -> tuple[np.ndarray, int]:
+        """A key per distinct tuple numbering ``lv``'s classes below ``R`` (not densely):
+        kept node ``bi``'s class, then the level labels of the QIs where it is higher."""
+        blv = self._b_lv[bi]
+        key = None
+        R = self._b_n[bi]
+        for q in range(self.d):
+            if blv[q] > lv[q]:
+                m = self.nlab[q][lv[q]]
+                key = self._b_codes[bi] * m if key is None else key * m
+                key += self.C[q][lv[q]]
+                R *= m
+        assert key is not None  # a kept node is never lv itself
+        return key, R
+
+    def evaluate(self, lv: Sequence[int], base: int | None = None, quick: bool = False) -> _Eval:
+        """The classes of node ``lv`` and what fails; ``base`` a kept node above it whose
+        classes to refine (:meth:`base_of`), ``quick`` stop as soon as the rows failing
+        the models exceed the limit (the result then only tells that)."""
         self.checked += 1
         self._last_keys = None
-        if self.npop:
+        sizes = None
+        if base is not None:  # only with class-size models (_simple): counted densely
+            key, R = self._refined(base, lv)
+            full = np.bincount(key, weights=self.cnt, minlength=R)
+            if quick and self.kstrong:
+                s_q = round(float(np.add.reduce(full, where=full < self.kstrong)))  # empty keys add 0
+                if s_q > self.limit:
+                    none = np.zeros(0, dtype=bool)
+                    return _Eval(none.astype(np.int64), 0, none.astype(np.float64), none, none, s_q, s_q)
+            nz = np.flatnonzero(full)
+            n_cls = len(nz)
+            sizes = full[nz]
+            remap = np.empty(R, dtype=np.int64)
+            remap[nz] = np.arange(n_cls)
+            codes = remap[key]
+        elif self.npop:
             codes, n_cls, psizes = self._classes_pop(lv)
         else:
             codes, n_cls = self.classes(lv)
-        sizes = np.bincount(codes, weights=self.cnt, minlength=n_cls)
+        if sizes is None:
+            sizes = np.bincount(codes, weights=self.cnt, minlength=n_cls)
         if self.kstrong:
             fail_strong = sizes < self.kstrong
         else:
@@ -754,8 +934,26 @@ class _Search:
     def split_origin(self, i: int, lv: Sequence[int], ev: _Eval) -> _Origin:
         """What :meth:`push_split_bounds` needs of an evaluated node (kept while the
         search works a few levels below it)."""
-        first = None if ev.keys is not None else _first_rows(ev.codes, ev.n_cls)
-        return _Origin(i, list(lv), int(sum(lv)), ev.sizes, ev.keys, first, [None] * self.d)
+        o = _Origin(i, list(lv), int(sum(lv)), ev.sizes, ev.keys, None, [None] * self.d)
+        o.codes = ev.codes if ev.keys is None else None  # for o.first, when a label is needed
+        return o
+
+    def keep_origin(self, o: _Origin, labels: bool) -> None:
+        """Shrink an origin kept for later skips: its labels as int32 (``labels``) or none,
+        a row per class instead of the class of every tuple (when labels may be needed)."""
+        o.labels = [None if x is None or not labels else x.astype(np.int32) for x in o.labels]
+        if o.codes is not None and any(o.labels[q] is None for q in range(self.d) if o.lv[q] > 0):
+            self._first_of(o)
+        o.codes = None
+        o.pre = None
+        o.fans = {}
+
+    def _first_of(self, o: _Origin) -> np.ndarray:
+        if o.first is None:  # a row of each class (any: they share the labels)
+            first = np.empty(len(o.sizes), dtype=np.int64)
+            first[o.codes] = self._tuple_index
+            o.first = first
+        return o.first
 
     def _labels(self, o: _Origin, q: int) -> np.ndarray:
         """The level label of QI q of each class of the origin node."""
@@ -764,7 +962,7 @@ class _Search:
             if o.keys is not None:  # decoded from the class keys
                 lab = (o.keys // self._mult[q]) % self._radix[q]
             else:
-                lab = self.C[q][o.lv[q]][o.first]
+                lab = self.C[q][o.lv[q]][self._first_of(o)]
             o.labels[q] = lab
         return lab
 
@@ -797,7 +995,9 @@ class _Search:
                     f = None
                     for q in range(self.d):
                         if clv[q] < olv[q]:
-                            fq = self.fan[q][olv[q]][clv[q]][self._labels(o, q)]
+                            fq = o.fans.get((q, clv[q]))
+                            if fq is None:
+                                fq = o.fans[(q, clv[q])] = self.fan[q][olv[q]][clv[q]][self._labels(o, q)]
                             f = fq if f is None else f * fq
                     if o.pre is None:
                         o.pre = (o.sizes * o.sizes if self.metric in ("dm*", "discernibility")
@@ -879,7 +1079,7 @@ class _Search:
             lv = L[i].tolist()
             if best_key is not None and not rank and b >= bf - tol and (int(height[i]), tuple(lv)) >= best_key:
                 continue
-            ev = self.evaluate(lv)
+            ev = self.evaluate(lv, self.base_of(i, lv, strides, int(src[i])) if self._simple else None, quick=True)
             down = None
             if ev.s_lb > limit or (ev.s > limit and limit == 0 and self.all_monotone):
                 down = le[0][lv[0]].copy()
@@ -887,6 +1087,7 @@ class _Search:
                     down &= le[j][lv[j]]
                 dead |= down
                 continue
+            self.keep_base(i, lv, ev)
             if ev.s <= limit:
                 v = self.value(lv, ev)
                 key = (int(height[i]), tuple(lv))
@@ -902,9 +1103,8 @@ class _Search:
                     held = sum(len(o.sizes) for o in origins.values())
                 o = self.split_origin(i, lv, ev)
                 self.push_split_bounds(o, i, lv, lb_list, dead, bf + tol, strides, src)
-                if held + ev.n_cls <= _ORIGIN_CLASSES:  # kept (without its labels) for later skips
-                    o.labels = [None] * d
-                    o.pre = None
+                if held + ev.n_cls <= _ORIGIN_CLASSES:  # kept (shrunk) for later skips
+                    self.keep_origin(o, (held + ev.n_cls) * d <= _ORIGIN_LABELS)
                     origins[i] = o
                     held += ev.n_cls
             if ev.s_lb > 0 and self.propagates:

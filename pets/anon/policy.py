@@ -244,7 +244,7 @@ def resolve_options(section: KanonPolicy | None, p: Any) -> dict[str, Any]:
     of :func:`pets.anon.anonymize` (``max_nodes`` for the heuristic; ``search`` is left
     out for cell suppression, which searches no lattice)."""
     from ..errors import PolicyError
-    from .budget import DEFAULT_MAX_NODES
+    from .heuristic import DEFAULT_MAX_NODES
 
     out: dict[str, Any] = {}
     for key in _CHOICE_KEYS:

@@ -199,3 +199,62 @@ def test_split_bounds_from_every_node_hold_for_every_node_below(seed, n, k, max_
                 lifted += b > float(np.asarray(s.lower_bounds(np.array([lo])))[0]) * (1 + 1e-9)
         if metric in ("dm*", "discernibility"):
             assert lifted > 0, metric  # tighter than the static bound somewhere
+
+
+@pytest.mark.parametrize("seed,n,k,max_suppression", [(0, 400, 3, 0.1), (3, 900, 5, 0.05)])
+def test_classes_refined_from_a_node_above_are_the_node_classes(seed, n, k, max_suppression):
+    """The exhaustive search counts a node's classes by splitting the classes of an
+    evaluated node above it (_Search.evaluate with ``base``): for every comparable pair
+    of a small lattice the same partition of the rows, class sizes and suppressed rows as
+    the direct count; with ``quick`` an infeasible node reports its suppressed rows."""
+    df = table(seed, n)
+    enc = [HIERARCHIES[c].encode(df[c]) for c in QIS]
+    nodes = all_nodes(enc)
+    s = _Search(enc, [KAnonymity(k)], max_suppression, "aecs", None)
+    assert s._simple
+    direct = {lv: s.evaluate(list(lv)) for lv in nodes}
+    pairs = 0
+    for hi in nodes:
+        s._b_codes, s._b_n, s._b_node, s._b_slot = [], [], [], {}
+        s.keep_base(0, list(hi), direct[hi])
+        for lo in nodes:
+            if lo == hi or not all(a <= b for a, b in zip(lo, hi)):
+                continue
+            want = direct[lo]
+            for quick in (False, True):
+                got = s.evaluate(list(lo), base=0, quick=quick)
+                assert got.s == want.s and got.s_strong == want.s_strong, (hi, lo)
+                if quick and want.s > s.limit:
+                    continue
+                assert got.n_cls == want.n_cls, (hi, lo)
+                # the same partition of the distinct tuples, numbered differently
+                pairs_ = set(zip(got.codes.tolist(), want.codes.tolist()))
+                assert len(pairs_) == want.n_cls, (hi, lo)
+                assert np.array_equal(np.sort(got.sizes), np.sort(want.sizes)), (hi, lo)
+                pairs += 1
+    assert pairs > 100
+
+
+@pytest.mark.parametrize("metric", ["aecs", "dm*", "arx_aecs", "discernibility", "loss"])
+def test_search_answer_does_not_depend_on_the_memory_for_refinement(monkeypatch, metric):
+    """Whether the search refines classes of kept nodes (and how many it keeps, whether
+    it sums keys per group of QIs, whether it keeps the labels of the nodes whose classes
+    bound the nodes below) changes neither its answer nor the nodes it evaluates."""
+    import pets.anon.lattice as lattice
+
+    df = table(5, 1500)
+    enc = [HIERARCHIES[c].encode(df[c]) for c in QIS]
+
+    def run():  # type: ignore[no-untyped-def]
+        r = optimal_full_domain(enc, [KAnonymity(4)], 0.06, metric)
+        return r.levels, r.value, r.nodes_checked, r.n_suppressed
+
+    want = run()
+    nt = len(np.unique(np.stack([e.codes for e in enc], axis=1), axis=0))
+    for base_bytes, combos, key_bytes, labels in [(0, 1, 0, 0), (3 * 8 * nt, 256, 16 << 20, 4_000_000),
+                                                  (8 * nt, 4, 1, 2000)]:
+        monkeypatch.setattr(lattice, "_BASE_BYTES", base_bytes)
+        monkeypatch.setattr(lattice, "_GROUP_COMBOS", combos)
+        monkeypatch.setattr(lattice, "_GROUP_KEY_BYTES", key_bytes)
+        monkeypatch.setattr(lattice, "_ORIGIN_LABELS", labels)
+        assert run() == want, (base_bytes, combos, key_bytes, labels)

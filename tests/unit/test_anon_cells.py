@@ -1,5 +1,5 @@
 """Cell suppression (``anonymize(..., recoding="cells")``, :mod:`pets.anon.cells`) and the
-node-budgeted heuristic search (``max_nodes``, :mod:`pets.anon.budget`).
+node-budgeted heuristic search (``max_nodes`` of :func:`pets.anon.heuristic_full_domain`).
 
 The property (every class of the released table, counted by label with ``*`` a label
 like any other, has at least k rows) is checked with pandas on the released rows; the

@@ -46,6 +46,24 @@ def test_heuristic_proves_the_optimum_on_a_small_lattice(metric):
     assert heu.search == "heuristic (proven optimal)" and heu.gap == 0.0
 
 
+@pytest.mark.parametrize("max_nodes", [1, 4, 30, 400])
+def test_heuristic_node_budget_is_deterministic_and_bounded(adult, max_nodes):
+    """``max_nodes`` bounds the heuristic by nodes evaluated, not by time: at most that
+    many, the same answer whatever ``time_limit`` says, a lower bound below the optimum."""
+    df, hs = adult
+    enc = [hs[c].encode(df[c]) for c in ADULT_QIS]
+    runs = [heuristic_full_domain(enc, [KAnonymity(5)], 0.05, "aecs", max_nodes=max_nodes, time_limit=tl, seed=3)
+            for tl in (1e-9, 10.0)]
+    a, b = runs
+    assert a.nodes_checked <= max_nodes
+    assert (a.levels, a.value, a.lower_bound, a.nodes_checked) == (b.levels, b.value, b.lower_bound, b.nodes_checked)
+    opt = optimal_full_domain(enc, [KAnonymity(5)], 0.05, "aecs")
+    assert a.lower_bound <= opt.value + 1e-12 <= a.value + 2e-12
+    for bad in (0, -3, 2.5, True, "9"):
+        with pytest.raises(QueryError, match="max_nodes must be an integer >= 1"):
+            heuristic_full_domain(enc, [KAnonymity(5)], 0.05, max_nodes=bad)
+
+
 @pytest.mark.parametrize("k,supp", [(5, 0.0), (5, 0.05), (50, 0.05)])
 def test_heuristic_bound_is_below_the_optimum_on_adult(adult, k, supp):
     df, hs = adult
