@@ -95,10 +95,24 @@ _GROUP_COMBOS = 256
 #: memory kept for the classes of evaluated nodes that nodes below refine (bytes)
 _BASE_BYTES = 32 << 20
 
-try:  # pandas' hash table without pd.factorize's checks of the input (int64 keys only)
-    from pandas._libs.hashtable import Int64HashTable as _Int64HashTable
-except ImportError:  # pragma: no cover - a pandas without it: pd.factorize
-    _Int64HashTable = None
+def _private_hash_table() -> Any:
+    """pandas' hash table without pd.factorize's checks of the input (int64 keys only), if
+    this pandas has it and it agrees with pd.factorize on a probe (a private API: a
+    pandas that changed it falls back to pd.factorize instead of failing)."""
+    try:
+        from pandas._libs.hashtable import Int64HashTable
+
+        probe = np.array([7, -1, 7, 3, 2**40], dtype=np.int64)
+        uniq, codes = Int64HashTable(len(probe)).factorize(probe)
+        want_codes, want_uniq = pd.factorize(probe)
+        if np.array_equal(codes, want_codes) and np.array_equal(uniq, want_uniq):
+            return Int64HashTable
+    except Exception:  # pragma: no cover - depends on the pandas version
+        pass
+    return None  # pragma: no cover
+
+
+_Int64HashTable = _private_hash_table()
 
 
 def _factorize(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
