@@ -25,9 +25,13 @@ OpenDP's Gaussian threshold (approximate zCDP) takes half of δ. Hence (ε, δ)-
 
 The sampler: discrete Laplace noise comes from pets.dp.fast, which is exact (the same
 distribution as OpenDP's sampler, proven in its module docstring; nothing is charged
-for it), whenever the release has ≥ ``FAST_LAPLACE_MIN_DRAWS`` noise draws or the
-tables of its scales are built already (a first build takes 1–10 ms, an OpenDP call
-~60 µs + ~6 µs a cell), and its scales are ≥ 2^-40; otherwise from OpenDP. Gaussian
+for it), whenever its scales are ≥ 2^-40 and the release has ≥ ``FAST_LAPLACE_MIN_DRAWS``
+noise draws, or the tables of its scales are built already, or every one of its scales
+has been asked for at least ``FAST_LAPLACE_MIN_USES`` times by releases compiled in this
+process (a first build takes 1–10 ms, an OpenDP call ~60 µs + ~6 µs a cell: a scale used
+again is worth its tables); otherwise from OpenDP. Which sampler is used depends only on
+the scales, the number of cells and this process's history of scales (never on the
+data), and both samplers draw from the same distribution, so the guarantee is the same. Gaussian
 noise comes from OpenDP's exact sampler, except on releases of many noise draws
 (≥ ``FAST_MIN_DRAWS``, public keys, δ > 0, a known grant): there pets.dp.fast draws it
 with a proven total-variation distance γ ≤ 2^-47 per draw from the exact one. Over
@@ -71,6 +75,8 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -121,6 +127,15 @@ FAST_MIN_DRAWS = 2048
 #: Laplace noise draws from which a release uses the fast (exact) sampler even when its
 #: tables must be built first (measured: a build is 1–10 ms, OpenDP ~6 µs a cell)
 FAST_LAPLACE_MIN_DRAWS = 1024
+#: compiled releases asking for a Laplace scale, in this process, from which a release
+#: uses the fast (exact) sampler for it (building its tables on that release)
+FAST_LAPLACE_MIN_USES = 2
+#: how many distinct scales the use counts remember (least recently used forgotten):
+#: fewer than pets.dp.fast keeps tables of (128), so releases cycling through more
+#: scales than that stay on OpenDP rather than rebuilding evicted tables every time
+_SCALE_USES_MAX = 64
+_scale_uses: "OrderedDict[float, int]" = OrderedDict()
+_scale_uses_lock = threading.Lock()
 #: the proven per-draw total-variation bound of pets.dp.fast's Gaussian sampler
 _FAST_TV = {"gaussian": 2.0**-47}
 
@@ -1096,6 +1111,24 @@ def _refuse_overflow(o: _Output, max_rows: int) -> None:
     )
 
 
+def _fast_laplace(scales: Any, draws: int) -> bool:
+    """Whether a release of these Laplace scales and ``draws`` noise draws uses the fast
+    exact sampler (see the module docstring); counts one use of each distinct scale.
+    Depends on the scales, the draws and this process's earlier calls only."""
+    distinct = {float(s) for s in scales}
+    with _scale_uses_lock:
+        uses = []
+        for s in distinct:
+            n = _scale_uses.pop(s, 0) + 1
+            _scale_uses[s] = n  # most recently used last
+            uses.append(n)
+        while len(_scale_uses) > _SCALE_USES_MAX:
+            _scale_uses.popitem(last=False)
+    return (draws >= FAST_LAPLACE_MIN_DRAWS
+            or min(uses) >= FAST_LAPLACE_MIN_USES
+            or all(fast._laplace_ready(s) for s in distinct))
+
+
 def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
                grant_epsilon: float | None = None) -> CompiledDP:
     """Check a plan's shape for a DP release and work out its measurements and scales.
@@ -1178,9 +1211,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         sensitivity = {key: groups if key in person_keys else per_row[key] * contribution
                        for key in per_row}
         scales = {key: laplace_scale(sensitivity[key], eps_each) for key in per_row}
-        if scales and min(scales.values()) >= fast.LAPLACE_MIN_SCALE and (
-                draws >= FAST_LAPLACE_MIN_DRAWS
-                or all(fast._laplace_ready(s) for s in scales.values())):
+        if scales and min(scales.values()) >= fast.LAPLACE_MIN_SCALE and _fast_laplace(
+                scales.values(), draws):
             sampler = "fast"  # exact: no δ
         if any_unknown:
             threshold, threshold_value = laplace_threshold(
