@@ -415,21 +415,23 @@ class CompiledDP:
             return pd.DataFrame(self.selected, columns=list(self.group_columns))
         return pd.DataFrame(self.cell_columns())
 
-    def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
+    def exact_vectors(self, exact: "pd.DataFrame | dict[str, np.ndarray]") -> dict[str, np.ndarray]:
         """The exact integer value of each measurement in every public cell: the
         engine's rows (groups present; groups outside the keys are ignored) aligned to
-        the cells, 0 where a key is absent from the data."""
+        the cells, 0 where a key is absent from the data. ``exact`` is the engine's
+        table, as a DataFrame or as one array per column (``aggregate_columns``)."""
         n = self.cells
         vec = {m.key: np.zeros(n, dtype=np.int64) for m in self.measures}
-        if len(exact) > 0 and not self.group_columns:
+        group, measure, rows = _exact_columns(exact)
+        if rows > 0 and not self.group_columns:
             for m in self.measures:
-                vec[m.key][0] = int(exact[m.key].iloc[0])
-        elif len(exact) > 0 and self.selected is None:
+                vec[m.key][0] = int(measure(m.key)[0])
+        elif rows > 0 and self.selected is None:
             # the cell of each engine row: mixed-radix position of its keys' indices
-            positions = np.zeros(len(exact), dtype=np.int64)
-            ok = np.ones(len(exact), dtype=bool)
+            positions = np.zeros(rows, dtype=np.int64)
+            ok = np.ones(rows, dtype=bool)
             for c, k in zip(self.group_columns, self.keys):
-                vals = exact[c].to_numpy(dtype=object)
+                vals = group(c)
                 if len(vals) <= _DICT_LOOKUP:  # few rows: a dict beats building an index
                     pos = _key_positions(k)
                     idx = np.fromiter((_lookup(pos, v) for v in vals), dtype=np.int64, count=len(vals))
@@ -438,16 +440,16 @@ class CompiledDP:
                 ok &= idx >= 0
                 positions = positions * len(k) + idx
             for m in self.measures:
-                vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
-        elif len(exact) > 0:
+                vec[m.key][positions[ok]] = measure(m.key)[ok]
+        elif rows > 0:
             index = {combo: i for i, combo in enumerate(self._combos())}
-            gvals = [exact[c].tolist() for c in self.group_columns]
+            gvals = [group(c).tolist() for c in self.group_columns]
             positions = np.fromiter(
-                (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=len(exact)
+                (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=rows
             )
             ok = positions >= 0
             for m in self.measures:
-                vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
+                vec[m.key][positions[ok]] = measure(m.key)[ok]
         self._engine_vec = vec
         out = {}
         for key, parts in self.derived.items():
@@ -457,10 +459,11 @@ class CompiledDP:
             out[key] = acc
         return out
 
-    def noise(self, exact: pd.DataFrame) -> "NoisyResult":
+    def noise(self, exact: "pd.DataFrame | dict[str, np.ndarray]") -> "NoisyResult":
         released_counts = None
         if self.threshold is not None:
-            released_counts = self._select(exact)
+            released_counts = self._select(exact if isinstance(exact, pd.DataFrame)
+                                           else pd.DataFrame(exact))
         vec = self.exact_vectors(exact)
         add = {
             ("laplace", "opendp"): add_discrete_laplace,
@@ -503,6 +506,24 @@ class CompiledDP:
                         key=lambda kv: tuple(_natural(x) for x in kv[0]))
         self.selected = [k for k, _ in chosen]
         return np.asarray([v for _, v in chosen], dtype=np.int64)
+
+
+def _exact_columns(exact: "pd.DataFrame | dict[str, np.ndarray]") -> tuple[
+        Callable[[str], np.ndarray], Callable[[str], np.ndarray], int]:
+    """(a group column as an object array, a measure as int64, the number of rows) of
+    an engine's table given as a DataFrame or as one array per column."""
+    if isinstance(exact, pd.DataFrame):
+        return (lambda c: exact[c].to_numpy(dtype=object),
+                lambda k: exact[k].to_numpy(dtype=np.int64), len(exact))
+    rows = len(next(iter(exact.values()))) if exact else 0
+
+    def group(c: str) -> np.ndarray:
+        a = exact[c]
+        if a.dtype.kind in "mM":  # dates and times: as pandas gives them (Timestamps)
+            return pd.Series(a).to_numpy(dtype=object)
+        return np.asarray(a, dtype=object)
+
+    return group, lambda k: np.asarray(exact[k], dtype=np.int64), rows
 
 
 def _natural(x: Any) -> tuple[int, float, str]:

@@ -160,6 +160,11 @@ class Engine(Protocol):
         (listing the ordinals it could store)."""
 
 
+#: An engine may also have ``aggregate_columns(source, request)``: ``aggregate``'s table
+#: as one NumPy array per column (group columns as object arrays with ``None`` for a
+#: missing key, int64 measures), without building a DataFrame; the DP mechanism uses it
+#: where the engine has it (DuckDB), else ``aggregate``.
+
 #: The count column of an engine's optional ``fetch_counted(source, columns, filters)``:
 #: the distinct rows of ``columns`` passing ``filters``, each with how many rows have it.
 #: A k-anonymous extract uses it where the engine has it (Spark: the class sizes are
