@@ -396,17 +396,7 @@ class CompiledDP:
                 arr[:] = [g[j] for g in self.selected]
                 cols[name] = arr
             return cols
-        # the product of the public keys in row-major order (as itertools.product), built
-        # column by column: repeat each key for the cells after it, tile for those before
-        sizes = [len(k) for k in self.keys]
-        cols = {}
-        for j, (name, k) in enumerate(zip(self.group_columns, self.keys)):
-            after = math.prod(sizes[j + 1:])
-            before = math.prod(sizes[:j])
-            arr = np.empty(len(k), dtype=object)
-            arr[:] = list(k)
-            cols[name] = np.tile(np.repeat(arr, after), before)
-        return cols
+        return _product_columns(self.group_columns, self.keys)
 
     def cell_frame(self) -> pd.DataFrame:
         if not self.group_columns:
@@ -526,6 +516,42 @@ def _exact_columns(exact: "pd.DataFrame | dict[str, np.ndarray]") -> tuple[
     return group, lambda k: np.asarray(exact[k], dtype=np.int64), rows
 
 
+#: public cells up to which a release's key columns are kept for the next release
+_CELL_SERIES_MAX = 4096
+
+
+def _cell_series(c: CompiledDP) -> dict[str, Any]:
+    """The key columns of a release over public keys, as :meth:`CompiledDP.cell_columns`
+    (as pandas Series, their dtype inferred once): the same keys give the same columns,
+    so small ones are kept (a DataFrame built from them copies them, or under pandas'
+    copy-on-write copies them on a change)."""
+    if c.cells > _CELL_SERIES_MAX:
+        return c.cell_columns()
+    return dict(_cell_series_of(c.group_columns, c.keys))
+
+
+@lru_cache(maxsize=256)
+def _cell_series_of(group_columns: tuple[str, ...],
+                    keys: tuple[tuple[Any, ...], ...]) -> tuple[tuple[str, pd.Series], ...]:
+    return tuple((name, pd.Series(arr))
+                 for name, arr in _product_columns(group_columns, keys).items())
+
+
+def _product_columns(group_columns: tuple[str, ...],
+                     keys: tuple[tuple[Any, ...], ...]) -> dict[str, np.ndarray]:
+    """The product of the public keys in row-major order (as itertools.product), built
+    column by column: repeat each key for the cells after it, tile for those before."""
+    sizes = [len(k) for k in keys]
+    cols = {}
+    for j, (name, k) in enumerate(zip(group_columns, keys)):
+        after = math.prod(sizes[j + 1:])
+        before = math.prod(sizes[:j])
+        arr = np.empty(len(k), dtype=object)
+        arr[:] = list(k)
+        cols[name] = np.tile(np.repeat(arr, after), before)
+    return cols
+
+
 def _natural(x: Any) -> tuple[int, float, str]:
     """Sort key of a released group key: numbers by value before text."""
     if isinstance(x, (int, float)) and not isinstance(x, bool):
@@ -577,7 +603,7 @@ class NoisyResult:
                 df.loc[self.suppressed, h.agg.name] = pd.NA
             return df
         if c.group_columns and c.selected is None:  # one frame, built once
-            df = pd.DataFrame({**c.cell_columns(), **{o.agg.name: self._value(o) for o in c.outputs}})
+            df = pd.DataFrame({**_cell_series(c), **{o.agg.name: self._value(o) for o in c.outputs}})
         else:
             df = c.cell_frame()
             for o in c.outputs:
