@@ -660,20 +660,25 @@ class NoisyResult:
             if self.suppressed.any():
                 f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
             return f
+        # one frame: the cells repeated once per output, then the outputs' columns
         base = c.cell_frame()
-        frames = []
-        for o in c.outputs:
-            lo, hi = self._interval(o, level)
-            f = base.copy()
-            f["aggregate"] = o.agg.name
-            f["value"] = self._value(o).astype(np.float64)
-            f["lower"] = lo
-            f["upper"] = hi
-            if self.suppressed.any():
-                f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
-            frames.append(f)
-        out = pd.concat(frames, ignore_index=True)
-        return out
+        n, k = len(base), len(c.outputs)
+        cells = base.iloc[np.tile(np.arange(n), k)].reset_index(drop=True)
+        names = np.empty(k, dtype=object)
+        names[:] = [o.agg.name for o in c.outputs]
+        ends = [self._interval(o, level) for o in c.outputs]
+        cols = {
+            "aggregate": np.repeat(names, n),
+            "value": np.concatenate([self._value(o).astype(np.float64) for o in c.outputs]),
+            "lower": np.concatenate([np.asarray(lo, dtype=np.float64) for lo, _ in ends]),
+            "upper": np.concatenate([np.asarray(hi, dtype=np.float64) for _, hi in ends]),
+        }
+        if self.suppressed.any():
+            gone = np.tile(self.suppressed, k)
+            for name in ("value", "lower", "upper"):
+                cols[name][gone] = np.nan
+        return pd.DataFrame({**{g: cells[g] for g in c.group_columns}, **cols},
+                            index=pd.RangeIndex(n * k))
 
     def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
         nz, hw = self.noisy, self.compiled.half_width

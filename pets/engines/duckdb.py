@@ -448,8 +448,8 @@ class DuckDBEngine:
 
     def aggregate_columns(self, source: Source, request: AggregateRequest) -> dict[str, np.ndarray]:
         """:meth:`aggregate`'s table as one NumPy array per column (no DataFrame built):
-        group columns (object arrays, ``None`` where a key is missing, unless of a
-        plain NumPy type) then one int64 array per measure key."""
+        the group columns (an object array with ``None`` where a key is missing, if
+        any is) then one int64 array per measure key."""
         types = self.schema(source)
         params: list[Any] = []
         where = [_expr_sql(f, params) for f in request.filters]
