@@ -331,9 +331,10 @@ class Holder:
         """The policy a dataset was registered with."""
         return self._dataset(name).policy
 
-    def _dataset(self, name: str) -> Dataset:
-        """The dataset, after checking its source has not changed since registration."""
-        rec = self._store.get_dataset(name)
+    def _dataset(self, name: str, record: dict[str, Any] | None = None) -> Dataset:
+        """The dataset, after checking its source has not changed since registration
+        (``record``: its store record, when the caller has just read it)."""
+        rec = self._store.get_dataset(name) if record is None else record
         if rec is None:
             raise QueryError(f"unknown dataset {name!r}; registered: {', '.join(self.datasets()) or 'none'}")
         path = Path(rec["source"]["path"])

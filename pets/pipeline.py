@@ -184,14 +184,14 @@ def prepare(s: "Session", query: Query | Plan, protection: Protection, *,
         )
     mech.check_request(plan, protection)
     store = s._holder._store
-    if store.get_dataset(plan.dataset) is None:
+    record, budget = store.dataset_and_budget(plan.dataset, s.analyst, s.purpose)
+    if record is None:
         raise _unknown_dataset(s, plan.dataset)
     version = None
     try:
-        budget = store.budget_state(s.analyst, plan.dataset, s.purpose)
         if budget is None:
             raise _no_grant(s, plan.dataset)
-        ds = s._holder._dataset(plan.dataset)
+        ds = s._holder._dataset(plan.dataset, record)
         version = ds.policy_version
         check_plan(ds.policy, plan, ds.schema, mech.form(protection), mech.epsilon(protection))
         ctx = Context(s.analyst, s.purpose, ds, plan, protection, budget)

@@ -245,14 +245,18 @@ def release_from_json(d: dict[str, Any], plan: Any, protection: Any,
     """A :class:`pets.Release`; ``fetch_ci(level)`` answers levels the server did not send."""
     from .release import Release
 
-    cached = {float(k): frame_from_json(v) for k, v in (d.get("ci") or {}).items()}
+    sent = {float(k): v for k, v in (d.get("ci") or {}).items()}  # decoded when asked for
+    cached: dict[float, pd.DataFrame] = {}
 
     def ci(level: float) -> pd.DataFrame:
         level = float(level)
         if level not in cached:
-            if fetch_ci is None:
+            if level in sent:
+                cached[level] = frame_from_json(sent[level])
+            elif fetch_ci is None:
                 raise TypeError("this release has no confidence intervals")
-            cached[level] = fetch_ci(level)
+            else:
+                cached[level] = fetch_ci(level)
         return cached[level].copy()
 
     return Release(

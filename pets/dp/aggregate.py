@@ -25,9 +25,13 @@ OpenDP's Gaussian threshold (approximate zCDP) takes half of δ. Hence (ε, δ)-
 
 The sampler: discrete Laplace noise comes from pets.dp.fast, which is exact (the same
 distribution as OpenDP's sampler, proven in its module docstring; nothing is charged
-for it), whenever the release has ≥ ``FAST_LAPLACE_MIN_DRAWS`` noise draws or the
-tables of its scales are built already (a first build takes 1–10 ms, an OpenDP call
-~60 µs + ~6 µs a cell), and its scales are ≥ 2^-40; otherwise from OpenDP. Gaussian
+for it), whenever its scales are ≥ 2^-40 and the release has ≥ ``FAST_LAPLACE_MIN_DRAWS``
+noise draws, or the tables of its scales are built already, or every one of its scales
+has been asked for at least ``FAST_LAPLACE_MIN_USES`` times by releases compiled in this
+process (a first build takes 1–10 ms, an OpenDP call ~60 µs + ~6 µs a cell: a scale used
+again is worth its tables); otherwise from OpenDP. Which sampler is used depends only on
+the scales, the number of cells and this process's history of scales (never on the
+data), and both samplers draw from the same distribution, so the guarantee is the same. Gaussian
 noise comes from OpenDP's exact sampler, except on releases of many noise draws
 (≥ ``FAST_MIN_DRAWS``, public keys, δ > 0, a known grant): there pets.dp.fast draws it
 with a proven total-variation distance γ ≤ 2^-47 per draw from the exact one. Over
@@ -71,6 +75,8 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -121,6 +127,15 @@ FAST_MIN_DRAWS = 2048
 #: Laplace noise draws from which a release uses the fast (exact) sampler even when its
 #: tables must be built first (measured: a build is 1–10 ms, OpenDP ~6 µs a cell)
 FAST_LAPLACE_MIN_DRAWS = 1024
+#: compiled releases asking for a Laplace scale, in this process, from which a release
+#: uses the fast (exact) sampler for it (building its tables on that release)
+FAST_LAPLACE_MIN_USES = 2
+#: how many distinct scales the use counts remember (least recently used forgotten):
+#: fewer than pets.dp.fast keeps tables of (128), so releases cycling through more
+#: scales than that stay on OpenDP rather than rebuilding evicted tables every time
+_SCALE_USES_MAX = 64
+_scale_uses: "OrderedDict[float, int]" = OrderedDict()
+_scale_uses_lock = threading.Lock()
 #: the proven per-draw total-variation bound of pets.dp.fast's Gaussian sampler
 _FAST_TV = {"gaussian": 2.0**-47}
 
@@ -381,17 +396,7 @@ class CompiledDP:
                 arr[:] = [g[j] for g in self.selected]
                 cols[name] = arr
             return cols
-        # the product of the public keys in row-major order (as itertools.product), built
-        # column by column: repeat each key for the cells after it, tile for those before
-        sizes = [len(k) for k in self.keys]
-        cols = {}
-        for j, (name, k) in enumerate(zip(self.group_columns, self.keys)):
-            after = math.prod(sizes[j + 1:])
-            before = math.prod(sizes[:j])
-            arr = np.empty(len(k), dtype=object)
-            arr[:] = list(k)
-            cols[name] = np.tile(np.repeat(arr, after), before)
-        return cols
+        return _product_columns(self.group_columns, self.keys)
 
     def cell_frame(self) -> pd.DataFrame:
         if not self.group_columns:
@@ -400,21 +405,23 @@ class CompiledDP:
             return pd.DataFrame(self.selected, columns=list(self.group_columns))
         return pd.DataFrame(self.cell_columns())
 
-    def exact_vectors(self, exact: pd.DataFrame) -> dict[str, np.ndarray]:
+    def exact_vectors(self, exact: "pd.DataFrame | dict[str, np.ndarray]") -> dict[str, np.ndarray]:
         """The exact integer value of each measurement in every public cell: the
         engine's rows (groups present; groups outside the keys are ignored) aligned to
-        the cells, 0 where a key is absent from the data."""
+        the cells, 0 where a key is absent from the data. ``exact`` is the engine's
+        table, as a DataFrame or as one array per column (``aggregate_columns``)."""
         n = self.cells
         vec = {m.key: np.zeros(n, dtype=np.int64) for m in self.measures}
-        if len(exact) > 0 and not self.group_columns:
+        group, measure, rows = _exact_columns(exact)
+        if rows > 0 and not self.group_columns:
             for m in self.measures:
-                vec[m.key][0] = int(exact[m.key].iloc[0])
-        elif len(exact) > 0 and self.selected is None:
+                vec[m.key][0] = int(measure(m.key)[0])
+        elif rows > 0 and self.selected is None:
             # the cell of each engine row: mixed-radix position of its keys' indices
-            positions = np.zeros(len(exact), dtype=np.int64)
-            ok = np.ones(len(exact), dtype=bool)
+            positions = np.zeros(rows, dtype=np.int64)
+            ok = np.ones(rows, dtype=bool)
             for c, k in zip(self.group_columns, self.keys):
-                vals = exact[c].to_numpy(dtype=object)
+                vals = group(c)
                 if len(vals) <= _DICT_LOOKUP:  # few rows: a dict beats building an index
                     pos = _key_positions(k)
                     idx = np.fromiter((_lookup(pos, v) for v in vals), dtype=np.int64, count=len(vals))
@@ -423,16 +430,16 @@ class CompiledDP:
                 ok &= idx >= 0
                 positions = positions * len(k) + idx
             for m in self.measures:
-                vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
-        elif len(exact) > 0:
+                vec[m.key][positions[ok]] = measure(m.key)[ok]
+        elif rows > 0:
             index = {combo: i for i, combo in enumerate(self._combos())}
-            gvals = [exact[c].tolist() for c in self.group_columns]
+            gvals = [group(c).tolist() for c in self.group_columns]
             positions = np.fromiter(
-                (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=len(exact)
+                (index.get(tuple(t), -1) for t in zip(*gvals)), dtype=np.int64, count=rows
             )
             ok = positions >= 0
             for m in self.measures:
-                vec[m.key][positions[ok]] = exact[m.key].to_numpy(dtype=np.int64)[ok]
+                vec[m.key][positions[ok]] = measure(m.key)[ok]
         self._engine_vec = vec
         out = {}
         for key, parts in self.derived.items():
@@ -442,10 +449,11 @@ class CompiledDP:
             out[key] = acc
         return out
 
-    def noise(self, exact: pd.DataFrame) -> "NoisyResult":
+    def noise(self, exact: "pd.DataFrame | dict[str, np.ndarray]") -> "NoisyResult":
         released_counts = None
         if self.threshold is not None:
-            released_counts = self._select(exact)
+            released_counts = self._select(exact if isinstance(exact, pd.DataFrame)
+                                           else pd.DataFrame(exact))
         vec = self.exact_vectors(exact)
         add = {
             ("laplace", "opendp"): add_discrete_laplace,
@@ -488,6 +496,60 @@ class CompiledDP:
                         key=lambda kv: tuple(_natural(x) for x in kv[0]))
         self.selected = [k for k, _ in chosen]
         return np.asarray([v for _, v in chosen], dtype=np.int64)
+
+
+def _exact_columns(exact: "pd.DataFrame | dict[str, np.ndarray]") -> tuple[
+        Callable[[str], np.ndarray], Callable[[str], np.ndarray], int]:
+    """(a group column as an object array, a measure as int64, the number of rows) of
+    an engine's table given as a DataFrame or as one array per column."""
+    if isinstance(exact, pd.DataFrame):
+        return (lambda c: exact[c].to_numpy(dtype=object),
+                lambda k: exact[k].to_numpy(dtype=np.int64), len(exact))
+    rows = len(next(iter(exact.values()))) if exact else 0
+
+    def group(c: str) -> np.ndarray:
+        a = exact[c]
+        if a.dtype.kind in "mM":  # dates and times: as pandas gives them (Timestamps)
+            return pd.Series(a).to_numpy(dtype=object)
+        return np.asarray(a, dtype=object)
+
+    return group, lambda k: np.asarray(exact[k], dtype=np.int64), rows
+
+
+#: public cells up to which a release's key columns are kept for the next release
+_CELL_SERIES_MAX = 4096
+
+
+def _cell_series(c: CompiledDP) -> dict[str, Any]:
+    """The key columns of a release over public keys, as :meth:`CompiledDP.cell_columns`
+    (as pandas Series, their dtype inferred once): the same keys give the same columns,
+    so small ones are kept (a DataFrame built from them copies them, or under pandas'
+    copy-on-write copies them on a change)."""
+    if c.cells > _CELL_SERIES_MAX:
+        return c.cell_columns()
+    return dict(_cell_series_of(c.group_columns, c.keys))
+
+
+@lru_cache(maxsize=256)
+def _cell_series_of(group_columns: tuple[str, ...],
+                    keys: tuple[tuple[Any, ...], ...]) -> tuple[tuple[str, pd.Series], ...]:
+    return tuple((name, pd.Series(arr))
+                 for name, arr in _product_columns(group_columns, keys).items())
+
+
+def _product_columns(group_columns: tuple[str, ...],
+                     keys: tuple[tuple[Any, ...], ...]) -> dict[str, np.ndarray]:
+    """The product of the public keys in row-major order (as itertools.product), built
+    column by column: repeat each key for the cells after it, tile for those before."""
+    sizes = [len(k) for k in keys]
+    cols = {}
+    for j, (name, k) in enumerate(zip(group_columns, keys)):
+        after = math.prod(sizes[j + 1:])
+        before = math.prod(sizes[:j])
+        arr = np.empty(len(k), dtype=object)
+        arr[:] = list(k)
+        cols[name] = np.tile(np.repeat(arr, after), before)
+    return cols
 
 
 def _natural(x: Any) -> tuple[int, float, str]:
@@ -541,7 +603,7 @@ class NoisyResult:
                 df.loc[self.suppressed, h.agg.name] = pd.NA
             return df
         if c.group_columns and c.selected is None:  # one frame, built once
-            df = pd.DataFrame({**c.cell_columns(), **{o.agg.name: self._value(o) for o in c.outputs}})
+            df = pd.DataFrame({**_cell_series(c), **{o.agg.name: self._value(o) for o in c.outputs}})
         else:
             df = c.cell_frame()
             for o in c.outputs:
@@ -598,20 +660,25 @@ class NoisyResult:
             if self.suppressed.any():
                 f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
             return f
+        # one frame: the cells repeated once per output, then the outputs' columns
         base = c.cell_frame()
-        frames = []
-        for o in c.outputs:
-            lo, hi = self._interval(o, level)
-            f = base.copy()
-            f["aggregate"] = o.agg.name
-            f["value"] = self._value(o).astype(np.float64)
-            f["lower"] = lo
-            f["upper"] = hi
-            if self.suppressed.any():
-                f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
-            frames.append(f)
-        out = pd.concat(frames, ignore_index=True)
-        return out
+        n, k = len(base), len(c.outputs)
+        cells = base.iloc[np.tile(np.arange(n), k)].reset_index(drop=True)
+        names = np.empty(k, dtype=object)
+        names[:] = [o.agg.name for o in c.outputs]
+        ends = [self._interval(o, level) for o in c.outputs]
+        cols = {
+            "aggregate": np.repeat(names, n),
+            "value": np.concatenate([self._value(o).astype(np.float64) for o in c.outputs]),
+            "lower": np.concatenate([np.asarray(lo, dtype=np.float64) for lo, _ in ends]),
+            "upper": np.concatenate([np.asarray(hi, dtype=np.float64) for _, hi in ends]),
+        }
+        if self.suppressed.any():
+            gone = np.tile(self.suppressed, k)
+            for name in ("value", "lower", "upper"):
+                cols[name][gone] = np.nan
+        return pd.DataFrame({**{g: cells[g] for g in c.group_columns}, **cols},
+                            index=pd.RangeIndex(n * k))
 
     def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
         nz, hw = self.noisy, self.compiled.half_width
@@ -1096,6 +1163,24 @@ def _refuse_overflow(o: _Output, max_rows: int) -> None:
     )
 
 
+def _fast_laplace(scales: Any, draws: int) -> bool:
+    """Whether a release of these Laplace scales and ``draws`` noise draws uses the fast
+    exact sampler (see the module docstring); counts one use of each distinct scale.
+    Depends on the scales, the draws and this process's earlier calls only."""
+    distinct = {float(s) for s in scales}
+    with _scale_uses_lock:
+        uses = []
+        for s in distinct:
+            n = _scale_uses.pop(s, 0) + 1
+            _scale_uses[s] = n  # most recently used last
+            uses.append(n)
+        while len(_scale_uses) > _SCALE_USES_MAX:
+            _scale_uses.popitem(last=False)
+    return (draws >= FAST_LAPLACE_MIN_DRAWS
+            or min(uses) >= FAST_LAPLACE_MIN_USES
+            or all(fast._laplace_ready(s) for s in distinct))
+
+
 def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection: DP,
                grant_epsilon: float | None = None) -> CompiledDP:
     """Check a plan's shape for a DP release and work out its measurements and scales.
@@ -1178,9 +1263,8 @@ def compile_dp(plan: P.Plan, policy: Policy, schema: dict[str, str], protection:
         sensitivity = {key: groups if key in person_keys else per_row[key] * contribution
                        for key in per_row}
         scales = {key: laplace_scale(sensitivity[key], eps_each) for key in per_row}
-        if scales and min(scales.values()) >= fast.LAPLACE_MIN_SCALE and (
-                draws >= FAST_LAPLACE_MIN_DRAWS
-                or all(fast._laplace_ready(s) for s in scales.values())):
+        if scales and min(scales.values()) >= fast.LAPLACE_MIN_SCALE and _fast_laplace(
+                scales.values(), draws):
             sampler = "fast"  # exact: no δ
         if any_unknown:
             threshold, threshold_value = laplace_threshold(

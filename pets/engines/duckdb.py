@@ -459,6 +459,12 @@ class DuckDBEngine:
 
     # -- aggregation -----------------------------------------------------------------
     def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
+        return pd.DataFrame(self.aggregate_columns(source, request))
+
+    def aggregate_columns(self, source: Source, request: AggregateRequest) -> dict[str, np.ndarray]:
+        """:meth:`aggregate`'s table as one NumPy array per column (no DataFrame built):
+        the group columns (an object array with ``None`` where a key is missing, if
+        any is) then one int64 array per measure key."""
         types = self.schema(source)
         params: list[Any] = []
         where = [_expr_sql(f, params) for f in request.filters]
@@ -569,7 +575,8 @@ class DuckDBEngine:
                 if np.ma.is_masked(idx):
                     raise InternalError("a kept row of the stored copy has no key index; this is a bug")
                 cols[column] = np.array(index_of.keys, dtype=object)[np.asarray(idx, dtype=np.int64)]
-            df = pd.DataFrame({keys.get(k, k): np.asarray(v) for k, v in cols.items()})
+            out = {keys[k] if k in keys else k: np.asarray(v) if k in keys else _plain_array(v)
+                   for k, v in cols.items()}
         except duckdb.Error as e:
             if isinstance(e, duckdb.OutOfMemoryException):
                 raise self._out_of_memory("computing this query") from None
@@ -578,7 +585,18 @@ class DuckDBEngine:
                 f"the engine could not compute this query ({type(e).__name__}); check column "
                 "types against the literals and bounds used"
             ) from None
-        return df
+        return out
+
+
+def _plain_array(v: Any) -> np.ndarray:
+    """A fetched group column as a plain array: a masked (NULL) entry becomes ``None`` (an
+    object array), never the masked array's fill value (0 for a NULL integer key would
+    be counted under a public key 0)."""
+    if np.ma.isMaskedArray(v) and np.ma.is_masked(v):
+        out = np.asarray(v, dtype=object)
+        out[np.ma.getmaskarray(v)] = None
+        return out
+    return np.asarray(v)
 
 
 def _size_bytes(text: str) -> int:

@@ -66,6 +66,9 @@ class CompiledDPRelease(Compiled):
                 "noise_scale": c.output_scales()}
 
     def run(self, engine: Any, source: Any) -> Any:
+        columns = getattr(engine, "aggregate_columns", None)  # no DataFrame where it can
+        if columns is not None:
+            return columns(source, self.compiled.request())
         return engine.aggregate(source, self.compiled.request())
 
     def finish(self, exact: Any) -> Any:
@@ -74,7 +77,7 @@ class CompiledDPRelease(Compiled):
     def encode(self, payload: dict[str, np.ndarray]) -> str:
         """The noisy measurements and, with unknown keys, the groups that passed the
         threshold (both already released)."""
-        out: dict[str, Any] = {k: [int(x) for x in v] for k, v in payload.items()}
+        out: dict[str, Any] = {k: np.asarray(v, dtype=np.int64).tolist() for k, v in payload.items()}
         if self.compiled.selected is not None:
             out[_SELECTED] = [list(g) for g in self.compiled.selected]
         return json.dumps(out, sort_keys=True)

@@ -542,6 +542,14 @@ class Store:
             row = con.execute("SELECT record FROM datasets WHERE name = ?", (name,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def dataset_and_budget(self, name: str, analyst: str,
+                           purpose: str) -> tuple[dict[str, Any] | None, Budget | None]:
+        """:meth:`get_dataset` and :meth:`budget_state` in one read (one snapshot)."""
+        with self._read() as con:
+            row = con.execute("SELECT record FROM datasets WHERE name = ?", (name,)).fetchone()
+            budget = None if row is None else self._budget_of(con, analyst, name, purpose)
+        return (None if row is None else json.loads(row[0])), budget
+
     def list_datasets(self) -> list[str]:
         """Names of the registered datasets, sorted."""
         with self._read() as con:
@@ -880,7 +888,7 @@ class Store:
         rec = dict(rec, cost=_cost_dict(charged, zd))
         rec, body = self._prepare(rec, _charged=True, _stored=stored)
         audit_id = self._append(con, rec, body)
-        se, sd, sr, sz = self._spent_exact(con, analyst, dataset, purpose)
+        se, sd, sr, sz = b.spent_epsilon, b.spent_delta, b.spent_rho, b.spent_zdelta
         con.execute(
             "INSERT INTO spent (analyst, dataset, purpose, epsilon_text, delta_text, rho_text, "
             "zdelta_text) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (analyst, dataset, purpose) "

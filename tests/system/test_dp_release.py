@@ -70,6 +70,16 @@ def test_release_columns_are_the_group_column_then_the_agg_names_in_order(sessio
     assert r.df["n"].notna().all() and r.df["hours"].notna().all()
 
 
+def test_changing_a_released_table_in_place_changes_no_later_release(session):
+    """Key columns of small releases are kept between releases: a change the analyst
+    makes to one result's table must not show in the next one."""
+    r = session.release(adult_query(session), pets.DP(epsilon=0.5))
+    r.df.loc[0, "sex"] = "changed"
+    r.df["sex"] = r.df["sex"].str.upper()
+    again = session.release(adult_query(session).filter(col("age") >= 18), pets.DP(epsilon=0.5))
+    assert list(again.df["sex"]) == SEXES and again.df["sex"].dtype == r.df["sex"].dtype
+
+
 def test_released_counts_and_means_are_within_their_intervals_of_the_exact_adult_answers(
     session, adult_df
 ):

@@ -158,6 +158,45 @@ def test_large_releases_use_the_exact_fast_sampler_and_charge_no_delta(tmp_path:
     assert _chi_square_p(_noise(g), _dgauss(g.scale["n"])) > FALSE_FAILURE
 
 
+def test_a_small_release_repeated_at_its_scales_moves_to_the_fast_sampler(tmp_path: Path) -> None:
+    """A small release (few draws) uses OpenDP's sampler the first time its scales are
+    asked for; from the FAST_LAPLACE_MIN_USES-th time on, pets.dp.fast (exact) — whatever
+    the data, the filters or the output names; and that noise fits the exact pmf."""
+    from pets.dp import aggregate
+
+    assert aggregate.FAST_LAPLACE_MIN_USES == 2
+    h = _holder(tmp_path, 600, epsilon=100.0)
+    s = h.session("alice", purpose="p")
+    odd = 0.6180339  # scale 1/odd: no other test asks for it
+    first = s.release(s.table("d").group_by("g", keys=["big", "tiny"]).agg(n=pets.count()),
+                      pets.DP(epsilon=odd))
+    assert _sampler(h, first.audit_id) == "opendp"
+    # another query (a filter, another output name) at the same scale: fast now
+    q = s.table("d").filter(pets.col("x") >= 1).group_by("k").agg(m=pets.count())
+    second = s.release(q, pets.DP(epsilon=odd))
+    assert _sampler(h, second.audit_id) == "fast" and second.spent == pets.Cost(odd, 0.0)
+    noise = _noise(second, "m")
+    assert len(noise) == 598 and _chi_square_p(noise, _dlap(1 / odd)) > FALSE_FAILURE
+    # a second scale in the same release, never asked for before: OpenDP until it too
+    # has been asked for twice (sum's scale differs from the count's)
+    qm = s.table("d").group_by("g", keys=["big", "tiny"]).agg(n=pets.count(), t=pets.sum("x"))
+    assert _sampler(h, s.release(qm, pets.DP(epsilon=2 * odd)).audit_id) == "opendp"
+    qm2 = s.table("d").filter(pets.col("x") >= 2).group_by("g", keys=["big", "tiny"]).agg(
+        n=pets.count(), t=pets.sum("x"))
+    assert _sampler(h, s.release(qm2, pets.DP(epsilon=2 * odd)).audit_id) == "fast"
+
+
+def test_the_scale_use_counts_stay_bounded_and_forget_the_oldest() -> None:
+    from pets.dp import aggregate
+
+    for i in range(aggregate._SCALE_USES_MAX + 10):  # scales nobody uses: fresh each
+        assert aggregate._fast_laplace([1e6 + i + 0.5], 1) is False
+    assert len(aggregate._scale_uses) == aggregate._SCALE_USES_MAX
+    assert aggregate._fast_laplace([1e6 + 0.5], 1) is False  # forgotten: a first use again
+    assert aggregate._fast_laplace([1e6 + 0.5], 1) is True  # a second use
+    assert aggregate._fast_laplace([7e6 + 0.5], aggregate.FAST_LAPLACE_MIN_DRAWS) is True
+
+
 def test_a_zcdp_grant_allows_more_gaussian_releases_and_reports_epsilon_delta(tmp_path: Path) -> None:
     h = _holder(tmp_path, 2, epsilon=1.0, delta=1e-6, accounting="zcdp")
     s = h.session("alice", purpose="p")

@@ -390,3 +390,16 @@ def test_generated_filters_over_missing_values_count_as_pandas_does(filter_world
     q = s.table("f").filter(_to_pets(expr)).group_by("g", keys=_GROUPS).agg(n=pets.count())
     r = s.release(q, BIG)
     assert list(r.df["n"]) == expected, expr
+
+
+def test_rows_with_a_missing_integer_key_fall_in_no_key_not_in_key_zero(tmp_path: Path) -> None:
+    """DuckDB hands a NULL integer key over as a masked 0: it must stay missing (in no
+    public key), not be counted under a public key 0 — with and without a row limit."""
+    h = pets.Holder(tmp_path / "home")
+    df = pd.DataFrame({"k": pd.array([1] * 3 + [None] * 2000, dtype="Int64")})
+    h.register("d", df, {"columns": {"k": {"role": "attribute", "grade": 1, "keys": [0, 1]}},
+                         "grades": {"1": {"allow": ["dp"]}}})
+    h.grant(ANALYST, dataset="d", purpose=PURPOSE, epsilon=1e5)
+    s = h.session(ANALYST, purpose=PURPOSE)
+    r = s.release(s.table("d").group_by("k").agg(n=pets.count()), pets.DP(epsilon=1e4))
+    assert r.df.set_index("k")["n"].to_dict() == {0: 0, 1: 3}
