@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 from ..plan import Expr, Scalar
@@ -139,6 +140,11 @@ class Engine(Protocol):
 
     def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
         """Group columns then one int64 column per measure key; only groups present."""
+
+    def aggregate_columns(self, source: Source, request: AggregateRequest) -> dict[str, np.ndarray]:
+        """:meth:`aggregate`'s table as one NumPy array per column, without building a
+        DataFrame (the DP mechanism's path): the group columns as object arrays with
+        ``None`` where a key is missing (if one is), then one int64 array per measure."""
 
     def fetch(self, source: Source, columns: tuple[str, ...], filters: tuple[Expr, ...]) -> pd.DataFrame:
         """Rows of ``columns`` passing ``filters``, for record-level mechanisms only."""

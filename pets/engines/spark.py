@@ -288,6 +288,11 @@ class SparkEngine:
 
     # -- aggregation -----------------------------------------------------------------
     def aggregate(self, source: Source, request: AggregateRequest) -> pd.DataFrame:
+        return pd.DataFrame(self.aggregate_columns(source, request))
+
+    def aggregate_columns(self, source: Source, request: AggregateRequest) -> dict[str, np.ndarray]:
+        """:meth:`aggregate`'s table as one array per column: group columns as object
+        arrays with ``None`` for a missing key (Arrow gives NaN or NA), int64 measures."""
         F = _pyspark()
         from pyspark.sql import Window
 
@@ -308,8 +313,11 @@ class SparkEngine:
             elif c.startswith(_HIDDEN_PREFIX):
                 continue
             else:
-                cols[c] = res[c].to_numpy()
-        return pd.DataFrame(cols)
+                col = res[c]
+                missing = col.isna()
+                cols[c] = (col.astype(object).where(~missing, None).to_numpy() if missing.any()
+                           else col.to_numpy())
+        return cols
 
     @staticmethod
     def _plan(F: Any, Window: Any, df: Any, types: dict[str, str], source: Source,

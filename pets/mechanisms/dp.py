@@ -66,10 +66,7 @@ class CompiledDPRelease(Compiled):
                 "noise_scale": c.output_scales()}
 
     def run(self, engine: Any, source: Any) -> Any:
-        columns = getattr(engine, "aggregate_columns", None)  # no DataFrame where it can
-        if columns is not None:
-            return columns(source, self.compiled.request())
-        return engine.aggregate(source, self.compiled.request())
+        return engine.aggregate_columns(source, self.compiled.request())
 
     def finish(self, exact: Any) -> Any:
         return self.compiled.noise(exact).noisy

@@ -236,3 +236,20 @@ def test_spark_toml_configures_the_holders_session(tmp_path: Path) -> None:
         engine_from_home(tmp_path)
     os.remove(tmp_path / "spark.toml")
     assert engine_from_home(tmp_path).master == "local[2]"
+
+
+def test_a_missing_integer_key_falls_in_no_key_on_either_engine(tmp_path: Path, spark_engine: Any) -> None:
+    """Rows whose integer group key is NULL belong to no public key — not to key 0 (Arrow
+    hands Spark's NULL over as NaN, DuckDB's as a masked 0): both engines agree."""
+    df = pd.DataFrame({"k": pd.array([1] * 3 + [None] * 500 + [0] * 2, dtype="Int64")})
+    path = write_parquet(df, tmp_path / "keys.parquet")
+    pol = {"columns": {"k": {"role": "attribute", "grade": 1, "keys": [0, 1]}},
+           "grades": {"1": {"allow": ["dp"]}}}
+    h = pets.Holder(tmp_path / "home", spark=spark_engine)
+    h.register("duck", path, pol)
+    h.register("spark", path, pol, engine="spark")
+    for name in ("duck", "spark"):
+        h.grant(ANALYST, dataset=name, purpose=PURPOSE, epsilon=1e8)
+        s = h.session(ANALYST, purpose=PURPOSE)
+        r = s.release(s.table(name).group_by("k").agg(n=pets.count()), pets.DP(epsilon=HUGE))
+        assert r.df.set_index("k")["n"].to_dict() == {0: 2, 1: 3}, name
