@@ -47,6 +47,17 @@ def materialize(engine: Any, source: Source, dest: str,
     seed_g, seed_p = secrets.randbits(62), secrets.randbits(62)
     units: dict[str, str] = {}
     stored = []
+    for o in ordinals:
+        if o.unit not in units:
+            units[o.unit] = f"{BOUND_PREFIX}pr{len(units)}"
+            u = _col(o.unit)
+            df = df.withColumn(units[o.unit], F.when(
+                u.isNotNull(), F.pmod(F.xxhash64(u, F.lit(seed_p)), F.lit(2**_OFFSET_BITS)).cast("int")))
+    if len(units) == 1:
+        # one shuffle by person for all the windows below: each is partitioned by the
+        # person (and more), which this partitioning satisfies; each ordering needs at
+        # most one sort within the partitions
+        df = df.repartition(_col(next(iter(units))))
     for i, o in enumerate(ordinals):
         u = _col(o.unit)
         flag = f"{BOUND_PREFIX}in{i}"
@@ -56,26 +67,30 @@ def materialize(engine: Any, source: Source, dest: str,
         else:
             df = df.withColumn(flag, u.isNotNull() & _col(o.column).isin(*[F.lit(k) for k in o.keys]))
         on = F.col(flag)
-        if o.unit not in units:
-            units[o.unit] = f"{BOUND_PREFIX}pr{len(units)}"
-            df = df.withColumn(units[o.unit], F.when(
-                u.isNotNull(), F.pmod(F.xxhash64(u, F.lit(seed_p)), F.lit(2**_OFFSET_BITS)).cast("int")))
         names = [f"{BOUND_PREFIX}{i}_{part}" for part in ("gi", "ng", "ri", "nr")]
         if o.column is None:
             part = [u, on]
             names[:2] = ["", ""]
         else:
-            g = _col(o.column)
-            person = Window.partitionBy(u, on)
             # the person's in-key groups in an order fixed now: a keyed hash of (person,
-            # group), ties broken by the group; ranks exactly 0 … ng − 1
-            wg = person.orderBy(F.xxhash64(u, g, F.lit(seed_g)), g)
-            df = df.withColumn(names[0], F.when(on, (F.dense_rank().over(wg) - 1).cast("int")))
-            df = df.withColumn(names[1], F.when(on, (F.max(F.col(names[0])).over(person) + 1).cast("int")))
-            part = [u, g, on]
+            # group), ties broken by the group; the hash is a function of (person, group),
+            # so partitioning by it too changes nothing but lets one sort by (person, flag,
+            # hash, group, rand) serve every window of this column
+            hg = f"{BOUND_PREFIX}h{i}"
+            hidden.append(hg)
+            g = _col(o.column)
+            df = df.withColumn(hg, F.xxhash64(u, g, F.lit(seed_g)))
+            part = [u, on, F.col(hg), g]
+        # the row's random place among the person's rows (in the group)
         wr = Window.partitionBy(*part).orderBy(F.col(rnd))
         df = df.withColumn(names[2], F.when(on, (F.row_number().over(wr) - 1).cast("int")))
         df = df.withColumn(names[3], F.when(on, F.count(F.lit(1)).over(Window.partitionBy(*part)).cast("int")))
+        if o.column is not None:
+            # the group's rank among the person's groups: ranks exactly 0 … ng − 1
+            person = Window.partitionBy(u, on)
+            wg = person.orderBy(F.col(hg), g)
+            df = df.withColumn(names[0], F.when(on, (F.dense_rank().over(wg) - 1).cast("int")))
+            df = df.withColumn(names[1], F.when(on, (F.max(F.col(names[0])).over(person) + 1).cast("int")))
         columns = tuple(names) + (units[o.unit],)
         mask = ""
         if o.mask_bounds is not None:
