@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=HERE / ".data")
     ap.add_argument("--tumult", help="a Python with tmlt.analytics installed (its own venv)")
+    ap.add_argument("--driver-memory", default="4g", help="spark.driver.memory (default 4g)")
     ap.add_argument("--only", help="comma-separated workloads to run (default: all five), e.g. "
                     "plain,pets,pets-copy-bounded")
     args = ap.parse_args()
@@ -106,7 +107,7 @@ def main() -> None:
 
     path = make_data(args.rows, args.data)
     spark = (SparkSession.builder.master("local[2]").appName("pets-bench")
-             .config("spark.driver.memory", "4g").config("spark.sql.shuffle.partitions", "8")
+             .config("spark.driver.memory", args.driver_memory).config("spark.sql.shuffle.partitions", "8")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")

@@ -127,3 +127,40 @@ def test_replacing_the_registration_removes_the_old_copy(holder: pets.Holder, tm
     s = holder.session("ana", purpose="p")
     holder.grant("ana", dataset="again", purpose="p", epsilon=1.0)
     assert s.release(s.table("again").agg(n=pets.count()), pets.DP(epsilon=0.5)).df["n"].notna().all()
+
+
+def test_the_stored_ordinals_number_each_persons_groups_and_rows(holder: pets.Holder) -> None:
+    """The hidden columns as written (one shuffle by person, one sort per ordering):
+    per person, the in-key groups are ranked exactly 0 … ng − 1 (one rank per group), the
+    rows of each (person, group) exactly 0 … nr − 1, all the person's rows exactly
+    0 … n − 1; rows outside the keys carry no group ordinals; each mask keeps at most
+    max_groups × max_rows_per_group rows per person."""
+    src = holder._dataset("copy").source
+    df = pd.read_parquet(src.path)
+    assert len(df) == len(DATA)
+    (o0,) = [o for o in src.ordinals if o.column is None]
+    (o1,) = [o for o in src.ordinals if o.column == "region"]
+    _, _, ri0, nr0, pr = o0.columns
+    gi, ng, ri, nr, pr1 = o1.columns
+    assert pr1 == pr
+    per = df.groupby("pid")
+    assert (per[ri0].transform(lambda s: sorted(s) == list(range(len(s))))).all()
+    assert (df[nr0] == per["pid"].transform("size")).all()
+    assert (per[pr].nunique() == 1).all() and df[pr].between(0, 2**15 - 1).all()
+    inkey = df[df["region"].isin(KEYS)]
+    assert df.loc[~df["region"].isin(KEYS), [gi, ng, ri, nr]].isna().all().all()
+    ranks = inkey.groupby(["pid", "region"])[gi].agg(["nunique", "first"])
+    assert (ranks["nunique"] == 1).all()
+    by_person = ranks.groupby("pid")["first"].agg(lambda s: sorted(s) == list(range(len(s))))
+    assert by_person.all()
+    assert (inkey[ng] == inkey.groupby("pid")["region"].transform("nunique")).all()
+    cells = inkey.groupby(["pid", "region"])
+    assert cells[ri].transform(lambda s: sorted(s) == list(range(len(s)))).all()
+    assert (inkey[nr] == cells["pid"].transform("size")).all()
+    for o, cap in ((o0, R), (o1, 4 * R)):
+        m = df[o.mask].fillna(0).astype(int)
+        for k in range(16):
+            kept = df[(m & (1 << k)) != 0]
+            assert kept.groupby("pid").size().max() <= cap
+            if o is o1:
+                assert kept.groupby(["pid", "region"]).size().max() <= R
