@@ -100,8 +100,9 @@ def materialize(engine: Any, source: Source, dest: str,
         mask = ""
         if o.mask_bounds is not None:
             mask = f"{BOUND_PREFIX}{i}{KEEP_SUFFIX}"
-            for k, keep in enumerate(_choices(F, columns, o.column is not None, o.mask_bounds)):
-                df = df.withColumn(f"{mask}{k}", F.when(on, keep).otherwise(F.lit(False)))
+            df = df.withColumns({  # one projection, not 16 nested ones to analyse
+                f"{mask}{k}": F.when(on, keep).otherwise(F.lit(False))
+                for k, keep in enumerate(_choices(F, columns, o.column is not None, o.mask_bounds))})
         stored.append(Ordinals(o.unit, o.column, tuple(o.keys), columns, o.mask_bounds, mask))
     df.drop(*hidden).write.mode("errorifexists").parquet(dest)
     return Source("parquet", dest, (), trim=False, encoded=tuple(encode), ordinals=tuple(stored))
