@@ -96,6 +96,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--data", type=Path, default=HERE / ".data")
     ap.add_argument("--tumult", help="a Python with tmlt.analytics installed (its own venv)")
+    ap.add_argument("--driver-memory", default="4g", help="spark.driver.memory (default 4g)")
+    ap.add_argument("--only", help="comma-separated workloads to run (default: all five), e.g. "
+                    "plain,pets,pets-copy-bounded")
     args = ap.parse_args()
 
     from pyspark.sql import SparkSession
@@ -104,18 +107,23 @@ def main() -> None:
 
     path = make_data(args.rows, args.data)
     spark = (SparkSession.builder.master("local[2]").appName("pets-bench")
-             .config("spark.driver.memory", "4g").config("spark.sql.shuffle.partitions", "8")
+             .config("spark.driver.memory", args.driver_memory).config("spark.sql.shuffle.partitions", "8")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
+    names = ["plain", "pets", "plain-bounded", "pets-bounded", "pets-copy-bounded"]
+    only = args.only.split(",") if args.only else names
+    if set(only) - set(names):
+        ap.error(f"--only takes some of {', '.join(names)}")
     h = pets.Holder(tempfile.mkdtemp(prefix="pets-spark-bench-"), spark=SparkEngine(session=spark))
     t = time.perf_counter()
     h.register("t", path, policy(False), engine="spark")
     h.register("tb", path, policy(True), engine="spark")
     print(f"registered twice in place in {time.perf_counter() - t:.1f} s", flush=True)
-    t = time.perf_counter()
-    h.register("tc", path, policy(True), engine="spark", copy=True)
-    print(f"registered the bounded copy in {time.perf_counter() - t:.1f} s", flush=True)
+    if "pets-copy-bounded" in only:
+        t = time.perf_counter()
+        h.register("tc", path, policy(True), engine="spark", copy=True)
+        print(f"registered the bounded copy in {time.perf_counter() - t:.1f} s", flush=True)
     calls = [0]
 
     def release(name: str) -> int:
@@ -148,17 +156,21 @@ def main() -> None:
         "pets-bounded": lambda: release("tb"),
         "pets-copy-bounded": lambda: release("tc"),
     }
+    work = {k: v for k, v in work.items() if k in only}
     for fn in work.values():  # warm-up: JIT, file listing, the engine's cached frames
         fn()
     times: dict[str, list[float]] = {k: [] for k in work}
+    order = list(work)
     for rnd in range(args.rounds):
-        for name, fn in work.items():
+        for name in order[rnd % len(order):] + order[:rnd % len(order)]:  # a rotating order
             t = time.perf_counter()
-            n = fn()
+            n = work[name]()
             times[name].append(time.perf_counter() - t)
             assert n == 20, (name, n)
-        print(f"round {rnd + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+        print(f"round {rnd + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+              + f" (load {os.getloadavg()[0]:.1f})", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
+    med.update({k: float("nan") for k in names if k not in med})
     spark.stop()
 
     peer: dict[str, float] = {}
