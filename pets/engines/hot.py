@@ -5,7 +5,9 @@ that read costs more than the aggregate itself (a 30,000-row Parquet file: about
 a query read from the file, 1.9 ms from memory). The engine therefore loads a source
 whose file is at most ``max_file_bytes`` into an in-memory table on its second release
 (a one-off read costs no copy) and runs later releases on that table, up to ``budget_bytes`` of tables (DuckDB's own
-estimate of their size), least recently used dropped first.
+estimate of their size), least recently used dropped first. A Parquet file is loaded only
+up to ``PARQUET_MAX_BYTES`` (1 MiB): beyond that DuckDB's Parquet scan is faster than its
+in-memory table; a CSV file up to the budget's eighth.
 
 Nothing observable changes but time: the table holds exactly the rows DuckDB reads from
 the file (the same reader, the same type inference, the rows in the file's order), it
@@ -52,6 +54,12 @@ def reads_once(fn: _F) -> _F:
 DEFAULT_BUDGET_BYTES = 512 * 2**20
 #: A source file larger than this is always read from the file.
 _FILE_FRACTION = 8  # a file may use at most 1/8 of the budget
+#: A Parquet file larger than this is always read from the file: DuckDB's scan of a
+#: Parquet file (dictionary-encoded strings) beats its own uncompressed in-memory table
+#: from about 10^5 rows on (measured, group-by of 50 string keys: 30,000 rows 1.77 ms
+#: from the file, 1.60 ms hot; 100,000 rows 1.89 / 2.72 ms; 10^6 rows 6.7 / 11.9 ms).
+#: CSV files gain at every size (10^6 rows: 70 ms parsed, 10 ms hot).
+PARQUET_MAX_BYTES = 1 << 20
 
 
 class HotTables:
@@ -84,7 +92,8 @@ class HotTables:
         if self.budget_bytes <= 0 or source.kind not in ("csv", "parquet") or _COLD.get():
             return file_scan(source)
         key = self._key(source)
-        if key is None or key[1] > self.max_file_bytes:
+        if key is None or key[1] > (self.max_file_bytes if source.kind == "csv"
+                                    else min(self.max_file_bytes, PARQUET_MAX_BYTES)):
             return file_scan(source)
         with self._lock:
             entry = self._tables.get(key)

@@ -139,3 +139,26 @@ def test_release_through_a_holder_uses_the_hot_table(tmp_path: Path) -> None:
     s.release(pets.Query("adult").group_by("sex").agg(n=pets.count()), pets.DP(epsilon=0.5))
     assert h._engine._hot.stats()["tables"] == 1
     assert [k[0].path for k in h._engine._hot._tables] == [h._dataset("adult").source.path]
+
+
+def test_a_parquet_file_over_a_mebibyte_is_read_from_the_file_and_a_csv_is_loaded(tmp_path: Path) -> None:
+    """DuckDB scans a larger Parquet file faster than its in-memory table; a CSV file is
+    parsed at every read, so it is loaded whatever its size within the budget."""
+    from pets.engines.hot import PARQUET_MAX_BYTES
+
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT (i % 3)::VARCHAR AS g, hash(i) % 7 AS x, hash(i * 7) AS noise "
+                f"FROM range(200000) t(i)) TO '{tmp_path / 'big.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM read_parquet('{tmp_path / 'big.parquet'}')) TO '{tmp_path / 'big.csv'}' (HEADER)")
+    con.close()
+    assert os.path.getsize(tmp_path / "big.parquet") > PARQUET_MAX_BYTES
+    eng = DuckDBEngine()
+    parquet = Source("parquet", str(tmp_path / "big.parquet"), trim=False)
+    csv = Source("csv", str(tmp_path / "big.csv"), trim=False)
+    for _ in range(3):
+        eng.aggregate(parquet, _request(0))
+    assert eng._hot.stats()["tables"] == 0
+    want = _rows(eng.aggregate(csv, _request(2)))
+    for _ in range(2):
+        assert _rows(eng.aggregate(csv, _request(2))) == want
+    assert eng._hot.stats()["tables"] == 1
