@@ -20,6 +20,9 @@ from pets.dp.aggregate import compile_dp
 from pets.dp.samplers import add_discrete_laplace
 from pets.plan import Aggregation, GroupKey, Plan
 
+# 200,000 runs per mechanism (≈ 40 s in all): out of the default run, in CI's own step (.ci/run)
+pytestmark = pytest.mark.slow
+
 ALPHA = 1e-7  # per interval
 RUNS = 200_000
 

@@ -299,6 +299,7 @@ def test_sql_nested_to_the_limit_still_works(session):
     assert r.df["count"].iloc[0] > 0
 
 
+@pytest.mark.slow  # 4-8 s each; in CI's own step (.ci/run)
 @pytest.mark.parametrize("op", ["AND", "OR"])
 def test_a_5000_term_sql_and_or_chain_is_answered(holder, adult_df, op):
     holder.grant("bob", dataset="adult", purpose=PURPOSE, epsilon=1e6)
@@ -313,6 +314,7 @@ def test_a_5000_term_sql_and_or_chain_is_answered(holder, adult_df, op):
     assert abs(r.df["n"].iloc[0] - exact) < 5
 
 
+@pytest.mark.slow  # 7 s; in CI's own step (.ci/run)
 def test_a_5000_term_chain_built_with_and_or_in_python_is_answered(holder, adult_df):
     holder.grant("bob", dataset="adult", purpose=PURPOSE, epsilon=1e6)
     s = holder.session("bob", purpose=PURPOSE)
