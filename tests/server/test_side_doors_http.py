@@ -65,6 +65,8 @@ _SERVERS: list[_Server] = []
 @pytest.fixture(autouse=True, scope="module")
 def _stop_servers():
     yield
+    for s in _SERVERS:  # all told to exit first, then joined: they shut down together
+        s.server.should_exit = True
     for s in _SERVERS:
         s.stop()
     _SERVERS.clear()
