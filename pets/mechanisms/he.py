@@ -124,7 +124,7 @@ class CompiledContribution(Compiled):
                 **self.extra}
 
     def run(self, engine: Any, source: Any) -> Any:
-        return engine.aggregate(source, self.compiled.request())
+        return engine.aggregate_columns(source, self.compiled.request())
 
     def finish(self, exact: Any) -> list[int]:
         from ..dp.samplers import add_discrete_laplace
