@@ -97,11 +97,17 @@ def frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
     """A DataFrame as ``{"columns": [{name, dtype, ...}], "data": [[...], ...]}``."""
     cols: list[dict[str, Any]] = []
     data: list[list[Any]] = []
-    for name in df.columns:
-        s = df[name]
+    for name, s in df.items():
         dtype = s.dtype
         meta: dict[str, Any] = {"name": str(name), "dtype": str(dtype)}
-        if isinstance(dtype, pd.CategoricalDtype):
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+            # plain NumPy columns (most of a release): whole-array conversion; a float
+            # column's NaN and infinities are encoded as below, element by element
+            arr = s.to_numpy()
+            values = arr.tolist()
+            if dtype.kind == "f" and not np.isfinite(arr).all():
+                values = [_enc_float(v) for v in values]
+        elif isinstance(dtype, pd.CategoricalDtype):
             meta["dtype"] = "category"
             meta["categories"] = [_enc_obj(c) for c in dtype.categories.tolist()]
             meta["ordered"] = bool(dtype.ordered)

@@ -537,6 +537,34 @@ def _cell_series_of(group_columns: tuple[str, ...],
                  for name, arr in _product_columns(group_columns, keys).items())
 
 
+def _repeated_cells(c: CompiledDP, k: int) -> dict[str, Any]:
+    """The group columns of the released cells repeated ``k`` times (one block per
+    output), each of length ``k * c.cells``, for a frame indexed 0..k*cells-1: the cached
+    key Series (:func:`_cell_series`) when the keys are public, taken without leaving
+    their dtype's storage (no conversion of Python objects per release)."""
+    if not c.group_columns:
+        return {}
+    if c.selected is not None or c.cells > _CELL_SERIES_MAX:
+        base = c.cell_frame()
+        n = len(base)
+        tiled = base.iloc[np.tile(np.arange(n), k)].reset_index(drop=True)
+        return {g: tiled[g] for g in c.group_columns}
+    series = dict(_cell_series_of(c.group_columns, c.keys))
+    if k == 1:  # the Series' own RangeIndex is the frame's: aligned as it is
+        return series
+    idx = np.tile(np.arange(c.cells), k)
+    return {g: s.array.take(idx) for g, s in series.items()}
+
+
+@lru_cache(maxsize=256)
+def _names_series(names: tuple[str, ...], n: int) -> pd.Series:
+    """The ``aggregate`` column of an interval frame: each output's name ``n`` times
+    (its dtype inferred once; the same outputs and cells give the same column)."""
+    arr = np.empty(len(names), dtype=object)
+    arr[:] = list(names)
+    return pd.Series(np.repeat(arr, n))
+
+
 def _product_columns(group_columns: tuple[str, ...],
                      keys: tuple[tuple[Any, ...], ...]) -> dict[str, np.ndarray]:
     """The product of the public keys in row-major order (as itertools.product), built
@@ -661,14 +689,13 @@ class NoisyResult:
                 f.loc[self.suppressed, ["value", "lower", "upper"]] = np.nan
             return f
         # one frame: the cells repeated once per output, then the outputs' columns
-        base = c.cell_frame()
-        n, k = len(base), len(c.outputs)
-        cells = base.iloc[np.tile(np.arange(n), k)].reset_index(drop=True)
-        names = np.empty(k, dtype=object)
-        names[:] = [o.agg.name for o in c.outputs]
+        n, k = c.cells, len(c.outputs)
+        cells = _repeated_cells(c, k)
         ends = [self._interval(o, level) for o in c.outputs]
         cols = {
-            "aggregate": np.repeat(names, n),
+            "aggregate": (_names_series(tuple(o.agg.name for o in c.outputs), n)
+                          if n * k <= _CELL_SERIES_MAX else
+                          _names_series.__wrapped__(tuple(o.agg.name for o in c.outputs), n)),
             "value": np.concatenate([self._value(o).astype(np.float64) for o in c.outputs]),
             "lower": np.concatenate([np.asarray(lo, dtype=np.float64) for lo, _ in ends]),
             "upper": np.concatenate([np.asarray(hi, dtype=np.float64) for _, hi in ends]),
@@ -677,8 +704,7 @@ class NoisyResult:
             gone = np.tile(self.suppressed, k)
             for name in ("value", "lower", "upper"):
                 cols[name][gone] = np.nan
-        return pd.DataFrame({**{g: cells[g] for g in c.group_columns}, **cols},
-                            index=pd.RangeIndex(n * k))
+        return pd.DataFrame({**cells, **cols}, index=pd.RangeIndex(n * k))
 
     def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
         nz, hw = self.noisy, self.compiled.half_width

@@ -28,18 +28,37 @@ def answer_key(ctx: Context) -> str:
 
     The plan's post-processing (HAVING, ORDER BY, LIMIT, expressions) is left out: it
     is applied to the recorded noisy measurements, so the same aggregates sorted or
-    filtered another way are the same answer, at no cost."""
+    filtered another way are the same answer, at no cost.
+
+    The key is the SHA-256 of the canonical JSON (sorted keys, no spaces) of
+    ``{"analyst", "dataset", "plan", "policy", "protection", "purpose", "version"}``;
+    the policy's part is encoded once per policy object (it is the largest and never
+    changes), the object's text put together part by part exactly as ``json.dumps``
+    would write it."""
     import dataclasses
 
     plan = dataclasses.replace(ctx.plan, post=None) if ctx.plan.post is not None else ctx.plan
-    text = json.dumps(
-        {"dataset": ctx.plan.dataset, "version": ctx.dataset.version,
-         "policy": ctx.policy.to_dict(), "plan": plan.to_dict(),
-         "protection": ctx.protection.to_dict(), "analyst": ctx.analyst,
-         "purpose": ctx.purpose},
-        sort_keys=True, separators=(",", ":"), default=str,
-    )
+    parts = {
+        "analyst": _canonical(ctx.analyst), "dataset": _canonical(ctx.plan.dataset),
+        "plan": _canonical(plan.to_dict()), "policy": _policy_json(ctx.policy),
+        "protection": _canonical(ctx.protection.to_dict()), "purpose": _canonical(ctx.purpose),
+        "version": _canonical(ctx.dataset.version),
+    }
+    text = "{" + ",".join(f"{_canonical(k)}:{parts[k]}" for k in sorted(parts)) + "}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(x: Any) -> str:
+    return json.dumps(x, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _policy_json(policy: Any) -> str:
+    """The policy's canonical JSON, kept on the (frozen) policy object after the first use."""
+    text = policy.__dict__.get("_pets_answer_json")
+    if text is None:
+        text = _canonical(policy.to_dict())
+        object.__setattr__(policy, "_pets_answer_json", text)
+    return text
 
 
 class CompiledDPRelease(Compiled):

@@ -281,19 +281,24 @@ class Store:
         """A connection inside ``BEGIN IMMEDIATE``; commit on success, roll back on error.
 
         After the commit, and before returning to the caller, the head file moves to the
-        newest record this transaction appended (see :mod:`pets.store.keys`)."""
-        with self._connect() as con, self._writer.held():
-            self._local.pending_head = None
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
+        newest record this transaction appended (see :mod:`pets.store.keys`). It is
+        written after the writers' lock is let go, so the next writer's transaction and
+        this flush overlap: the head only ever names a committed record (it moves after
+        the commit) and only moves forward (a later record's writer may move it first,
+        and this one then leaves it), so what the next writer checks against is the same."""
+        with self._connect() as con:
+            with self._writer.held():
                 self._local.pending_head = None
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-            pending, self._local.pending_head = self._local.pending_head, None
-            con.execute("COMMIT")
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    yield con
+                except BaseException:
+                    self._local.pending_head = None
+                    if con.in_transaction:
+                        con.execute("ROLLBACK")
+                    raise
+                pending, self._local.pending_head = self._local.pending_head, None
+                con.execute("COMMIT")
             if pending is not None:
                 key, store_id, rid, rhash = pending
                 HeadFile(key.head_path).write(store_id, rid, rhash, key.path)
