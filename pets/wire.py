@@ -98,36 +98,46 @@ def frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
     cols: list[dict[str, Any]] = []
     data: list[list[Any]] = []
     for name, s in df.items():
-        dtype = s.dtype
-        meta: dict[str, Any] = {"name": str(name), "dtype": str(dtype)}
-        if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
-            # plain NumPy columns (most of a release): whole-array conversion; a float
-            # column's NaN and infinities are encoded as below, element by element
-            arr = s.to_numpy()
-            values = arr.tolist()
-            if dtype.kind == "f" and not np.isfinite(arr).all():
-                values = [_enc_float(v) for v in values]
-        elif isinstance(dtype, pd.CategoricalDtype):
-            meta["dtype"] = "category"
-            meta["categories"] = [_enc_obj(c) for c in dtype.categories.tolist()]
-            meta["ordered"] = bool(dtype.ordered)
-            values = [_enc_obj(v) for v in s.astype(object).tolist()]
-        elif pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_extension_array_dtype(dtype):
-            values = [bool(v) for v in s.tolist()]
-        elif pd.api.types.is_float_dtype(dtype):
-            values = [_enc_float(v) if v is not pd.NA else None for v in s.tolist()]
-        elif pd.api.types.is_integer_dtype(dtype):
-            values = [None if v is pd.NA or v is None else int(v) for v in s.tolist()]
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
-            values = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in s.tolist()]
-        else:
-            raw = s.tolist()
-            values = [_enc_obj(v) for v in raw]
-            if any(isinstance(v, tuple) for v in raw):
-                meta["cells"] = "tuple"  # e.g. bounds: rebuilt as tuples
+        meta, values = column_to_json(name, s)
         cols.append(meta)
         data.append(values)
     return {"columns": cols, "data": data}
+
+
+def column_to_json(name: Any, s: "pd.Series | np.ndarray") -> tuple[dict[str, Any], list[Any]]:
+    """One column of :func:`frame_to_json`: its description and its values. ``s`` is a
+    Series, or a NumPy array of numbers or booleans (as the Series it would become)."""
+    dtype = s.dtype
+    meta: dict[str, Any] = {"name": str(name), "dtype": str(dtype)}
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        # plain NumPy columns (most of a release): whole-array conversion; a float
+        # column's NaN and infinities are encoded as below, element by element
+        arr = s if isinstance(s, np.ndarray) else s.to_numpy()
+        values = arr.tolist()
+        if dtype.kind == "f" and not np.isfinite(arr).all():
+            values = [_enc_float(v) for v in values]
+        return meta, values
+    if isinstance(s, np.ndarray):
+        s = pd.Series(s)
+    if isinstance(dtype, pd.CategoricalDtype):
+        meta["dtype"] = "category"
+        meta["categories"] = [_enc_obj(c) for c in dtype.categories.tolist()]
+        meta["ordered"] = bool(dtype.ordered)
+        values = [_enc_obj(v) for v in s.astype(object).tolist()]
+    elif pd.api.types.is_bool_dtype(dtype) and not pd.api.types.is_extension_array_dtype(dtype):
+        values = [bool(v) for v in s.tolist()]
+    elif pd.api.types.is_float_dtype(dtype):
+        values = [_enc_float(v) if v is not pd.NA else None for v in s.tolist()]
+    elif pd.api.types.is_integer_dtype(dtype):
+        values = [None if v is pd.NA or v is None else int(v) for v in s.tolist()]
+    elif pd.api.types.is_datetime64_any_dtype(dtype):
+        values = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in s.tolist()]
+    else:
+        raw = s.tolist()
+        values = [_enc_obj(v) for v in raw]
+        if any(isinstance(v, tuple) for v in raw):
+            meta["cells"] = "tuple"  # e.g. bounds: rebuilt as tuples
+    return meta, values
 
 
 @functools.lru_cache(maxsize=256)
@@ -199,13 +209,38 @@ def release_to_json(r: Any, ci_levels: list[float]) -> dict[str, Any]:
     ci: dict[str, Any] = {}
     if getattr(r, "_ci", None) is not None:
         for level in ci_levels:
-            ci[repr(float(level))] = frame_to_json(r.ci(level))
+            ci[repr(float(level))] = _ci_to_json(r, level)
     return {
         "type": "release", "df": frame_to_json(r.df), "spent": cost_to_json(r.spent),
         "audit_id": int(r.audit_id), "scale": _floats(r.scale), "suppressed": int(r.suppressed),
         "repeat_of": r.repeat_of, "audit_ids": r.audit_ids, "ci": ci,
         "dummy": bool(getattr(r, "dummy", False)),
     }
+
+
+def _ci_to_json(r: Any, level: float) -> dict[str, Any]:
+    """``frame_to_json(r.ci(level))``, written from the interval table's columns when
+    the release's intervals are a DP result's own (no frame built: the same JSON)."""
+    from .dp.aggregate import NoisyResult
+
+    fn = r._ci
+    res = getattr(fn, "__self__", None)
+    parts = (res.ci_parts(level) if isinstance(res, NoisyResult)
+             and getattr(fn, "__func__", None) is NoisyResult.ci else None)
+    if parts is None:
+        return frame_to_json(r.ci(level))
+    cells, k, columns = parts
+    cols: list[dict[str, Any]] = []
+    data: list[list[Any]] = []
+    for name, s in cells.items():
+        meta, values = column_to_json(name, s)
+        cols.append(meta)
+        data.append(values * k)  # the cells once per output
+    for name, s in columns.items():
+        meta, values = column_to_json(name, s)
+        cols.append(meta)
+        data.append(values)
+    return {"columns": cols, "data": data}
 
 
 def extract_to_json(x: Any) -> dict[str, Any]:

@@ -690,12 +690,32 @@ class NoisyResult:
             return f
         # one frame: the cells repeated once per output, then the outputs' columns
         n, k = c.cells, len(c.outputs)
-        cells = _repeated_cells(c, k)
+        return pd.DataFrame({**_repeated_cells(c, k), **self._ci_columns(level)},
+                            index=pd.RangeIndex(n * k))
+
+    def ci_parts(self, level: float) -> tuple[dict[str, pd.Series], int, dict[str, Any]] | None:
+        """:meth:`ci`'s table before a frame is built (for the wire, which writes the
+        columns as they are): ``(cells, k, columns)`` — the cells' group columns once
+        (each repeated ``k`` times in the table, once per output), then the
+        ``aggregate``, ``value``, ``lower``, ``upper`` columns of the whole table. None
+        where the table is built otherwise (a histogram, unknown keys, many cells)."""
+        c = self.compiled
+        if (_histogram_of(c) is not None or c.selected is not None
+                or c.cells * len(c.outputs) > _CELL_SERIES_MAX):
+            return None
+        cells = dict(_cell_series_of(c.group_columns, c.keys)) if c.group_columns else {}
+        return cells, len(c.outputs), self._ci_columns(check_level(level))
+
+    def _ci_columns(self, level: float) -> dict[str, Any]:
+        """The interval table's ``aggregate``, ``value``, ``lower`` and ``upper`` columns:
+        each output's block of cells in turn; NaN where a cell is withheld."""
+        c = self.compiled
+        n, k = c.cells, len(c.outputs)
+        names = tuple(o.agg.name for o in c.outputs)
         ends = [self._interval(o, level) for o in c.outputs]
         cols = {
-            "aggregate": (_names_series(tuple(o.agg.name for o in c.outputs), n)
-                          if n * k <= _CELL_SERIES_MAX else
-                          _names_series.__wrapped__(tuple(o.agg.name for o in c.outputs), n)),
+            "aggregate": (_names_series(names, n) if n * k <= _CELL_SERIES_MAX
+                          else _names_series.__wrapped__(names, n)),
             "value": np.concatenate([self._value(o).astype(np.float64) for o in c.outputs]),
             "lower": np.concatenate([np.asarray(lo, dtype=np.float64) for lo, _ in ends]),
             "upper": np.concatenate([np.asarray(hi, dtype=np.float64) for _, hi in ends]),
@@ -704,7 +724,7 @@ class NoisyResult:
             gone = np.tile(self.suppressed, k)
             for name in ("value", "lower", "upper"):
                 cols[name][gone] = np.nan
-        return pd.DataFrame({**cells, **cols}, index=pd.RangeIndex(n * k))
+        return cols
 
     def _interval(self, o: _Output, level: float) -> tuple[np.ndarray, np.ndarray]:
         nz, hw = self.noisy, self.compiled.half_width

@@ -147,3 +147,32 @@ def test_relation_is_the_bare_scan_only_when_nothing_is_cleaned() -> None:
     assert trimmed.startswith("(SELECT trim(") and trimmed.endswith('FROM "t")')
     marked = _relation_sql('"t"', raw, ("?",), False)
     assert "CASE WHEN" in marked and "'?'" in marked
+
+
+@pytest.mark.parametrize("make", QUERIES + [
+    lambda: pets.Query("adult").group_by("race").agg(q=pets.quantile("age", 0.5), n=pets.count()),
+    lambda: pets.Query("adult").group_by("education").agg(n=pets.count()),
+])
+def test_interval_json_is_the_json_of_the_interval_frame(session: pets.Session, make) -> None:
+    r = session.release(make(), pets.DP(epsilon=0.3))
+    out = wire.release_to_json(r, [0.9, 0.95])
+    for level in (0.9, 0.95):
+        assert out["ci"][repr(level)] == wire.frame_to_json(r.ci(level))
+    json.dumps(out, allow_nan=False)
+
+
+def test_interval_json_with_withheld_cells(tmp_path) -> None:
+    """Cells under the policy's minimum group size come out as null, as the frame's NaN."""
+    pol = pets.Policy.load(pets.example_policy()).to_dict()
+    for g in pol.get("grades", {}).values():
+        g["min_group_size"] = 10_000
+    h = pets.Holder(tmp_path / "home")
+    h.register("adult", pets.example_data(), pol)
+    h.grant("ana", dataset="adult", purpose="p", epsilon=100)
+    s = h.session("ana", purpose="p")
+    r = s.release(pets.Query("adult").group_by("race").agg(n=pets.count(), m=pets.mean("age")),
+                  pets.DP(epsilon=1.0))
+    assert r.suppressed > 0
+    got = wire.release_to_json(r, [0.95])["ci"]["0.95"]
+    assert got == wire.frame_to_json(r.ci(0.95))
+    assert None in got["data"][got["columns"].index({"name": "value", "dtype": "float64"})]
