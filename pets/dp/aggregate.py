@@ -530,6 +530,12 @@ def _cell_series(c: CompiledDP) -> dict[str, Any]:
     return dict(_cell_series_of(c.group_columns, c.keys))
 
 
+#: Frames of a release are built without copying their columns where pandas copies on
+#: write (pandas 3: the cached key Series below, and the fresh value arrays, can never be
+#: changed through the frame); pandas 2 copies them as before.
+_SHARE: dict[str, Any] = {"copy": False} if int(pd.__version__.split(".")[0]) >= 3 else {}
+
+
 @lru_cache(maxsize=256)
 def _cell_series_of(group_columns: tuple[str, ...],
                     keys: tuple[tuple[Any, ...], ...]) -> tuple[tuple[str, pd.Series], ...]:
@@ -631,7 +637,8 @@ class NoisyResult:
                 df.loc[self.suppressed, h.agg.name] = pd.NA
             return df
         if c.group_columns and c.selected is None:  # one frame, built once
-            df = pd.DataFrame({**_cell_series(c), **{o.agg.name: self._value(o) for o in c.outputs}})
+            df = pd.DataFrame({**_cell_series(c), **{o.agg.name: self._value(o) for o in c.outputs}},
+                              **_SHARE)
         else:
             df = c.cell_frame()
             for o in c.outputs:
@@ -691,7 +698,7 @@ class NoisyResult:
         # one frame: the cells repeated once per output, then the outputs' columns
         n, k = c.cells, len(c.outputs)
         return pd.DataFrame({**_repeated_cells(c, k), **self._ci_columns(level)},
-                            index=pd.RangeIndex(n * k))
+                            index=pd.RangeIndex(n * k), **_SHARE)
 
     def ci_parts(self, level: float) -> tuple[dict[str, pd.Series], int, dict[str, Any]] | None:
         """:meth:`ci`'s table before a frame is built (for the wire, which writes the

@@ -206,17 +206,32 @@ class HeadFile:
         """The head file's content, ``None`` if there is none; :class:`AuditError` if it
         cannot be read or parsed."""
         try:
-            text = self.path.read_text("utf-8")
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise AuditError(f"cannot read the audit head file {str(self.path)!r}: "
-                             f"{e.strerror or e}") from None
+            raise self._unreadable(e) from None
         try:
-            data = json.loads(text)
+            return self._parse(self._read_fd(fd))
+        finally:
+            os.close(fd)
+
+    def _read_fd(self, fd: int) -> bytes:
+        try:
+            return os.pread(fd, 4 * _HEAD_BLOCK, 0)  # one block: a head file is one
+        except OSError as e:
+            raise self._unreadable(e) from None
+
+    def _unreadable(self, e: OSError) -> AuditError:
+        return AuditError(f"cannot read the audit head file {str(self.path)!r}: "
+                          f"{e.strerror or e}")
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(raw.decode("utf-8"))
             ok = (isinstance(data, dict) and isinstance(data.get("store"), str)
                   and isinstance(data.get("id"), int) and isinstance(data.get("hash"), str))
-        except ValueError:
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             ok = False
         if not ok:
             raise AuditError(f"the audit head file {str(self.path)!r} is malformed")
@@ -247,14 +262,17 @@ class HeadFile:
         if len(block) > _HEAD_BLOCK:  # pragma: no cover - ids below 10**18
             raise AuditError("audit head too large for its file block")
         with self._locked(lock_path):
-            if not force:
-                cur = self.read()
-                if cur is not None and cur["store"] == store_id and cur["id"] >= rid:
-                    return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:  # one descriptor: read the head, then write it in place
+                fd = os.open(self.path, os.O_RDWR)
+            except FileNotFoundError:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                force = True  # a head file made just now holds nothing to compare
             try:
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, block)
+                if not force:
+                    cur = self._parse(self._read_fd(fd))
+                    if cur["store"] == store_id and cur["id"] >= rid:
+                        return
+                os.pwrite(fd, block, 0)
                 os.ftruncate(fd, _HEAD_BLOCK)
                 (getattr(os, "fdatasync", None) or os.fsync)(fd)
             finally:

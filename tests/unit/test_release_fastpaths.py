@@ -176,3 +176,19 @@ def test_interval_json_with_withheld_cells(tmp_path) -> None:
     got = wire.release_to_json(r, [0.95])["ci"]["0.95"]
     assert got == wire.frame_to_json(r.ci(0.95))
     assert None in got["data"][got["columns"].index({"name": "value", "dtype": "float64"})]
+
+
+def test_changing_a_release_frame_changes_no_later_release(session: pets.Session) -> None:
+    """The key columns are cached between releases: a frame changed in place by its
+    caller must leave them as they were."""
+    q = lambda: pets.Query("adult").group_by("sex").agg(n=pets.count())  # noqa: E731
+    first = session.release(q(), pets.DP(epsilon=0.7))
+    keys = first.df["sex"].tolist()
+    first.df.loc[0, "sex"] = "changed"
+    first.df["sex"] = "all changed"
+    ci = first.ci(0.95)
+    ci.loc[0, "sex"] = "changed"
+    later = session.release(q(), pets.DP(epsilon=0.71))
+    assert later.df["sex"].tolist() == keys
+    assert later.ci(0.95)["sex"].tolist() == keys
+    assert wire.release_to_json(later, [0.95])["ci"]["0.95"]["data"][0] == keys
