@@ -370,10 +370,11 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
                              "endpoints (docs/homomorphic.md, 'Over HTTP')")
         return prot
 
-    def plan_of(body: M.QueryRequest, s: Any) -> Any:
-        from ..plan import Plan
-        from ..sql import parse_sql
+    # the SQL front end (sqlglot) is loaded with the app, not by the first SQL request
+    from ..plan import Plan
+    from ..sql import parse_sql
 
+    def plan_of(body: M.QueryRequest, s: Any) -> Any:
         if (body.plan is None) == (body.sql is None):
             raise QueryError("send exactly one of 'plan' (Plan.to_dict()) and 'sql'")
         if body.sql is not None:

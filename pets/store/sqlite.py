@@ -946,7 +946,7 @@ class Store:
         rec.setdefault("status", "released")
         if rec["status"] != "released":
             raise InternalError("a charged audit record must have status 'released'")
-        self._prepare(dict(rec, cost=_cost_dict(cost)), _charged=True)  # checks it early
+        self._prepare(dict(rec, cost=_cost_dict(cost)), _charged=True, _encode=False)  # early checks
         return rec
 
     def charge_answer(
@@ -1050,8 +1050,11 @@ class Store:
 
     @staticmethod
     def _prepare(record: Any, _charged: bool = False, _holder: bool = False,
-                 _stored: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
-        """Check a caller's audit record and give its canonical JSON body."""
+                 _stored: dict[str, Any] | None = None,
+                 _encode: bool = True) -> tuple[dict[str, Any], str]:
+        """Check a caller's audit record and give its canonical JSON body (``_encode=False``:
+        the checks only, the body ``""``; a record that cannot be encoded is refused
+        when it is encoded, inside the write, which then writes nothing)."""
         if not isinstance(record, Mapping):
             raise InternalError(f"audit record must be a dict, got {type(record).__name__}")
         rec = dict(record)
@@ -1077,6 +1080,8 @@ class Store:
             rec["charged"] = True
         if _stored:
             rec.update(_stored)
+        if not _encode:
+            return rec, ""
         try:
             body = canonical_json(rec)
             body.encode("utf-8")
