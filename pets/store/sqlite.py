@@ -16,6 +16,7 @@ Durability and concurrency:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -158,6 +159,14 @@ _STATUSES = ("released", "refused", "recorded")
 #: the store's own migration): status "recorded", written only by the store's methods,
 #: in the transaction of the change they record.
 _HOLDER_KINDS = frozenset({"grant", "revoke", "key", "register", "migrate", "console"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _fraction(text: str) -> Fraction:
+    """A stored exact amount (the text of a Fraction or a float's repr) as a Fraction:
+    parsed once per text (a grant's texts are read at every release; Fractions are
+    immutable, so one object serves every reader)."""
+    return Fraction(text)
 
 
 def _now() -> str:
@@ -754,7 +763,7 @@ class Store:
             "WHERE analyst = ? AND dataset = ? AND purpose = ?",
             (analyst, dataset, purpose),
         ).fetchone()
-        return None if row is None else (Fraction(row[0]), Fraction(row[1]))
+        return None if row is None else (_fraction(row[0]), _fraction(row[1]))
 
     @staticmethod
     def _spent_exact(
@@ -768,7 +777,7 @@ class Store:
         ).fetchone()
         if row is None:
             return Fraction(0), Fraction(0), Fraction(0), Fraction(0)
-        return Fraction(row[0]), Fraction(row[1]), Fraction(row[2]), Fraction(row[3])
+        return _fraction(row[0]), _fraction(row[1]), _fraction(row[2]), _fraction(row[3])
 
     @classmethod
     def _budget_of(
@@ -781,7 +790,7 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        return Budget(row[2], Fraction(row[0]), Fraction(row[1]),
+        return Budget(row[2], _fraction(row[0]), _fraction(row[1]),
                       *cls._spent_exact(con, analyst, dataset, purpose))
 
     def spent(self, analyst: str, dataset: str, purpose: str) -> Cost:
