@@ -325,6 +325,7 @@ def test_four_processes_never_overspend_a_shared_budget(store: Store) -> None:
     assert len(store.audit().records(status="released")) == 13 and len(store.ledger()) == 13
     assert len(store.audit()) == 1 + 13  # and the grant
     assert store.audit().verify() is True
+    _assert_head_file_names_the_newest_record(store)
 
 
 def test_eight_threads_never_overspend_a_shared_budget(store: Store) -> None:
@@ -353,6 +354,17 @@ def test_eight_threads_never_overspend_a_shared_budget(store: Store) -> None:
     assert store.spent(A, D, P) == Cost(2.7)
     assert len(store.audit()) == 1 + 27 + 8  # the grant, the charges, the refusals
     assert store.audit().verify() is True
+    _assert_head_file_names_the_newest_record(store)
+
+
+def _assert_head_file_names_the_newest_record(store: Store) -> None:
+    """Writers flush the head file after letting the writers' lock go, in any order: it
+    must still end at the newest record (it only moves forward)."""
+    from pets.store.keys import HeadFile
+
+    head = HeadFile(store.audit_key().head_path).read()
+    assert head is not None
+    assert (head["id"], head["hash"]) == tuple(store.audit().head())
 
 
 # ---------------------------------------------------------------- audit records and events
