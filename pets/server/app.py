@@ -569,6 +569,13 @@ def serve(home: "str | os.PathLike[str]", *, host: str = "127.0.0.1", port: int 
 
     lim = limits if limits is not None else Limits()
     Holder(Path(home), audit_key=audit_key)  # a bad home or key fails here, once
+    cores = os.cpu_count() or 1
+    log.info(json.dumps({"event": "start", "host": host, "port": port,
+                         "processes": lim.processes, "workers": lim.workers, "cores": cores}))
+    if lim.processes == 1 and cores > 1:
+        log.info(json.dumps({
+            "event": "hint", "message": "one server process computes releases on about one "
+            f"core; for more releases per second run one per core: --processes {cores}"}))
     common = dict(host=host, port=port, log_level=log_level, log_config=None,
                   access_log=False, timeout_graceful_shutdown=lim.timeout)
     if lim.processes == 1:

@@ -53,6 +53,8 @@ def test_each_request_logs_one_json_line_without_body_values_or_keys(tmp_path):
     assert srv.proc.returncode in (0, -signal.SIGTERM)
     lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
     assert all({"ts", "level", "logger", "event"} <= set(x) for x in lines)
+    start_line = [x for x in lines if x["event"] == "start"]
+    assert len(start_line) == 1 and start_line[0]["processes"] == 1 and start_line[0]["workers"] >= 1
     reqs = [x for x in lines if x["event"] == "request" and x["path"] != "/readyz"]
     assert [(x["method"], x["path"], x["status"], x["analyst"]) for x in reqs] == sent
     for x in reqs:
