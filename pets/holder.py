@@ -452,7 +452,7 @@ class Holder:
         return self._store.remaining(analyst, dataset, purpose)
 
     def issue_key(self, analyst: str) -> str:
-        """A new API key for ``analyst`` (server mode); only its hash is stored. Audited as a
+        """A new API key for ``analyst`` (server mode); only a salted hash is stored. Audited as a
         ``"key"`` record naming the analyst — never the key or its hash."""
         _check_name(analyst, "analyst name")
         return self._store.issue_key(analyst)

@@ -30,7 +30,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import wire
 from ..errors import AuthError, PetsError, PolicyError, QueryError, ServerError
 from ..holder import Holder
-from ..store.audit import api_key_id
 from . import models as M
 from .limits import Buckets, SharedLimits, Slots
 
@@ -299,7 +298,7 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
                                 "path": request.url.path, "audited": True}))
 
     def _key_of(header: str | None) -> tuple[str | None, str | None]:
-        """(analyst, key) for a good key, else (None, the refusal's rule) — a read only."""
+        """(analyst, key id) for a good key, else (None, the refusal's rule) — a read only."""
         if not header:
             return None, "no_key"
         scheme, _, key = header.partition(" ")
@@ -307,7 +306,7 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
         if scheme.lower() != "bearer" or not key:
             return None, "no_scheme"
         try:
-            return store.check_key(key), key
+            return store.check_key_id(key)
         except AuthError:
             return None, "bad_key"
 
@@ -325,12 +324,10 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
         # the key check is one SHA-256 and one indexed read in WAL mode (no lock): done
         # here, on the event loop, saving a hand-over to a worker and back per request;
         # a refusal writes an audit record, so that part goes to a worker
-        analyst, key = _key_of(request.headers.get("authorization"))
+        analyst, key_id = _key_of(request.headers.get("authorization"))
         if analyst is None:
-            await asyncio.get_running_loop().run_in_executor(pool, _refuse, request, key)
-        from ..store.sqlite import _key_hash
-
-        c = Caller(analyst, api_key_id(_key_hash(key)))  # type: ignore[arg-type]
+            await asyncio.get_running_loop().run_in_executor(pool, _refuse, request, key_id)
+        c = Caller(analyst, key_id)  # type: ignore[arg-type]
         request.state.analyst, request.state.key_id = c.analyst, c.key_id
         wait = buckets.take(c.key_id)
         if wait:

@@ -199,7 +199,17 @@ def _budget(value: Any, what: str, upper: float | None = None) -> float:
 
 
 def _key_hash(key: str) -> str:
+    """The unsalted SHA-256 of a key: how keys issued before salting are stored."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _salted_key_hash(salt: str, key: str) -> str:
+    """How a key is stored: ``s1$`` + SHA-256 of the store's salt and the key. The salt is
+    128 random bits made once per store (table ``api_key_salt``), so the same key has
+    another hash in every store and no table of hashes computed once serves for two."""
+    digest = hashlib.sha256(b"pets-api-key\x00" + salt.encode("ascii") + b"\x00"
+                            + key.encode("utf-8")).hexdigest()
+    return "s1$" + digest
 
 
 def _text_digest(text: str) -> str:
@@ -257,6 +267,7 @@ class Store:
         self._key: AuditKey | None = None
         self._key_lock = threading.Lock()
         self._local = threading.local()
+        self._salt: str | None = None  # the API keys' salt (this store's id), read once
         # writers queue on this lock, not in SQLite's sleeping busy handler (locks.py)
         self._writer = WriterLock.of(self.path)
         self._init_db()
@@ -418,6 +429,12 @@ class Store:
                 finally:
                     self._local.anchoring = False
                 con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            # the API keys' salt: 128 random bits made once per store (an older store gets
+            # one now; the keys it issued before keep their unsalted hashes and still work)
+            con.execute("CREATE TABLE IF NOT EXISTS api_key_salt "
+                        "(one INTEGER PRIMARY KEY CHECK (one = 1), salt TEXT NOT NULL)")
+            con.execute("INSERT OR IGNORE INTO api_key_salt (one, salt) VALUES (1, ?)",
+                        (secrets.token_hex(16),))
         if anchored is not None:
             key, store_id = anchored
             last = con.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
@@ -1193,45 +1210,65 @@ class Store:
     # transaction: the analyst, the action, how many keys and their key_ids (a one-way
     # id of the stored hash, see audit.api_key_id) — never a key or its hash.
 
+    def _key_hashes(self, con: sqlite3.Connection, key: str) -> tuple[str, str]:
+        """``key``'s stored hash as issued now (salted) and as issued before salting."""
+        if self._salt is None:
+            row = con.execute("SELECT salt FROM api_key_salt WHERE one = 1").fetchone()
+            if row is None:
+                raise AuditError("the API keys' salt is missing from the store (table "
+                                 "api_key_salt); its keys cannot be checked")
+            self._salt = str(row[0])
+        return _salted_key_hash(self._salt, key), _key_hash(key)
+
     def issue_key(self, analyst: str) -> str:
-        """A new API key for ``analyst`` (``pets_...``). Only its SHA-256 is stored: show it once."""
+        """A new API key for ``analyst`` (``pets_...``). Only a salted SHA-256 of it is
+        stored: show it once."""
         _name(analyst, "analyst")
         key = "pets_" + secrets.token_urlsafe(32)
         with self._write() as con:
+            stored, _ = self._key_hashes(con, key)
             con.execute(
                 "INSERT INTO api_keys (key_hash, analyst, created) VALUES (?, ?, ?)",
-                (_key_hash(key), analyst, _now()),
+                (stored, analyst, _now()),
             )
             self._record_holder_act(con, "key", analyst, None, None, action="issued", keys=1,
-                                    key_ids=[api_key_id(_key_hash(key))])
+                                    key_ids=[api_key_id(stored)])
         return key
+
+    def _live_key(self, con: sqlite3.Connection, key: str) -> tuple[str, str] | None:
+        """``(analyst, stored hash)`` of a key neither unknown nor revoked, else None."""
+        row = con.execute(
+            "SELECT analyst, key_hash FROM api_keys WHERE key_hash IN (?, ?) AND revoked IS NULL",
+            self._key_hashes(con, key),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     def check_key(self, key: str) -> str:
         """The analyst a key belongs to; :class:`pets.AuthError` if unknown or revoked."""
+        return self.check_key_id(key)[0]
+
+    def check_key_id(self, key: str) -> tuple[str, str]:
+        """``(analyst, key_id)`` of a key (the one-way id its audit records and the
+        server's limits use); :class:`pets.AuthError` if unknown or revoked."""
         if isinstance(key, str) and key.startswith("pets_"):
             with self._read() as con:
-                row = con.execute(
-                    "SELECT analyst FROM api_keys WHERE key_hash = ? AND revoked IS NULL",
-                    (_key_hash(key),),
-                ).fetchone()
-            if row is not None:
-                return str(row[0])
+                found = self._live_key(con, key)
+            if found is not None:
+                return found[0], api_key_id(found[1])
         raise AuthError("unknown or revoked API key")
 
     def revoke_key(self, key: str) -> None:
         """Revoke one API key; :class:`pets.AuthError` if it is unknown or already revoked."""
         if isinstance(key, str):
             with self._write() as con:
-                row = con.execute(
-                    "SELECT analyst FROM api_keys WHERE key_hash = ? AND revoked IS NULL",
-                    (_key_hash(key),),
-                ).fetchone()
-                if row is not None:
+                found = self._live_key(con, key)
+                if found is not None:
+                    analyst, stored = found
                     con.execute("UPDATE api_keys SET revoked = ? WHERE key_hash = ?",
-                                (_now(), _key_hash(key)))
-                    self._record_holder_act(con, "key", str(row[0]), None, None,
+                                (_now(), stored))
+                    self._record_holder_act(con, "key", analyst, None, None,
                                             action="revoked", keys=1,
-                                            key_ids=[api_key_id(_key_hash(key))])
+                                            key_ids=[api_key_id(stored)])
                     return
         raise AuthError("unknown or revoked API key")
 

@@ -662,6 +662,37 @@ def test_api_keys_are_stored_hashed_and_identify_their_analyst(store: Store) -> 
         store.check_key(key)
 
 
+def test_api_keys_are_stored_as_salted_hashes_and_older_unsalted_ones_still_work(
+        store: Store, tmp_path: Path) -> None:
+    from pets.store.sqlite import _key_hash, _salted_key_hash
+
+    key = store.issue_key(A)
+    (stored,) = raw(store).execute("SELECT key_hash FROM api_keys").fetchone()
+    (salt,) = raw(store).execute("SELECT salt FROM api_key_salt").fetchone()
+    assert len(salt) == 32
+    assert stored == _salted_key_hash(salt, key) and stored.startswith("s1$")
+    assert stored != _key_hash(key) and _key_hash(key) not in stored
+    # another store salts the same key otherwise
+    other = Store(tmp_path / "other")
+    (salt2,) = raw(other).execute("SELECT salt FROM api_key_salt").fetchone()
+    assert salt2 != salt and _salted_key_hash(salt2, key) != stored
+    # a key issued before salting (stored as its plain SHA-256) still authenticates,
+    # keeps its key id, and can be revoked
+    old_key = "pets_" + "x" * 43
+    con = raw(store)
+    con.execute("INSERT INTO api_keys (key_hash, analyst, created) VALUES (?, ?, ?)",
+                (_key_hash(old_key), "bob", "2026-01-01T00:00:00+00:00"))
+    con.commit()
+    from pets.store.audit import api_key_id
+
+    assert store.check_key_id(old_key) == ("bob", api_key_id(_key_hash(old_key)))
+    assert store.check_key_id(key) == (A, api_key_id(stored))
+    store.revoke_key(old_key)
+    with pytest.raises(AuthError, match="unknown or revoked API key"):
+        store.check_key(old_key)
+    assert store.check_key(key) == A
+
+
 def test_issuing_and_revoking_keys_is_audited_without_the_key_or_its_hash(store: Store) -> None:
     k1, k2, k3 = store.issue_key(A), store.issue_key(A), store.issue_key("bob")
     store.revoke_key(k3)
