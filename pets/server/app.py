@@ -321,13 +321,14 @@ def create_app(home_or_holder: "str | os.PathLike[str] | Holder", *,
         raise AuthError("unknown or revoked API key")
 
     async def caller(request: Request) -> Caller:
-        # the key check is one SHA-256 and one indexed read in WAL mode (no lock): done
-        # here, on the event loop, saving a hand-over to a worker and back per request;
-        # a refusal writes an audit record, so that part goes to a worker
-        analyst, key_id = _key_of(request.headers.get("authorization"))
+        # the key check is two SHA-256s (salted, and unsalted for older keys) and one
+        # indexed read in WAL mode (no lock): done here, on the event loop, saving a
+        # hand-over to a worker and back per request; a refusal writes an audit record,
+        # so that part goes to a worker
+        analyst, id_or_rule = _key_of(request.headers.get("authorization"))
         if analyst is None:
-            await asyncio.get_running_loop().run_in_executor(pool, _refuse, request, key_id)
-        c = Caller(analyst, key_id)  # type: ignore[arg-type]
+            await asyncio.get_running_loop().run_in_executor(pool, _refuse, request, id_or_rule)
+        c = Caller(analyst, id_or_rule)  # type: ignore[arg-type]
         request.state.analyst, request.state.key_id = c.analyst, c.key_id
         wait = buckets.take(c.key_id)
         if wait:
